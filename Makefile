@@ -1,0 +1,48 @@
+# Predictive pre-scaler for SageMaker endpoints. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= out
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml layers/prescaler/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtual environment (.venv) and install the project with dev extras
+
+.PHONY: demo
+demo: $(STAMP) ## Run the simulator on the reference traffic: all five policies, table + plot in out/
+	@mkdir -p $(OUT)
+	$(BIN)/prescaler simulate --scenario reference --plot $(OUT)/reference.png
+
+.PHONY: test
+test: $(STAMP) ## Unit and integration tests (no AWS account, no network)
+	$(BIN)/python -m pytest -m "not e2e and not bench" -q
+
+.PHONY: lint
+lint: $(STAMP) ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+.PHONY: bench
+bench: $(STAMP) ## Speed and memory targets (pytest-benchmark)
+	$(BIN)/python -m pytest -m bench --benchmark-enable -q -p no:randomly tests/bench
+
+.PHONY: e2e
+e2e: $(STAMP) ## sam build + sam local invoke of every function/event in a container against moto
+	bash tests/e2e/run.sh
+
+.PHONY: clean
+clean: ## Remove the venv, build output and caches
+	rm -rf $(VENV) .aws-sam $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

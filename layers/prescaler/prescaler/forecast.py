@@ -1,0 +1,265 @@
+"""Forecast: per-minute invocations for the next minutes, from the endpoint's own recent history.
+
+The method is a seasonal "max over recent cycles" at minute resolution, chosen by backtest skill:
+
+1. Candidate patterns are the hourly, daily and weekly cycles. A pattern is eligible when the
+   history holds at least two of its cycles (and at least 24 hours in all): with less there is no
+   forecast-driven raise.
+2. A pattern's forecast for minute ``t`` is the largest value seen at ``t - k * period`` (``k = 1 ..
+   cycles``), each widened by ``drift_minutes`` either side. Taking the largest of the recent cycles
+   covers a spike whose start drifts, survives one missing spike, and follows a schedule that moves
+   after one cycle. Daily and weekly lags are counted in wall-clock time of ``timezone``, so a
+   local-time job keeps its slot across daylight-saving shifts.
+3. Each eligible pattern is backtested on the last day of history: for every minute, the peak it
+   would have forecast over the next ``window`` minutes against the peak that came (mean absolute
+   error, invocations per minute). The pattern with the smallest error is used, but only if it beats
+   persistence (the last observed minute): otherwise the traffic has no pattern worth acting on and
+   the forecast is marked unusable.
+
+Pure numpy/pandas, no clock, no AWS: ``forecast`` is called by both Lambdas and, once per simulated
+minute, by the simulator's ``predictive`` policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from prescaler.history import MINUTE, SERIES_NAME, active_minutes, to_utc
+
+#: A forecast-driven raise needs at least this much history (and two cycles of its pattern).
+MIN_HISTORY = pd.Timedelta(hours=24)
+#: Backtest the candidate patterns on at most this many of the newest minutes.
+SKILL_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A seasonal cycle the forecaster can use."""
+
+    name: str
+    period_minutes: int
+    cycles: int
+    wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
+
+
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern("hourly", 60, cycles=3, wall_clock=False),
+    Pattern("daily", 1440, cycles=3, wall_clock=True),
+    Pattern("weekly", 10080, cycles=2, wall_clock=True),
+)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Predicted invocations per minute over ``[start, end)``.
+
+    Attributes:
+        values: per-minute UTC series of predicted invocations over ``[start, end)``.
+        pattern: the cycle used (``hourly``, ``daily``, ``weekly``) or ``none``.
+        usable: whether a raise may be based on it (False: too little history, no data, or no
+            pattern that beats persistence).
+        peak_invocations_per_minute: the largest predicted minute.
+        window_start / window_end: the run of minutes around the peak within 90% of it (end
+            exclusive), UTC.
+        reason: one line a human can read.
+        skill: backtest error per candidate (mean absolute error of the window peak,
+            invocations per minute), ``persistence`` included.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    values: pd.Series
+    pattern: str
+    usable: bool
+    peak_invocations_per_minute: float
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    history_minutes: int
+    reason: str
+    skill: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the CLI's and the handlers' ``forecast`` object)."""
+        return {
+            "pattern": self.pattern,
+            "usable": self.usable,
+            "peak_invocations_per_minute": round(float(self.peak_invocations_per_minute), 3),
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "history_minutes": self.history_minutes,
+            "skill_mae": {k: round(v, 3) for k, v in self.skill.items()},
+            "reason": self.reason,
+        }
+
+
+def _rolling_max(y: np.ndarray, half_width: int) -> np.ndarray:
+    """Centered max over ``[i - half_width, i + half_width]``, edges padded with the edge values' max."""
+    if half_width <= 0 or len(y) == 0:
+        return y
+    padded = np.pad(y, half_width, mode="constant", constant_values=-np.inf)
+    return sliding_window_view(padded, 2 * half_width + 1).max(axis=1)
+
+
+def _utc_offsets(times: pd.DatetimeIndex, timezone: str) -> np.ndarray:
+    """UTC offset in minutes of each (UTC) time in ``timezone``."""
+    if timezone in ("UTC", "Etc/UTC"):
+        return np.zeros(len(times), dtype=np.int64)
+    local = times.tz_convert(timezone).tz_localize(None)
+    return ((local - times.tz_localize(None)) // MINUTE).to_numpy(dtype=np.int64)
+
+
+def _seasonal(
+    ymax: np.ndarray,
+    targets: np.ndarray,
+    origin: pd.Timestamp,
+    pattern: Pattern,
+    timezone: str,
+    observed_until: np.ndarray,
+    drift: int,
+) -> np.ndarray:
+    """Max over ``pattern.cycles`` lagged (and drift-widened) values for each target position.
+
+    ``targets`` are minute positions relative to ``origin`` (the history's first minute);
+    ``observed_until[i]`` is the exclusive end of what may be read for target ``i``.
+    """
+    out = np.full(len(targets), np.nan)
+    offsets_t = None
+    if pattern.wall_clock and timezone not in ("UTC", "Etc/UTC"):
+        times = origin + pd.to_timedelta(targets, unit="min")
+        offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
+    n = len(ymax)
+    for k in range(1, pattern.cycles + 1):
+        lag = np.full(len(targets), k * pattern.period_minutes, dtype=np.int64)
+        if offsets_t is not None:
+            src_times = origin + pd.to_timedelta(targets - lag, unit="min")
+            lag = lag - (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
+        src = targets - lag
+        ok = (src >= 0) & (src < n) & (src + drift < observed_until)
+        vals = np.where(ok, ymax[np.clip(src, 0, n - 1)], np.nan)
+        out = np.fmax(out, vals)
+    return out
+
+
+def _window_peaks(values: np.ndarray, width: int) -> np.ndarray:
+    return sliding_window_view(values, width).max(axis=1)
+
+
+def _skill(
+    y: np.ndarray,
+    ymax: np.ndarray,
+    origin: pd.Timestamp,
+    patterns: list[Pattern],
+    timezone: str,
+    width: int,
+    drift: int,
+) -> dict[str, float]:
+    """Backtest each pattern and persistence on the newest minutes: window-peak MAE per minute."""
+    n = len(y)
+    eval_len = min(SKILL_MINUTES, n - width)
+    if eval_len <= 0:
+        return {}
+    first = n - eval_len - width + 1  # first issue position
+    targets = np.arange(first, n)
+    # each target is forecast from an issue time `width` minutes earlier, the worst case in a window
+    observed_until = targets - width + 1
+    actual = _window_peaks(y[first:], width)
+    scores: dict[str, float] = {}
+    persistence = y[np.clip(np.arange(first, first + len(actual)) - 1, 0, n - 1)]
+    scores["persistence"] = float(np.mean(np.abs(persistence - actual)))
+    for pattern in patterns:
+        pred = _seasonal(ymax, targets, origin, pattern, timezone, observed_until, drift)
+        pred = np.where(np.isnan(pred), 0.0, pred)
+        scores[pattern.name] = float(np.mean(np.abs(_window_peaks(pred, width) - actual)))
+    return scores
+
+
+def forecast(
+    history: pd.Series,
+    start: datetime | pd.Timestamp,
+    end: datetime | pd.Timestamp,
+    *,
+    drift_minutes: int = 1,
+    timezone: str = "UTC",
+    min_history: pd.Timedelta = MIN_HISTORY,
+) -> Forecast:
+    """Forecast invocations per minute over ``[start, end)`` from a per-minute history.
+
+    Args:
+        history: per-minute UTC series of invocations (``prescaler.history`` shape), complete
+            minutes only, at most 14 days. Its end may be before ``start`` (publication delay): the
+            minutes in between are forecast too, from earlier cycles.
+        start, end: the forecast range (whole UTC minutes; ``end`` exclusive).
+        drift_minutes: widen each past minute by this many minutes either side (spike-start jitter).
+        timezone: IANA name of the time zone whose wall clock daily and weekly jobs follow.
+        min_history: no usable forecast with less active history than this.
+
+    Returns:
+        A ``Forecast``. When ``usable`` is False its values are the last observed minute repeated
+        (information only: the planner will not raise on it).
+
+    Raises:
+        ValueError: ``end`` is not after ``start``, or ``history`` is not per-minute.
+    """
+    lo, hi = to_utc(start).floor("min"), to_utc(end).floor("min")
+    if hi <= lo:
+        raise ValueError(f"forecast range is empty: {lo} .. {hi}")
+    out_index = pd.date_range(lo, hi, freq="min", inclusive="left", name="minute")
+    y = history.to_numpy(dtype=float)
+    n = len(y)
+    active = active_minutes(history) if n else 0
+
+    def unusable(reason: str, skill: dict[str, float] | None = None) -> Forecast:
+        level = float(y[-1]) if n else 0.0
+        values = pd.Series(np.full(len(out_index), level), index=out_index, name=SERIES_NAME)
+        return Forecast(lo, hi, values, "none", False, level, lo, hi, active, reason, skill or {})
+
+    if n == 0 or active == 0:
+        return unusable("no data: the history window holds no invocations")
+    if history.index.freq is None and n > 1 and (history.index[1] - history.index[0]) != MINUTE:
+        raise ValueError("history must be a per-minute series (see prescaler.history.per_minute)")
+    if active < min_history / MINUTE:
+        return unusable(f"too little history: {active / 60:.1f} h of traffic, need "
+                        f"{min_history / pd.Timedelta(hours=1):.0f} h before any forecast-driven raise")
+    eligible = [p for p in PATTERNS if active >= 2 * p.period_minutes]
+    width = len(out_index)
+    ymax = _rolling_max(y, drift_minutes)
+    origin = history.index[0]
+    skill = _skill(y, ymax, origin, eligible, timezone, max(width, 1), drift_minutes)
+    ranked = sorted((p for p in eligible if p.name in skill), key=lambda p: skill[p.name])
+    if not ranked:
+        return unusable("too little history to backtest any pattern", skill)
+    best = ranked[0]
+    if skill[best.name] >= skill["persistence"]:
+        return unusable(
+            f"no pattern worth acting on: best ({best.name}) window-peak error "
+            f"{skill[best.name]:,.0f}/min is no better than persistence {skill['persistence']:,.0f}/min",
+            skill,
+        )
+
+    targets = ((out_index - origin) // MINUTE).to_numpy(dtype=np.int64)
+    pred = _seasonal(ymax, targets, origin, best, timezone, np.full(len(targets), n), drift_minutes)
+    pred = np.where(np.isnan(pred), float(y[-1]), pred)
+    values = pd.Series(pred, index=out_index, name=SERIES_NAME)
+    peak_at = int(np.argmax(pred))
+    peak = float(pred[peak_at])
+    near = pred >= 0.9 * peak
+    a = peak_at
+    while a > 0 and near[a - 1]:
+        a -= 1
+    b = peak_at
+    while b + 1 < len(pred) and near[b + 1]:
+        b += 1
+    w_start, w_end = out_index[a], out_index[b] + MINUTE
+    reason = (
+        f"{best.name} pattern ({best.cycles} cycles, drift ±{drift_minutes} min; backtest window-peak "
+        f"error {skill[best.name]:,.0f}/min vs {skill['persistence']:,.0f}/min for persistence): "
+        f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
+    )
+    return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, active, reason, skill)

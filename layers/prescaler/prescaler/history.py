@@ -1,0 +1,173 @@
+"""Invocation history: raw datapoints in, a per-minute UTC series of invocations out.
+
+Everything downstream (forecast, plan, simulator) reads one shape: a ``pandas.Series`` of floats,
+indexed by a tz-aware UTC ``DatetimeIndex`` with one entry per whole minute (``freq="min"``), each
+value the number of invocations in ``[minute, minute + 60 s)``. Minutes with no datapoint are zero
+(CloudWatch publishes no datapoint for a minute with no traffic), and only complete minutes are kept.
+
+The functions here are pure: no boto3, no clock. The CloudWatch adapter and the CLI both feed them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+MINUTE = pd.Timedelta(minutes=1)
+SERIES_NAME = "invocations"
+#: CloudWatch keeps 1-minute datapoints for 15 days (AWS CloudWatch "Metrics retention"); the
+#: forecast reads at most 14 of them so a query never asks for data that is being expired.
+MAX_HISTORY = pd.Timedelta(days=14)
+#: The newest minutes of a CloudWatch metric are still being aggregated; PROBLEM.md: "the newest
+#: one or two minutes are still incomplete". We drop two.
+INCOMPLETE_MINUTES = 2
+
+
+class HistoryError(ValueError):
+    """Raw datapoints that cannot be read as demand (negative, non-finite, unparseable times)."""
+
+
+def to_utc(ts: datetime | str | pd.Timestamp) -> pd.Timestamp:
+    """A timestamp as a tz-aware UTC ``pd.Timestamp``; naive input is read as UTC.
+
+    Raises:
+        HistoryError: the value is not a timestamp.
+    """
+    try:
+        out = pd.Timestamp(ts)
+    except (ValueError, TypeError) as exc:
+        raise HistoryError(f"not a timestamp: {ts!r}") from exc
+    if out is pd.NaT:
+        raise HistoryError(f"not a timestamp: {ts!r}")
+    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+
+
+def complete_end(now: datetime | pd.Timestamp, incomplete_minutes: int = INCOMPLETE_MINUTES) -> pd.Timestamp:
+    """Exclusive end of the complete minutes at ``now``: ``floor(now, 1 min) - incomplete_minutes``."""
+    return to_utc(now).floor("min") - incomplete_minutes * MINUTE
+
+
+def empty(start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """A zero per-minute series covering ``[start, end)`` (both whole UTC minutes)."""
+    index = pd.date_range(start, end, freq="min", inclusive="left", name="minute")
+    return pd.Series(np.zeros(len(index)), index=index, name=SERIES_NAME)
+
+
+def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(list(timestamps) if not hasattr(timestamps, "dtype")
+                                                else timestamps, utc=True))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise HistoryError(f"unparseable timestamps: {exc}") from exc
+    if index.hasnans:
+        raise HistoryError("unparseable timestamps: some rows have no time")
+    return index
+
+
+def _infer_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The sampling interval: the median gap between distinct timestamps, at least one minute."""
+    distinct = index.unique().sort_values()
+    if len(distinct) < 2:
+        return MINUTE
+    gaps = np.diff(distinct.asi8)
+    return max(MINUTE, pd.Timedelta(int(np.median(gaps)), unit="ns").round("min"))
+
+
+def per_minute(
+    timestamps: Iterable,
+    values: Iterable[float],
+    *,
+    interval: pd.Timedelta | None = None,
+    start: datetime | pd.Timestamp | None = None,
+    end: datetime | pd.Timestamp | None = None,
+) -> pd.Series:
+    """Counts per interval -> a per-minute UTC series of invocations.
+
+    Args:
+        timestamps: start of each datapoint's interval, in any order, duplicates allowed (the last
+            one of a duplicated timestamp wins, as when two CloudWatch pages overlap). Naive times
+            are UTC.
+        values: invocations counted in each interval (a count, not a rate).
+        interval: length of each datapoint's interval. Default: the median gap between distinct
+            timestamps, at least one minute. A count over ``k`` minutes is spread evenly, ``1/k`` of
+            it on each minute; sub-minute counts are summed into their minute.
+        start: first minute of the result (floored to the minute). Default: the first datapoint.
+        end: exclusive end (floored to the minute); minutes at or after it are dropped, as are the
+            parts of coarse intervals reaching past it. Default: the end of the last interval.
+
+    Returns:
+        Float series, one entry per minute in ``[start, end)``, zero where nothing was recorded.
+
+    Raises:
+        HistoryError: negative or non-finite values, unparseable timestamps, or lengths that differ.
+    """
+    index = _utc_index(timestamps)
+    vals = np.asarray(list(values) if not hasattr(values, "dtype") else values, dtype=float)
+    if len(vals) != len(index):
+        raise HistoryError(f"{len(index)} timestamps but {len(vals)} values")
+    if not np.isfinite(vals).all():
+        raise HistoryError("values must be finite numbers (found NaN or infinity)")
+    if (vals < 0).any():
+        raise HistoryError(f"invocation counts cannot be negative (found {vals.min():g})")
+    step = interval if interval is not None else _infer_interval(index)
+    if step <= pd.Timedelta(0):
+        raise HistoryError(f"interval must be positive, got {step}")
+
+    raw = pd.Series(vals, index=index)
+    raw = raw[~raw.index.duplicated(keep="last")].sort_index()
+    if step <= MINUTE:
+        spread = raw.groupby(raw.index.floor("min")).sum()
+    else:
+        minutes = int(np.ceil(step / MINUTE))
+        offsets = np.arange(minutes) * MINUTE.value
+        starts = raw.index.floor("min").asi8
+        spread_index = (starts[:, None] + offsets[None, :]).ravel()
+        spread_vals = np.repeat(raw.to_numpy() / minutes, minutes)
+        spread = pd.Series(spread_vals, index=pd.DatetimeIndex(spread_index, tz="UTC"))
+        spread = spread.groupby(level=0).sum()
+
+    lo = to_utc(start).floor("min") if start is not None else (
+        spread.index[0] if len(spread) else None)
+    hi = to_utc(end).floor("min") if end is not None else (
+        spread.index[-1] + MINUTE if len(spread) else None)
+    if lo is None or hi is None:
+        raise HistoryError("no datapoints and no start/end to build an empty window from")
+    out = empty(lo, max(lo, hi))
+    inside = spread[(spread.index >= lo) & (spread.index < hi)]
+    out.loc[inside.index] = inside.to_numpy()
+    return out
+
+
+def from_requests(
+    timestamps: Iterable,
+    *,
+    start: datetime | pd.Timestamp | None = None,
+    end: datetime | pd.Timestamp | None = None,
+) -> pd.Series:
+    """One row per request (its arrival time) -> a per-minute UTC series of invocations.
+
+    Raises:
+        HistoryError: unparseable timestamps.
+    """
+    index = _utc_index(timestamps)
+    return per_minute(index, np.ones(len(index)), interval=pd.Timedelta(seconds=1), start=start,
+                      end=end if end is not None else (index.max().floor("min") + MINUTE
+                                                       if len(index) else None))
+
+
+def window(history: pd.Series, end: datetime | pd.Timestamp, length: pd.Timedelta = MAX_HISTORY) -> pd.Series:
+    """The part of a per-minute series in ``[end - length, end)``, zero-filled to that full window."""
+    hi = to_utc(end).floor("min")
+    lo = hi - length
+    return history.reindex(pd.date_range(lo, hi, freq="min", inclusive="left", name="minute"),
+                           fill_value=0.0).rename(SERIES_NAME)
+
+
+def active_minutes(history: pd.Series) -> int:
+    """Minutes from the first non-zero minute to the end: how much usable history there is."""
+    values = history.to_numpy()
+    nonzero = np.flatnonzero(values > 0)
+    return 0 if len(nonzero) == 0 else len(values) - int(nonzero[0])

@@ -1,0 +1,252 @@
+"""Plan: forecast + scalable-target state + settings -> a decision (raise, hold or relax).
+
+The one place where capacity is decided. The prescale and relax Lambdas and the simulator's
+``predictive`` policy all call :func:`decide` (or :func:`plan` with a forecast they made), so a
+backtest measures the code that runs in production.
+
+Invariants (pinned by ``tests/unit/test_plan.py``):
+- MinCapacity stays within ``[baseline, min(prescale cap, MaxCapacity)]``; a MinCapacity above
+  MaxCapacity is never proposed; MaxCapacity and SuspendedState are not part of a decision.
+- ``raise`` only increases MinCapacity, ``relax`` only decreases it.
+- An unusable forecast (missing, short or patternless history) never raises and never relaxes.
+- A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
+- Prompt scale-in never asks for fewer instances than MinCapacity, and only after demand has been
+  low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from prescaler.forecast import Forecast, forecast
+from prescaler.history import MINUTE, to_utc
+
+Action = Literal["raise", "hold", "relax"]
+
+
+class PlannerSettings(BaseModel):
+    """Knobs of the decision core (units in the names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target_invocations_per_instance: float = Field(
+        2400.0, gt=0, description="Target tracking target: invocations per instance per minute.")
+    headroom: float = Field(0.0, ge=0, le=4, description="Extra capacity on the forecast peak (0.1 = 10%).")
+    lead_time_s: int = Field(
+        300, ge=0, le=3600,
+        description="Seconds before a spike that capacity must be requested: 2-4 min to InService + a tick.")
+    horizon_minutes: int = Field(
+        2, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
+    baseline_min_capacity: int = Field(2, ge=1, description="MinCapacity outside spikes (instances).")
+    prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
+    prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
+    scale_in_low_minutes: int = Field(
+        2, ge=1, le=60, description="Complete minutes of low demand before prompt scale-in.")
+    max_hold_minutes: int = Field(
+        120, ge=1, description="Watchdog: a raise older than this is relaxed whatever the forecast says.")
+    drift_minutes: int = Field(1, ge=0, le=15, description="Spike-start jitter the forecast covers (min).")
+    timezone: str = Field("UTC", description="IANA time zone whose wall clock daily jobs follow.")
+
+    @model_validator(mode="after")
+    def _cap_above_baseline(self) -> PlannerSettings:
+        if self.prescale_max_capacity < self.baseline_min_capacity:
+            raise ValueError(
+                f"prescale_max_capacity ({self.prescale_max_capacity}) is below "
+                f"baseline_min_capacity ({self.baseline_min_capacity})")
+        return self
+
+    @property
+    def lookahead_minutes(self) -> int:
+        """Minutes of forecast each tick needs: lead time (rounded up) + horizon."""
+        return math.ceil(self.lead_time_s / 60) + self.horizon_minutes
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What Application Auto Scaling and SageMaker say about the variant now.
+
+    Attributes:
+        min_capacity / max_capacity: the scalable target's range (instances).
+        current_instances: the variant's desired instance count.
+        owned_min_capacity: the MinCapacity the pre-scaler last set and still owns (from the ledger),
+            or None when it owns nothing.
+        owned_since: when that raise was made (UTC), for the watchdog.
+    """
+
+    min_capacity: int
+    max_capacity: int
+    current_instances: int
+    owned_min_capacity: int | None = None
+    owned_since: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do, why, and the numbers behind it.
+
+    ``min_capacity`` is the MinCapacity after the decision (unchanged on ``hold``);
+    ``desired_instances`` is a prompt scale-in target for the variant, or None.
+    """
+
+    action: Action
+    min_capacity: int
+    previous_min_capacity: int
+    reason: str
+    desired_instances: int | None = None
+    forecast: Forecast | None = None
+    numbers: dict[str, float | int | str | None] = field(default_factory=dict)
+
+    @property
+    def changes_min_capacity(self) -> bool:
+        return self.min_capacity != self.previous_min_capacity
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (the CLI's and the handlers' ``decision`` object)."""
+        return {
+            "action": self.action,
+            "min_capacity": self.min_capacity,
+            "previous_min_capacity": self.previous_min_capacity,
+            "desired_instances": self.desired_instances,
+            "reason": self.reason,
+            "numbers": self.numbers,
+        }
+
+
+def instances_for(invocations_per_minute: float, settings: PlannerSettings) -> int:
+    """Instances needed: ``ceil(invocations per minute x (1 + headroom) / target per instance)``."""
+    need = invocations_per_minute * (1 + settings.headroom) / settings.target_invocations_per_instance
+    return max(0, math.ceil(round(need, 9)))
+
+
+def plan(
+    fc: Forecast,
+    history: pd.Series,
+    state: TargetState,
+    settings: PlannerSettings,
+    now: datetime | pd.Timestamp,
+) -> Decision:
+    """Decide MinCapacity (and possibly a prompt scale-in) for one tick.
+
+    Args:
+        fc: forecast covering ``[now, now + lead time + horizon)``.
+        history: the per-minute UTC series of observed invocations (complete minutes) the forecast
+            was made from; its tail is the observed demand for prompt scale-in.
+        state: the scalable target now.
+        settings: planner settings.
+        now: the tick's reference time (UTC).
+
+    Returns:
+        A ``Decision``. Never raises for odd data: it holds and says why.
+    """
+    now = to_utc(now)
+    cap = min(settings.prescale_max_capacity, state.max_capacity)
+    baseline = min(settings.baseline_min_capacity, cap)
+    current = state.min_capacity
+    owned = state.owned_min_capacity is not None and state.owned_min_capacity == current
+    numbers: dict[str, float | int | str | None] = {
+        "forecast_peak_invocations_per_minute": round(float(fc.peak_invocations_per_minute), 3),
+        "pattern": fc.pattern,
+        "baseline_min_capacity": baseline,
+        "cap": cap,
+        "current_min_capacity": current,
+        "current_instances": state.current_instances,
+        "max_capacity": state.max_capacity,
+        "target_invocations_per_instance": settings.target_invocations_per_instance,
+        "headroom": settings.headroom,
+        "lead_time_s": settings.lead_time_s,
+        "horizon_minutes": settings.horizon_minutes,
+    }
+
+    def decision(action: Action, new_min: int, reason: str, desired: int | None = None) -> Decision:
+        return Decision(action, new_min, current, reason, desired, fc, numbers)
+
+    # The watchdog: a raise held too long is relaxed whatever the forecast says.
+    if owned and current > baseline and state.owned_since is not None:
+        held = (now - to_utc(state.owned_since)) / MINUTE
+        numbers["held_minutes"] = round(held, 1)
+        if held > settings.max_hold_minutes:
+            return decision("relax", baseline, f"watchdog: MinCapacity {current} has been held "
+                            f"{held:.0f} min (> {settings.max_hold_minutes}); back to baseline {baseline}")
+
+    if not fc.usable:
+        return decision("hold", current, f"hold: {fc.reason}")
+
+    required = min(cap, max(baseline, instances_for(fc.peak_invocations_per_minute, settings)))
+    numbers["required_instances"] = required
+    window = f"{fc.window_start:%H:%M}-{fc.window_end:%H:%M} UTC"
+
+    if required > current:
+        return decision("raise", required, (
+            f"raise MinCapacity {current} -> {required}: {fc.pattern} pattern forecasts "
+            f"{fc.peak_invocations_per_minute:,.0f} invocations/min in {window}; "
+            f"{required} instances at {settings.target_invocations_per_instance:,.0f}/instance"
+            f"{f' + {settings.headroom:.0%} headroom' if settings.headroom else ''}"
+            f"{' (capped)' if required == cap and instances_for(fc.peak_invocations_per_minute, settings) > cap else ''}"
+        ))
+
+    new_min = current
+    reason = f"hold MinCapacity {current}: forecast peak needs {required} in {window}"
+    action: Action = "hold"
+    if current > baseline and required < current:
+        if owned:
+            new_min, action = required, "relax"
+            reason = (f"relax MinCapacity {current} -> {required}: no spike forecast in the next "
+                      f"{settings.lookahead_minutes} min (peak {fc.peak_invocations_per_minute:,.0f}/min "
+                      f"needs {required})")
+        else:
+            reason = (f"hold MinCapacity {current}: not set by the pre-scaler (an operator's change?), "
+                      f"left alone")
+            numbers["not_owned"] = "true"
+            return decision("hold", current, reason)
+
+    desired = _prompt_scale_in(history, state, settings, new_min, required, numbers)
+    if desired is not None:
+        action = "relax"
+        reason += f"; prompt scale-in {state.current_instances} -> {desired} instances"
+    return decision(action, new_min, reason, desired)
+
+
+def _prompt_scale_in(
+    history: pd.Series,
+    state: TargetState,
+    settings: PlannerSettings,
+    new_min: int,
+    required: int,
+    numbers: dict[str, float | int | str | None],
+) -> int | None:
+    """Desired instance count after a spike, or None. Target tracking needs 15 low datapoints before
+    it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand has
+    been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast."""
+    if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
+        return None
+    recent = history.iloc[-settings.scale_in_low_minutes:]
+    observed_need = instances_for(float(recent.max()), settings)
+    numbers["observed_peak_invocations_per_minute"] = round(float(recent.max()), 3)
+    desired = max(new_min, observed_need, required)
+    if desired < state.current_instances:
+        return desired
+    return None
+
+
+def decide(
+    history: pd.Series,
+    state: TargetState,
+    settings: PlannerSettings,
+    now: datetime | pd.Timestamp,
+) -> Decision:
+    """Forecast ``[now, now + lead time + horizon)`` from ``history`` and :func:`plan` on it.
+
+    Args:
+        history: per-minute UTC series of observed invocations, complete minutes only, <= 14 days.
+        state / settings / now: as for :func:`plan`.
+    """
+    start = to_utc(now).floor("min")
+    fc = forecast(history, start, start + settings.lookahead_minutes * MINUTE,
+                  drift_minutes=settings.drift_minutes, timezone=settings.timezone)
+    return plan(fc, history, state, settings, now)
