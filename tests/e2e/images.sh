@@ -75,7 +75,8 @@ download_wheels() {
     log "pip download $* -> $dir"
     "$PY" -m pip download -q --disable-pip-version-check --dest "$dir" --only-binary=:all: \
       --python-version 3.11 --implementation cp --abi cp311 --platform "$PLATFORM" \
-      --platform manylinux_2_28_"${PLATFORM#manylinux2014_}" "$@" >&2
+      --platform manylinux_2_28_"${PLATFORM#manylinux2014_}" "$@" >"$CACHE/pip-$name.log" 2>&1 \
+      || { grep -v 'is ignored' "$CACHE/pip-$name.log" | tail -n 30 >&2; log "pip download failed"; exit 1; }
     touch "$dir/.complete"
   fi
   echo "$dir"
@@ -95,7 +96,7 @@ build_from_context() {
   cp "$dockerfile" "$ctx/Dockerfile"
   local f; for f in "$@"; do cp "$f" "$ctx/"; done
   log "docker build $tag"
-  if ! docker build --pull=false --label "$LABEL" --build-arg "BASE=$base" -t "$tag" "$ctx" \
+  if ! docker build --pull=false --force-rm --label "$LABEL" --build-arg "BASE=$base" -t "$tag" "$ctx" \
       >"$CACHE/build-$name.log" 2>&1; then
     tail -n 40 "$CACHE/build-$name.log" >&2; rm -rf "$ctx"
     log "docker build of $tag failed (log: $CACHE/build-$name.log)"; exit 1
