@@ -27,7 +27,6 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from prescaler.history import MINUTE, SERIES_NAME, active_minutes, to_utc
 
@@ -100,11 +99,12 @@ class Forecast:
 
 
 def _rolling_max(y: np.ndarray, half_width: int) -> np.ndarray:
-    """Centered max over ``[i - half_width, i + half_width]``, edges padded with the edge values' max."""
-    if half_width <= 0 or len(y) == 0:
-        return y
-    padded = np.pad(y, half_width, mode="constant", constant_values=-np.inf)
-    return sliding_window_view(padded, 2 * half_width + 1).max(axis=1)
+    """Centered max over ``[i - half_width, i + half_width]`` (clipped at the edges)."""
+    out = y.copy()
+    for s in range(1, min(half_width, len(y) - 1) + 1):
+        np.maximum(out[s:], y[:-s], out=out[s:])
+        np.maximum(out[:-s], y[s:], out=out[:-s])
+    return out
 
 
 def _utc_offsets(times: pd.DatetimeIndex, timezone: str) -> np.ndarray:
@@ -148,7 +148,11 @@ def _seasonal(
 
 
 def _window_peaks(values: np.ndarray, width: int) -> np.ndarray:
-    return sliding_window_view(values, width).max(axis=1)
+    """Max over each run of ``width`` consecutive values: shape ``(len(values) - width + 1,)``."""
+    out = values[: len(values) - width + 1].copy()
+    for s in range(1, width):
+        np.maximum(out, values[s: s + len(out)], out=out)
+    return out
 
 
 def _skill(
@@ -243,7 +247,7 @@ def forecast(
             skill,
         )
 
-    targets = ((out_index - origin) // MINUTE).to_numpy(dtype=np.int64)
+    targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     pred = _seasonal(ymax, targets, origin, best, timezone, np.full(len(targets), n), drift_minutes)
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)

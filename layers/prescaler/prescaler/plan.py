@@ -42,7 +42,7 @@ class PlannerSettings(BaseModel):
         300, ge=0, le=3600,
         description="Seconds before a spike that capacity must be requested: 2-4 min to InService + a tick.")
     horizon_minutes: int = Field(
-        2, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
+        1, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
     baseline_min_capacity: int = Field(2, ge=1, description="MinCapacity outside spikes (instances).")
     prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
@@ -207,8 +207,11 @@ def plan(
 
     desired = _prompt_scale_in(history, state, settings, new_min, required, numbers)
     if desired is not None:
+        scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
+                    f"{settings.scale_in_low_minutes} min of demand need "
+                    f"{numbers['observed_required_instances']} and no spike is forecast")
+        reason = f"{reason}; {scale_in}" if action == "relax" else f"relax: {scale_in} (MinCapacity {new_min})"
         action = "relax"
-        reason += f"; prompt scale-in {state.current_instances} -> {desired} instances"
     return decision(action, new_min, reason, desired)
 
 
@@ -225,9 +228,10 @@ def _prompt_scale_in(
     been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
-    recent = history.iloc[-settings.scale_in_low_minutes:]
-    observed_need = instances_for(float(recent.max()), settings)
-    numbers["observed_peak_invocations_per_minute"] = round(float(recent.max()), 3)
+    observed_peak = float(history.to_numpy()[-settings.scale_in_low_minutes:].max())
+    observed_need = instances_for(observed_peak, settings)
+    numbers["observed_peak_invocations_per_minute"] = round(observed_peak, 3)
+    numbers["observed_required_instances"] = observed_need
     desired = max(new_min, observed_need, required)
     if desired < state.current_instances:
         return desired

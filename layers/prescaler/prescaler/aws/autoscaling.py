@@ -1,0 +1,158 @@
+"""Application Auto Scaling: the variant's scalable target, its MinCapacity, its scaling activities.
+
+Rules (ARCHITECTURE.md, "Invariants"):
+
+- Only ``MinCapacity`` is ever sent. ``MaxCapacity`` and ``SuspendedState`` are left out of every
+  request, so Application Auto Scaling keeps them as they are (an operator's
+  ``DynamicScalingInSuspended=true`` survives a raise and a relax).
+- A MinCapacity above the target's MaxCapacity is never sent (:class:`ValueError` before the call).
+- Errors become outcomes: ``ObjectNotFoundException`` -> ``target_missing``; a
+  ``ValidationException`` about the endpoint's status (``Updating``, ``Creating``, ...) and
+  ``ConcurrentUpdateException`` -> ``deferred`` (the next tick, a minute later, tries again; botocore's
+  standard retry mode already retried throttling and 5xx). Anything else is raised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from prescaler.history import to_utc
+
+SERVICE_NAMESPACE = "sagemaker"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+Outcome = Literal["applied", "deferred", "target_missing"]
+
+#: "... changing the desired capacity from 2 to 6." (the Cause of an Application Auto Scaling activity)
+_CHANGE = re.compile(r"from (\d+) to (\d+)")
+
+
+def resource_id(endpoint_name: str, variant_name: str) -> str:
+    """``endpoint/<name>/variant/<variant>``: the scalable target's resource id."""
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+@dataclass(frozen=True)
+class ScalableTarget:
+    """The variant's scalable target (capacities in instances)."""
+
+    resource_id: str
+    min_capacity: int
+    max_capacity: int
+    suspended_state: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What happened to a change request: ``applied``, ``deferred`` or ``target_missing``."""
+
+    outcome: Outcome
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One scaling activity (times UTC; capacities parsed from its Cause, None when absent)."""
+
+    activity_id: str
+    status: str
+    start: pd.Timestamp
+    end: pd.Timestamp | None
+    from_capacity: int | None
+    to_capacity: int | None
+    description: str
+    status_message: str
+
+    @property
+    def scale_out(self) -> bool:
+        return (self.from_capacity is not None and self.to_capacity is not None
+                and self.to_capacity > self.from_capacity)
+
+
+def _deferrable(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    msg = exc.response.get("Error", {}).get("Message", "")
+    if code == "ConcurrentUpdateException":
+        return True
+    return code == "ValidationException" and bool(
+        re.search(r"status|Updating|Creating|InService|in progress", msg, re.IGNORECASE))
+
+
+class AutoScaling:
+    """Adapter over a boto3 ``application-autoscaling`` client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def describe(self, rid: str) -> ScalableTarget | None:
+        """The scalable target for ``rid``, or None when there is none."""
+        resp = self.client.describe_scalable_targets(
+            ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION)
+        for t in resp.get("ScalableTargets", []):
+            if t["ResourceId"] == rid:
+                return ScalableTarget(rid, int(t["MinCapacity"]), int(t["MaxCapacity"]),
+                                      dict(t.get("SuspendedState") or {}))
+        return None
+
+    def set_min_capacity(self, target: ScalableTarget, min_capacity: int) -> ApplyResult:
+        """Register ``MinCapacity`` only (never MaxCapacity, never SuspendedState).
+
+        Raises:
+            ValueError: ``min_capacity`` is below 1 or above the target's MaxCapacity.
+            ClientError: an error that is neither retryable later nor a missing target.
+        """
+        if not 1 <= min_capacity <= target.max_capacity:
+            raise ValueError(f"MinCapacity {min_capacity} outside [1, MaxCapacity {target.max_capacity}]")
+        try:
+            self.client.register_scalable_target(
+                ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target.resource_id,
+                ScalableDimension=SCALABLE_DIMENSION, MinCapacity=int(min_capacity))
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            if err.get("Code") == "ObjectNotFoundException":
+                return ApplyResult("target_missing", err.get("Message", ""))
+            if _deferrable(exc):
+                return ApplyResult("deferred", f"{err.get('Code')}: {err.get('Message', '')}")
+            raise
+        return ApplyResult("applied")
+
+    def activities(self, rid: str, max_results: int = 50) -> list[Activity]:
+        """The newest scaling activities of ``rid`` (one page, newest first, as AWS returns them)."""
+        resp = self.client.describe_scaling_activities(
+            ServiceNamespace=SERVICE_NAMESPACE, ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION,
+            MaxResults=max_results)
+        out = []
+        for a in resp.get("ScalingActivities", []):
+            m = _CHANGE.search(a.get("Cause", "")) or _CHANGE.search(a.get("Description", ""))
+            out.append(Activity(
+                activity_id=a.get("ActivityId", ""), status=a.get("StatusCode", ""),
+                start=to_utc(a["StartTime"]), end=to_utc(a["EndTime"]) if a.get("EndTime") else None,
+                from_capacity=int(m.group(1)) if m else None, to_capacity=int(m.group(2)) if m else None,
+                description=a.get("Description", ""), status_message=a.get("StatusMessage", "")))
+        return out
+
+
+def lead_time_s(activities: list[Activity], default_s: int, *, percentile: float = 90,
+                tick_s: int = 60, max_s: int = 3600) -> tuple[int, str]:
+    """Lead time (seconds) from successful scale-outs: the ``percentile`` of their start-to-end
+    durations plus one tick; ``default_s`` when there is none. Returns (seconds, source)."""
+    durations = [(a.end - a.start).total_seconds() for a in activities
+                 if a.status == "Successful" and a.scale_out and a.end is not None and a.end >= a.start]
+    if not durations:
+        return default_s, "default"
+    p = float(np.percentile(durations, percentile))
+    return min(max_s, math.ceil(p) + tick_s), f"p{percentile:g} of {len(durations)} scale-outs"
+
+
+def failures_since(activities: list[Activity], since: datetime | pd.Timestamp | None) -> list[Activity]:
+    """Failed activities that started at or after ``since`` (all failures when None), newest first."""
+    lo = to_utc(since) if since is not None else None
+    return [a for a in activities if a.status == "Failed" and (lo is None or a.start >= lo)]

@@ -1,0 +1,235 @@
+"""CloudWatch: the ``Invocations`` history reader, the GPU and latency reads, and PutMetricData.
+
+History is read the way PROBLEM.md and ARCHITECTURE.md require:
+
+- ``AWS/SageMaker`` ``Invocations`` with *both* dimensions ``EndpointName`` and ``VariantName``
+  (SageMaker publishes the metric with both; a query with one of them matches nothing);
+- statistic ``Sum`` (SageMaker writes one StatisticSet per minute, e.g. SampleCount 600, Sum 600,
+  Minimum 1, Maximum 1: ``Average`` would read 1);
+- ``StartTime``/``EndTime`` floored to the period, so two ticks 40 s apart ask for identical buckets;
+- ``ScanBy=TimestampAscending``, every ``NextToken`` page, de-duplicated, zero-filled by
+  :func:`prescaler.history.per_minute` (a minute with no traffic has no datapoint);
+- never more than :data:`prescaler.history.MAX_HISTORY` (14 days; 1-minute data is kept 15 days);
+- many endpoint variants in one ``GetMetricData`` call (up to 500 queries per call).
+
+An answer with no datapoints at all is *no data*, never zero demand: :class:`MetricHistory` carries
+the datapoint count, and :func:`read_invocations` raises :class:`NoMetricData`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from prescaler.history import MAX_HISTORY, HistoryError, per_minute, to_utc
+
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+#: SageMaker's instance-level metrics (GPUUtilization, CPUUtilization, ...) live here.
+ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+#: GetMetricData accepts at most 500 queries per call (CloudWatch API reference).
+MAX_QUERIES_PER_CALL = 500
+
+Variant = tuple[str, str]  # (endpoint name, variant name)
+
+
+class MetricReadError(RuntimeError):
+    """CloudWatch answered a query with ``InternalError`` / ``Forbidden``: the data is unreadable."""
+
+
+class NoMetricData(MetricReadError):
+    """No datapoint at all in the window (wrong names, wrong dimensions, or no traffic for 14 days)."""
+
+
+@dataclass(frozen=True)
+class MetricHistory:
+    """One variant's per-minute series plus how many datapoints CloudWatch actually returned.
+
+    ``datapoints == 0`` means CloudWatch returned nothing: *no data*, not zero demand.
+    """
+
+    series: pd.Series
+    datapoints: int
+
+    @property
+    def empty(self) -> bool:
+        return self.datapoints == 0
+
+
+def align(ts: datetime | pd.Timestamp, period_s: int) -> pd.Timestamp:
+    """Floor a time to a multiple of ``period_s`` seconds since the epoch (UTC)."""
+    return to_utc(ts).floor(pd.Timedelta(seconds=period_s))
+
+
+def dimensions(endpoint_name: str, variant_name: str) -> list[dict[str, str]]:
+    """Both SageMaker dimensions, exactly as SageMaker publishes them."""
+    return [{"Name": "EndpointName", "Value": endpoint_name},
+            {"Name": "VariantName", "Value": variant_name}]
+
+
+def _query(qid: str, namespace: str, metric: str, variant: Variant, stat: str, period_s: int) -> dict:
+    return {
+        "Id": qid,
+        "MetricStat": {
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions(*variant)},
+            "Period": period_s,
+            "Stat": stat,
+        },
+        "ReturnData": True,
+    }
+
+
+def get_metric_data(
+    client: Any,
+    queries: Sequence[dict],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> dict[str, tuple[list[datetime], list[float]]]:
+    """Run ``queries`` over ``[start, end)`` through every page; (timestamps, values) per query id.
+
+    Raises:
+        MetricReadError: a query came back ``InternalError`` or ``Forbidden``.
+    """
+    out: dict[str, tuple[list[datetime], list[float]]] = {q["Id"]: ([], []) for q in queries}
+    paginator = client.get_paginator("get_metric_data")
+    for i in range(0, len(queries), MAX_QUERIES_PER_CALL):
+        pages = paginator.paginate(
+            MetricDataQueries=list(queries[i:i + MAX_QUERIES_PER_CALL]),
+            StartTime=start.to_pydatetime(), EndTime=end.to_pydatetime(),
+            ScanBy="TimestampAscending")
+        for page in pages:
+            for result in page.get("MetricDataResults", []):
+                if result.get("StatusCode") in ("InternalError", "Forbidden"):
+                    raise MetricReadError(
+                        f"GetMetricData {result['Id']}: {result.get('StatusCode')} "
+                        f"{result.get('Messages', [])}")
+                ts, vals = out.setdefault(result["Id"], ([], []))
+                ts.extend(result.get("Timestamps", []))
+                vals.extend(result.get("Values", []))
+    return out
+
+
+def read_many(
+    client: Any,
+    variants: Iterable[Variant],
+    start: datetime | pd.Timestamp,
+    end: datetime | pd.Timestamp,
+    *,
+    metric: str = "Invocations",
+    namespace: str = SAGEMAKER_NAMESPACE,
+    stat: str = "Sum",
+    period_s: int = 60,
+) -> dict[Variant, MetricHistory]:
+    """Per-minute history of a count metric for many endpoint variants in one ``GetMetricData`` call.
+
+    Args:
+        client: a boto3 CloudWatch client.
+        variants: (endpoint name, variant name) pairs.
+        start, end: the window; both floored to the period, ``end`` exclusive (pass
+            :func:`prescaler.history.complete_end` for complete minutes only). ``start`` is raised to
+            ``end - 14 days`` (retention).
+        metric, namespace, stat, period_s: what to read (default ``AWS/SageMaker`` ``Invocations``
+            ``Sum`` per 60 s). A count over a longer period is spread evenly over its minutes.
+
+    Returns:
+        For each variant, a :class:`MetricHistory`: a per-minute UTC float series (name
+        ``invocations``) over ``[start, end)``, zero where CloudWatch had no datapoint, and the
+        number of datapoints returned.
+
+    Raises:
+        MetricReadError: CloudWatch could not read a query.
+        HistoryError: the window is empty or negative.
+    """
+    pairs = list(dict.fromkeys(variants))
+    hi = align(end, period_s)
+    lo = max(align(start, period_s), align(hi - MAX_HISTORY, period_s))
+    if lo >= hi:
+        raise HistoryError(f"empty window: start {lo} is not before end {hi}")
+    queries = [_query(f"q{i}", namespace, metric, pair, stat, period_s) for i, pair in enumerate(pairs)]
+    raw = get_metric_data(client, queries, lo, hi)
+    out: dict[Variant, MetricHistory] = {}
+    for i, pair in enumerate(pairs):
+        ts, vals = raw[f"q{i}"]
+        series = per_minute(ts, vals, interval=pd.Timedelta(seconds=period_s), start=lo, end=hi)
+        out[pair] = MetricHistory(series, len(ts))
+    return out
+
+
+def read_invocations(
+    client: Any,
+    endpoint_name: str,
+    variant_name: str,
+    start: datetime | pd.Timestamp,
+    end: datetime | pd.Timestamp,
+    *,
+    period_s: int = 60,
+) -> pd.Series:
+    """Per-minute ``Invocations`` (Sum) of one variant over ``[start, end)`` (the CLI's backtest reader).
+
+    Returns:
+        A per-minute UTC float series, zero-filled, at most 14 days long.
+
+    Raises:
+        NoMetricData: CloudWatch has no datapoint in the window: check the endpoint and variant
+            names (both dimensions are required); an empty answer is never read as zero demand.
+        MetricReadError: CloudWatch could not read the query.
+    """
+    history = read_many(client, [(endpoint_name, variant_name)], start, end, period_s=period_s)[
+        (endpoint_name, variant_name)]
+    if history.empty:
+        raise NoMetricData(
+            f"no AWS/SageMaker Invocations datapoints for EndpointName={endpoint_name} "
+            f"VariantName={variant_name} between {align(start, period_s)} and {align(end, period_s)}")
+    return history.series
+
+
+def latest_average(
+    client: Any,
+    endpoint_name: str,
+    variant_name: str,
+    metrics: Sequence[tuple[str, str]],
+    end: datetime | pd.Timestamp,
+    *,
+    minutes: int = 5,
+) -> dict[str, tuple[pd.Timestamp, float] | None]:
+    """The newest 1-minute ``Average`` of each (namespace, metric name) in ``[end - minutes, end)``.
+
+    Used for ``GPUUtilization`` (``/aws/sagemaker/Endpoints``, percent summed over the instance's
+    GPUs) and ``ModelLatency`` (``AWS/SageMaker``, microseconds). Returns None for a metric with no
+    datapoint.
+    """
+    hi = align(end, 60)
+    lo = hi - pd.Timedelta(minutes=minutes)
+    queries = [_query(f"q{i}", ns, name, (endpoint_name, variant_name), "Average", 60)
+               for i, (ns, name) in enumerate(metrics)]
+    raw = get_metric_data(client, queries, lo, hi)
+    out: dict[str, tuple[pd.Timestamp, float] | None] = {}
+    for i, (_, name) in enumerate(metrics):
+        ts, vals = raw[f"q{i}"]
+        points = sorted((to_utc(t), float(v)) for t, v in zip(ts, vals, strict=True) if math.isfinite(v))
+        out[name] = points[-1] if points else None
+    return out
+
+
+def microseconds_to_ms(value_us: float) -> float:
+    """``ModelLatency`` / ``OverheadLatency`` are published in microseconds: 250000 us -> 250.0 ms."""
+    return value_us / 1000.0
+
+
+def put_metric(
+    client: Any,
+    namespace: str,
+    name: str,
+    value: float,
+    unit: str,
+    timestamp: pd.Timestamp,
+    dims: list[dict[str, str]],
+) -> None:
+    """Publish one datapoint with ``PutMetricData`` (IAM allows only the project's namespace)."""
+    client.put_metric_data(Namespace=namespace, MetricData=[{
+        "MetricName": name, "Dimensions": dims, "Timestamp": timestamp.to_pydatetime(),
+        "Value": float(value), "Unit": unit}])

@@ -1,0 +1,132 @@
+"""The decision ledger: one DynamoDB item per scalable target, written with conditional writes.
+
+It records what the pre-scaler set, when and why, so the relaxer only lowers a MinCapacity the
+pre-scaler set (an operator's change is left alone) and the watchdog knows how long a raise is held.
+
+Item shape (table partition key ``scalable_target``, type S)::
+
+    {
+      "scalable_target": "endpoint/<name>/variant/<variant>",   # partition key
+      "version": 7,                         # N, +1 on every write (optimistic concurrency)
+      "owned_min_capacity": 6,              # N, the MinCapacity the pre-scaler set and still owns;
+                                            #    absent when it owns nothing (at baseline)
+      "owned_since": "2024-05-01T09:56:00+00:00",  # S, UTC, when that raise began (watchdog)
+      "last_action": "raise",               # S, raise | relax
+      "updated_at": "2024-05-01T09:56:00+00:00",   # S, UTC, the tick's reference time
+      "last_raise": {"min_capacity": 6, "previous_min_capacity": 2, "at": "...", "reason": "...",
+                     "forecast_peak_invocations_per_minute": "13200.0", "pattern": "hourly",
+                     "window_start": "...", "window_end": "...", "event_id": "..."},
+      "last_relax": {... same keys ..., "desired_instances": 2}
+    }
+
+Every write is conditioned on the version it read (``attribute_not_exists`` for a new item): two
+ticks that read the same state cannot both act, and a duplicate delivery after the first has acted
+reads the new state and finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from prescaler.history import to_utc
+
+PARTITION_KEY = "scalable_target"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger says about one scalable target (``version`` 0: no item yet)."""
+
+    scalable_target: str
+    version: int = 0
+    owned_min_capacity: int | None = None
+    owned_since: pd.Timestamp | None = None
+    last_action: str | None = None
+
+
+def _s(value: object) -> dict:
+    return {"S": str(value)}
+
+
+def _record_map(record: dict[str, object]) -> dict:
+    out = {}
+    for k, v in record.items():
+        if v is None:
+            continue
+        out[k] = {"N": str(v)} if isinstance(v, int) and not isinstance(v, bool) else _s(v)
+    return {"M": out}
+
+
+class Ledger:
+    """Adapter over a boto3 ``dynamodb`` client and the ledger table."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    def get(self, scalable_target: str) -> LedgerEntry:
+        """The entry for ``scalable_target`` (strongly consistent read); version 0 when absent."""
+        item = self.client.get_item(TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)},
+                                    ConsistentRead=True).get("Item")
+        if not item:
+            return LedgerEntry(scalable_target)
+        owned = item.get("owned_min_capacity", {}).get("N")
+        since = item.get("owned_since", {}).get("S")
+        return LedgerEntry(scalable_target, int(item.get("version", {}).get("N", "0")),
+                           int(owned) if owned is not None else None,
+                           to_utc(since) if since else None, item.get("last_action", {}).get("S"))
+
+    def record(self, entry: LedgerEntry, action: str, *, owned_min_capacity: int | None,
+               owned_since: pd.Timestamp | None, now: pd.Timestamp, details: dict[str, object]) -> bool:
+        """Record a raise or relax on top of ``entry`` (conditional on its version).
+
+        Args:
+            entry: what was read before deciding.
+            action: ``raise`` or ``relax``.
+            owned_min_capacity / owned_since: the ownership after the change (None: owns nothing).
+            now: the tick's reference time (UTC).
+            details: what, when, why, forecast (stored under ``last_<action>``).
+
+        Returns:
+            True when written; False when another tick wrote first (nothing was written).
+        """
+        names = {"#v": "version", "#rec": f"last_{action}"}
+        values: dict[str, Any] = {
+            ":next": {"N": str(entry.version + 1)}, ":action": _s(action), ":now": _s(to_utc(now).isoformat()),
+            ":rec": _record_map(details)}
+        sets = ["#v = :next", "last_action = :action", "updated_at = :now", "#rec = :rec"]
+        removes = []
+        if owned_min_capacity is None:
+            removes = ["owned_min_capacity", "owned_since"]
+        else:
+            sets += ["owned_min_capacity = :owned", "owned_since = :since"]
+            values[":owned"] = {"N": str(int(owned_min_capacity))}
+            values[":since"] = _s(to_utc(owned_since if owned_since is not None else now).isoformat())
+        expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        if entry.version == 0:
+            condition = f"attribute_not_exists({PARTITION_KEY})"
+        else:
+            condition = "#v = :seen"
+            values[":seen"] = {"N": str(entry.version)}
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={PARTITION_KEY: _s(entry.scalable_target)},
+                UpdateExpression=expr, ConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def restore(self, before: LedgerEntry, now: pd.Timestamp) -> bool:
+        """Undo a claim whose change was not applied: ownership back to ``before`` (conditional on
+        the version the claim wrote). Returns False when someone wrote in between."""
+        claimed = LedgerEntry(before.scalable_target, before.version + 1)
+        return self.record(claimed, "restore", owned_min_capacity=before.owned_min_capacity,
+                           owned_since=before.owned_since, now=now,
+                           details={"at": to_utc(now).isoformat(), "reason": "change not applied"})
