@@ -4,6 +4,8 @@
 * ``moto_server``: one moto container for the session on the ``prescaler-e2e`` network.
 * ``moto``: the same server, reset before the test.
 * ``sam_work_dir``: a fresh folder for env-vars files and builds.
+* ``project_build``: the project's own template.yaml after ``sam build`` (cached across runs in
+  .e2e-cache/sam-cache); skips while the repository has no template.yaml.
 
 Without a Docker engine the e2e tests are skipped, unless ``E2E_REQUIRED=1`` (set by run.sh), in
 which case they fail: ``make e2e`` must never pass by running nothing.
@@ -55,3 +57,13 @@ def moto(moto_server: infra.Moto) -> infra.Moto:
 @pytest.fixture
 def sam_work_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def project_build(e2e_images: infra.Images) -> Path:
+    template = infra.ROOT / "template.yaml"
+    if not template.exists():
+        pytest.skip("no template.yaml in the repository yet")
+    return infra.sam_build(
+        template, infra.CACHE / "sam-build", cache_dir=infra.CACHE / "sam-cache", cwd=infra.ROOT
+    )

@@ -25,8 +25,10 @@ SUITE=bookworm
 DEBOOTSTRAP_ARGS=(--variant=minbase --include=python3,ca-certificates)
 AWSLAMBDARIC_SPEC="${E2E_AWSLAMBDARIC_SPEC:-awslambdaric>=2.2,<4}"
 BOTO3_SPEC="${E2E_BOTO3_SPEC:-boto3}"
-# Same moto as the project's dev extra (pyproject.toml), so the server matches what tests assume.
-MOTO_SPEC="${E2E_MOTO_SPEC:-moto[server,cloudwatch,dynamodb,sagemaker,applicationautoscaling]>=5.0.0}"
+# Same moto as the venv's (the project's dev extra), so the server behaves as the integration tests saw.
+MOTO_VERSION=$("$PY" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)
+MOTO_SPEC="${E2E_MOTO_SPEC:-moto[server,cloudwatch,dynamodb,sagemaker,applicationautoscaling]${MOTO_VERSION:+==$MOTO_VERSION}}"
+[[ $MOTO_SPEC == *[=\>\<]* ]] || MOTO_SPEC="$MOTO_SPEC>=5.0.0"
 
 log() { printf '[e2e images] %s\n' "$*" >&2; }
 
