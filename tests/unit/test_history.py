@@ -143,8 +143,6 @@ def test_per_request_rows_are_counted_per_minute() -> None:
     assert out.tolist() == [3.0, 0.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason="from_requests drops requests that share a timestamp "
-                   "(per_minute de-duplicates timestamps before summing sub-minute rows)")
 def test_per_request_rows_with_the_same_timestamp_all_count() -> None:
     # Given four requests, three logged at the same second (logs at 1 s resolution)
     rows = ["2026-03-02 10:00:10", "2026-03-02 10:00:10", "2026-03-02 10:00:10", "2026-03-02 10:00:20"]
@@ -238,8 +236,6 @@ def test_unparseable_timestamps_are_rejected(stamps: list) -> None:
         from_requests(stamps)
 
 
-@pytest.mark.xfail(strict=True, reason="a non-numeric count raises a bare ValueError from numpy, "
-                   "not HistoryError")
 def test_unparseable_counts_are_rejected() -> None:
     with pytest.raises(HistoryError):
         per_minute([T0, T0 + MINUTE], [1.0, "twelve"])

@@ -105,7 +105,10 @@ def per_minute(
         HistoryError: negative or non-finite values, unparseable timestamps, or lengths that differ.
     """
     index = _utc_index(timestamps)
-    vals = np.asarray(list(values) if not hasattr(values, "dtype") else values, dtype=float)
+    try:
+        vals = np.asarray(list(values) if not hasattr(values, "dtype") else values, dtype=float)
+    except (ValueError, TypeError) as exc:
+        raise HistoryError(f"invocation counts must be numbers: {exc}") from exc
     if len(vals) != len(index):
         raise HistoryError(f"{len(index)} timestamps but {len(vals)} values")
     if not np.isfinite(vals).all():
@@ -149,13 +152,25 @@ def from_requests(
 ) -> pd.Series:
     """One row per request (its arrival time) -> a per-minute UTC series of invocations.
 
+    Every row counts, including rows that share a timestamp (logs at one-second resolution).
+
+    Args:
+        start / end: as for :func:`per_minute`; default the first request's minute and the minute
+            after the last request.
+
     Raises:
-        HistoryError: unparseable timestamps.
+        HistoryError: unparseable timestamps, or no rows and no start/end.
     """
     index = _utc_index(timestamps)
-    return per_minute(index, np.ones(len(index)), interval=pd.Timedelta(seconds=1), start=start,
-                      end=end if end is not None else (index.max().floor("min") + MINUTE
-                                                       if len(index) else None))
+    counts = pd.Series(1.0, index=index.floor("min")).groupby(level=0).sum()
+    lo = to_utc(start).floor("min") if start is not None else (counts.index[0] if len(counts) else None)
+    hi = to_utc(end).floor("min") if end is not None else (counts.index[-1] + MINUTE if len(counts) else None)
+    if lo is None or hi is None:
+        raise HistoryError("no requests and no start/end to build an empty window from")
+    out = empty(lo, max(lo, hi))
+    inside = counts[(counts.index >= lo) & (counts.index < hi)]
+    out.loc[inside.index] = inside.to_numpy()
+    return out
 
 
 def window(history: pd.Series, end: datetime | pd.Timestamp, length: pd.Timedelta = MAX_HISTORY) -> pd.Series:
