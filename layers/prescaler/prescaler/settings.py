@@ -41,8 +41,10 @@ class FunctionSettings(BaseSettings):
     endpoint_name: str = Field(pattern=SAGEMAKER_NAME, description="ENDPOINT_NAME: the SageMaker endpoint.")
     variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME")
     metrics_namespace: str = Field(
-        "SageMakerPrescaler", pattern=NAMESPACE,
-        description="METRICS_NAMESPACE: the project's CloudWatch namespace (IAM limits PutMetricData to it).")
+        "SageMakerPrescaler",
+        pattern=NAMESPACE,
+        description="METRICS_NAMESPACE: the project's CloudWatch namespace (IAM limits PutMetricData to it).",
+    )
 
     @property
     def resource_id(self) -> str:
@@ -56,16 +58,19 @@ class ScalerSettings(FunctionSettings):
     baseline_min_capacity: int = Field(2, ge=1, le=1000, description="BASELINE_MIN_CAPACITY (instances)")
     prescale_max_capacity: int = Field(8, ge=1, le=1000, description="PRESCALE_MAX_CAPACITY (instances)")
     target_invocations_per_instance: float = Field(
-        2400.0, gt=0, description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute")
+        2400.0, gt=0, description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute"
+    )
     headroom: float = Field(0.0, ge=0, le=4, description="HEADROOM: 0.1 = 10% on the forecast peak")
-    horizon_minutes: int = Field(2, ge=1, le=120, description="HORIZON_MINUTES beyond the lead time")
+    horizon_minutes: int = Field(1, ge=1, le=120, description="HORIZON_MINUTES beyond the lead time")
     default_lead_time_seconds: int = Field(
-        300, ge=0, le=3600, description="DEFAULT_LEAD_TIME_SECONDS when no scale-out was ever measured")
+        300, ge=0, le=3600, description="DEFAULT_LEAD_TIME_SECONDS when no scale-out was ever measured"
+    )
     max_hold_minutes: int = Field(120, ge=1, le=10080, description="MAX_HOLD_MINUTES for the watchdog")
     dry_run: bool = Field(False, description="DRY_RUN: compute and publish, change nothing")
     prompt_scale_in: bool = Field(True, description="PROMPT_SCALE_IN: lower the desired count after a spike")
     ledger_table_name: str = Field(
-        min_length=3, max_length=255, pattern=r"^[a-zA-Z0-9_.-]+$", description="LEDGER_TABLE_NAME")
+        min_length=3, max_length=255, pattern=r"^[a-zA-Z0-9_.-]+$", description="LEDGER_TABLE_NAME"
+    )
     schedule_timezone: str = Field("UTC", description="SCHEDULE_TIMEZONE: IANA zone of local-time jobs")
 
     @field_validator("schedule_timezone")
@@ -78,22 +83,26 @@ class ScalerSettings(FunctionSettings):
     @model_validator(mode="after")
     def _cap_above_baseline(self) -> ScalerSettings:
         if self.prescale_max_capacity < self.baseline_min_capacity:
-            raise ValueError(f"PRESCALE_MAX_CAPACITY ({self.prescale_max_capacity}) is below "
-                             f"BASELINE_MIN_CAPACITY ({self.baseline_min_capacity})")
+            raise ValueError(
+                f"PRESCALE_MAX_CAPACITY ({self.prescale_max_capacity}) is below "
+                f"BASELINE_MIN_CAPACITY ({self.baseline_min_capacity})"
+            )
         return self
 
     def planner(self, lead_time_s: int | None = None) -> PlannerSettings:
         """The core's settings; ``lead_time_s`` (seconds, measured) replaces the default when given."""
-        return PlannerSettings(
-            target_invocations_per_instance=self.target_invocations_per_instance,
-            headroom=self.headroom,
-            lead_time_s=self.default_lead_time_seconds if lead_time_s is None else lead_time_s,
-            horizon_minutes=self.horizon_minutes,
-            baseline_min_capacity=self.baseline_min_capacity,
-            prescale_max_capacity=self.prescale_max_capacity,
-            prompt_scale_in=self.prompt_scale_in,
-            max_hold_minutes=self.max_hold_minutes,
-            timezone=self.schedule_timezone,
+        return PlannerSettings.model_validate(
+            {
+                "target_invocations_per_instance": self.target_invocations_per_instance,
+                "headroom": self.headroom,
+                "lead_time_s": self.default_lead_time_seconds if lead_time_s is None else lead_time_s,
+                "horizon_minutes": self.horizon_minutes,
+                "baseline_min_capacity": self.baseline_min_capacity,
+                "prescale_max_capacity": self.prescale_max_capacity,
+                "prompt_scale_in": self.prompt_scale_in,
+                "max_hold_minutes": self.max_hold_minutes,
+                "timezone": self.schedule_timezone,
+            }
         )
 
 
@@ -109,10 +118,14 @@ def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
     """
     try:
         if environ is None:
-            return model()
+            return model()  # type: ignore[call-arg]  # fields come from the environment
         # explicit mapping (tests, CLI): pass values as init kwargs under the field names
-        fields = {name: environ[key] for name in model.model_fields
-                  for key in (name.upper(), name) if key in environ}
+        fields = {
+            name: environ[key]
+            for name in model.model_fields
+            for key in (name.upper(), name)
+            if key in environ
+        }
         return model.model_validate(fields)
     except ValidationError as exc:
         problems = []

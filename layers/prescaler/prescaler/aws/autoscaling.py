@@ -73,8 +73,11 @@ class Activity:
 
     @property
     def scale_out(self) -> bool:
-        return (self.from_capacity is not None and self.to_capacity is not None
-                and self.to_capacity > self.from_capacity)
+        return (
+            self.from_capacity is not None
+            and self.to_capacity is not None
+            and self.to_capacity > self.from_capacity
+        )
 
 
 def _deferrable(exc: ClientError) -> bool:
@@ -83,7 +86,8 @@ def _deferrable(exc: ClientError) -> bool:
     if code == "ConcurrentUpdateException":
         return True
     return code == "ValidationException" and bool(
-        re.search(r"status|Updating|Creating|InService|in progress", msg, re.IGNORECASE))
+        re.search(r"status|Updating|Creating|InService|in progress", msg, re.IGNORECASE)
+    )
 
 
 class AutoScaling:
@@ -95,11 +99,13 @@ class AutoScaling:
     def describe(self, rid: str) -> ScalableTarget | None:
         """The scalable target for ``rid``, or None when there is none."""
         resp = self.client.describe_scalable_targets(
-            ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION)
+            ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION
+        )
         for t in resp.get("ScalableTargets", []):
             if t["ResourceId"] == rid:
-                return ScalableTarget(rid, int(t["MinCapacity"]), int(t["MaxCapacity"]),
-                                      dict(t.get("SuspendedState") or {}))
+                return ScalableTarget(
+                    rid, int(t["MinCapacity"]), int(t["MaxCapacity"]), dict(t.get("SuspendedState") or {})
+                )
         return None
 
     def set_min_capacity(self, target: ScalableTarget, min_capacity: int) -> ApplyResult:
@@ -113,8 +119,11 @@ class AutoScaling:
             raise ValueError(f"MinCapacity {min_capacity} outside [1, MaxCapacity {target.max_capacity}]")
         try:
             self.client.register_scalable_target(
-                ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target.resource_id,
-                ScalableDimension=SCALABLE_DIMENSION, MinCapacity=int(min_capacity))
+                ServiceNamespace=SERVICE_NAMESPACE,
+                ResourceId=target.resource_id,
+                ScalableDimension=SCALABLE_DIMENSION,
+                MinCapacity=int(min_capacity),
+            )
         except ClientError as exc:
             err = exc.response.get("Error", {})
             if err.get("Code") == "ObjectNotFoundException":
@@ -127,25 +136,39 @@ class AutoScaling:
     def activities(self, rid: str, max_results: int = 50) -> list[Activity]:
         """The newest scaling activities of ``rid`` (one page, newest first, as AWS returns them)."""
         resp = self.client.describe_scaling_activities(
-            ServiceNamespace=SERVICE_NAMESPACE, ResourceId=rid, ScalableDimension=SCALABLE_DIMENSION,
-            MaxResults=max_results)
+            ServiceNamespace=SERVICE_NAMESPACE,
+            ResourceId=rid,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MaxResults=max_results,
+        )
         out = []
         for a in resp.get("ScalingActivities", []):
             m = _CHANGE.search(a.get("Cause", "")) or _CHANGE.search(a.get("Description", ""))
-            out.append(Activity(
-                activity_id=a.get("ActivityId", ""), status=a.get("StatusCode", ""),
-                start=to_utc(a["StartTime"]), end=to_utc(a["EndTime"]) if a.get("EndTime") else None,
-                from_capacity=int(m.group(1)) if m else None, to_capacity=int(m.group(2)) if m else None,
-                description=a.get("Description", ""), status_message=a.get("StatusMessage", "")))
+            out.append(
+                Activity(
+                    activity_id=a.get("ActivityId", ""),
+                    status=a.get("StatusCode", ""),
+                    start=to_utc(a["StartTime"]),
+                    end=to_utc(a["EndTime"]) if a.get("EndTime") else None,
+                    from_capacity=int(m.group(1)) if m else None,
+                    to_capacity=int(m.group(2)) if m else None,
+                    description=a.get("Description", ""),
+                    status_message=a.get("StatusMessage", ""),
+                )
+            )
         return out
 
 
-def lead_time_s(activities: list[Activity], default_s: int, *, percentile: float = 90,
-                tick_s: int = 60, max_s: int = 3600) -> tuple[int, str]:
+def lead_time_s(
+    activities: list[Activity], default_s: int, *, percentile: float = 90, tick_s: int = 60, max_s: int = 3600
+) -> tuple[int, str]:
     """Lead time (seconds) from successful scale-outs: the ``percentile`` of their start-to-end
     durations plus one tick; ``default_s`` when there is none. Returns (seconds, source)."""
-    durations = [(a.end - a.start).total_seconds() for a in activities
-                 if a.status == "Successful" and a.scale_out and a.end is not None and a.end >= a.start]
+    durations = [
+        (a.end - a.start).total_seconds()
+        for a in activities
+        if a.status == "Successful" and a.scale_out and a.end is not None and a.end >= a.start
+    ]
     if not durations:
         return default_s, "default"
     p = float(np.percentile(durations, percentile))

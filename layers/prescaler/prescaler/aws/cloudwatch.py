@@ -67,8 +67,7 @@ def align(ts: datetime | pd.Timestamp, period_s: int) -> pd.Timestamp:
 
 def dimensions(endpoint_name: str, variant_name: str) -> list[dict[str, str]]:
     """Both SageMaker dimensions, exactly as SageMaker publishes them."""
-    return [{"Name": "EndpointName", "Value": endpoint_name},
-            {"Name": "VariantName", "Value": variant_name}]
+    return [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant_name}]
 
 
 def _query(qid: str, namespace: str, metric: str, variant: Variant, stat: str, period_s: int) -> dict:
@@ -98,15 +97,18 @@ def get_metric_data(
     paginator = client.get_paginator("get_metric_data")
     for i in range(0, len(queries), MAX_QUERIES_PER_CALL):
         pages = paginator.paginate(
-            MetricDataQueries=list(queries[i:i + MAX_QUERIES_PER_CALL]),
-            StartTime=start.to_pydatetime(), EndTime=end.to_pydatetime(),
-            ScanBy="TimestampAscending")
+            MetricDataQueries=list(queries[i : i + MAX_QUERIES_PER_CALL]),
+            StartTime=start.to_pydatetime(),
+            EndTime=end.to_pydatetime(),
+            ScanBy="TimestampAscending",
+        )
         for page in pages:
             for result in page.get("MetricDataResults", []):
                 if result.get("StatusCode") in ("InternalError", "Forbidden"):
                     raise MetricReadError(
                         f"GetMetricData {result['Id']}: {result.get('StatusCode')} "
-                        f"{result.get('Messages', [])}")
+                        f"{result.get('Messages', [])}"
+                    )
                 ts, vals = out.setdefault(result["Id"], ([], []))
                 ts.extend(result.get("Timestamps", []))
                 vals.extend(result.get("Values", []))
@@ -179,11 +181,13 @@ def read_invocations(
         MetricReadError: CloudWatch could not read the query.
     """
     history = read_many(client, [(endpoint_name, variant_name)], start, end, period_s=period_s)[
-        (endpoint_name, variant_name)]
+        (endpoint_name, variant_name)
+    ]
     if history.empty:
         raise NoMetricData(
             f"no AWS/SageMaker Invocations datapoints for EndpointName={endpoint_name} "
-            f"VariantName={variant_name} between {align(start, period_s)} and {align(end, period_s)}")
+            f"VariantName={variant_name} between {align(start, period_s)} and {align(end, period_s)}"
+        )
     return history.series
 
 
@@ -204,8 +208,10 @@ def latest_average(
     """
     hi = align(end, 60)
     lo = hi - pd.Timedelta(minutes=minutes)
-    queries = [_query(f"q{i}", ns, name, (endpoint_name, variant_name), "Average", 60)
-               for i, (ns, name) in enumerate(metrics)]
+    queries = [
+        _query(f"q{i}", ns, name, (endpoint_name, variant_name), "Average", 60)
+        for i, (ns, name) in enumerate(metrics)
+    ]
     raw = get_metric_data(client, queries, lo, hi)
     out: dict[str, tuple[pd.Timestamp, float] | None] = {}
     for i, (_, name) in enumerate(metrics):
@@ -230,6 +236,15 @@ def put_metric(
     dims: list[dict[str, str]],
 ) -> None:
     """Publish one datapoint with ``PutMetricData`` (IAM allows only the project's namespace)."""
-    client.put_metric_data(Namespace=namespace, MetricData=[{
-        "MetricName": name, "Dimensions": dims, "Timestamp": timestamp.to_pydatetime(),
-        "Value": float(value), "Unit": unit}])
+    client.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": dims,
+                "Timestamp": timestamp.to_pydatetime(),
+                "Value": float(value),
+                "Unit": unit,
+            }
+        ],
+    )

@@ -70,18 +70,31 @@ class Ledger:
 
     def get(self, scalable_target: str) -> LedgerEntry:
         """The entry for ``scalable_target`` (strongly consistent read); version 0 when absent."""
-        item = self.client.get_item(TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)},
-                                    ConsistentRead=True).get("Item")
+        item = self.client.get_item(
+            TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)}, ConsistentRead=True
+        ).get("Item")
         if not item:
             return LedgerEntry(scalable_target)
         owned = item.get("owned_min_capacity", {}).get("N")
         since = item.get("owned_since", {}).get("S")
-        return LedgerEntry(scalable_target, int(item.get("version", {}).get("N", "0")),
-                           int(owned) if owned is not None else None,
-                           to_utc(since) if since else None, item.get("last_action", {}).get("S"))
+        return LedgerEntry(
+            scalable_target,
+            int(item.get("version", {}).get("N", "0")),
+            int(owned) if owned is not None else None,
+            to_utc(since) if since else None,
+            item.get("last_action", {}).get("S"),
+        )
 
-    def record(self, entry: LedgerEntry, action: str, *, owned_min_capacity: int | None,
-               owned_since: pd.Timestamp | None, now: pd.Timestamp, details: dict[str, object]) -> bool:
+    def record(
+        self,
+        entry: LedgerEntry,
+        action: str,
+        *,
+        owned_min_capacity: int | None,
+        owned_since: pd.Timestamp | None,
+        now: pd.Timestamp,
+        details: dict[str, object],
+    ) -> bool:
         """Record a raise or relax on top of ``entry`` (conditional on its version).
 
         Args:
@@ -96,8 +109,11 @@ class Ledger:
         """
         names = {"#v": "version", "#rec": f"last_{action}"}
         values: dict[str, Any] = {
-            ":next": {"N": str(entry.version + 1)}, ":action": _s(action), ":now": _s(to_utc(now).isoformat()),
-            ":rec": _record_map(details)}
+            ":next": {"N": str(entry.version + 1)},
+            ":action": _s(action),
+            ":now": _s(to_utc(now).isoformat()),
+            ":rec": _record_map(details),
+        }
         sets = ["#v = :next", "last_action = :action", "updated_at = :now", "#rec = :rec"]
         removes = []
         if owned_min_capacity is None:
@@ -114,9 +130,13 @@ class Ledger:
             values[":seen"] = {"N": str(entry.version)}
         try:
             self.client.update_item(
-                TableName=self.table, Key={PARTITION_KEY: _s(entry.scalable_target)},
-                UpdateExpression=expr, ConditionExpression=condition,
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+                TableName=self.table,
+                Key={PARTITION_KEY: _s(entry.scalable_target)},
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -127,6 +147,11 @@ class Ledger:
         """Undo a claim whose change was not applied: ownership back to ``before`` (conditional on
         the version the claim wrote). Returns False when someone wrote in between."""
         claimed = LedgerEntry(before.scalable_target, before.version + 1)
-        return self.record(claimed, "restore", owned_min_capacity=before.owned_min_capacity,
-                           owned_since=before.owned_since, now=now,
-                           details={"at": to_utc(now).isoformat(), "reason": "change not applied"})
+        return self.record(
+            claimed,
+            "restore",
+            owned_min_capacity=before.owned_min_capacity,
+            owned_since=before.owned_since,
+            now=now,
+            details={"at": to_utc(now).isoformat(), "reason": "change not applied"},
+        )

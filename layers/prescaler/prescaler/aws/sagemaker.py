@@ -21,14 +21,28 @@ IN_SERVICE = "InService"
 GPU_COUNT: dict[str, int] = {
     **{f"ml.g4dn.{s}": 1 for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")},
     "ml.g4dn.12xlarge": 4,
-    **{f"ml.{fam}.{s}": 1 for fam in ("g5", "g6", "g6e") for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge",
-                                                                   "16xlarge")},
-    **{f"ml.{fam}.{s}": n for fam in ("g5", "g6", "g6e") for s, n in (("12xlarge", 4), ("24xlarge", 4),
-                                                                      ("48xlarge", 8))},
-    "ml.p2.xlarge": 1, "ml.p2.8xlarge": 8, "ml.p2.16xlarge": 16,
-    "ml.p3.2xlarge": 1, "ml.p3.8xlarge": 4, "ml.p3.16xlarge": 8, "ml.p3dn.24xlarge": 8,
-    "ml.p4d.24xlarge": 8, "ml.p4de.24xlarge": 8,
-    "ml.p5.48xlarge": 8, "ml.p5e.48xlarge": 8, "ml.p5en.48xlarge": 8,
+    **{
+        f"ml.{fam}.{s}": 1
+        for fam in ("g5", "g6", "g6e")
+        for s in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")
+    },
+    **{
+        f"ml.{fam}.{s}": n
+        for fam in ("g5", "g6", "g6e")
+        for s, n in (("12xlarge", 4), ("24xlarge", 4), ("48xlarge", 8))
+    },
+    "ml.p2.xlarge": 1,
+    "ml.p2.8xlarge": 8,
+    "ml.p2.16xlarge": 16,
+    "ml.p3.2xlarge": 1,
+    "ml.p3.8xlarge": 4,
+    "ml.p3.16xlarge": 8,
+    "ml.p3dn.24xlarge": 8,
+    "ml.p4d.24xlarge": 8,
+    "ml.p4de.24xlarge": 8,
+    "ml.p5.48xlarge": 8,
+    "ml.p5e.48xlarge": 8,
+    "ml.p5en.48xlarge": 8,
 }
 
 
@@ -70,7 +84,8 @@ def gpus_per_instance(instance_type: str) -> int:
     except KeyError:
         raise UnknownInstanceType(
             f"unknown GPU count for instance type {instance_type!r}; add it to "
-            f"prescaler.aws.sagemaker.GPU_COUNT") from None
+            f"prescaler.aws.sagemaker.GPU_COUNT"
+        ) from None
 
 
 class SageMaker:
@@ -92,9 +107,13 @@ class SageMaker:
                 raise EndpointMissing(f"endpoint {name!r} not found") from None
             raise
         variants = {
-            v["VariantName"]: Variant(v["VariantName"], int(v.get("CurrentInstanceCount", 0)),
-                                      int(v.get("DesiredInstanceCount", v.get("CurrentInstanceCount", 0))))
-            for v in d.get("ProductionVariants", [])}
+            v["VariantName"]: Variant(
+                v["VariantName"],
+                int(v.get("CurrentInstanceCount", 0)),
+                int(v.get("DesiredInstanceCount", v.get("CurrentInstanceCount", 0))),
+            )
+            for v in d.get("ProductionVariants", [])
+        }
         return Endpoint(d["EndpointName"], d["EndpointStatus"], d.get("EndpointConfigName", ""), variants)
 
     def instance_type(self, endpoint: Endpoint, variant_name: str) -> str:
@@ -112,8 +131,9 @@ class SageMaker:
                 return str(v["InstanceType"])
         raise EndpointMissing(f"variant {variant_name!r} not in endpoint config {endpoint.config_name!r}")
 
-    def set_desired_instances(self, endpoint: Endpoint, variant_name: str, desired: int,
-                              min_capacity: int) -> ApplyResult:
+    def set_desired_instances(
+        self, endpoint: Endpoint, variant_name: str, desired: int, min_capacity: int
+    ) -> ApplyResult:
         """Prompt scale-in: the variant's desired instance count, nothing else.
 
         Returns ``deferred`` when the endpoint is not ``InService`` (checked before the call, and
@@ -129,7 +149,10 @@ class SageMaker:
         try:
             self.client.update_endpoint_weights_and_capacities(
                 EndpointName=endpoint.name,
-                DesiredWeightsAndCapacities=[{"VariantName": variant_name, "DesiredInstanceCount": int(desired)}])
+                DesiredWeightsAndCapacities=[
+                    {"VariantName": variant_name, "DesiredInstanceCount": int(desired)}
+                ],
+            )
         except ClientError as exc:
             err = exc.response.get("Error", {})
             if err.get("Code") == "ValidationException":

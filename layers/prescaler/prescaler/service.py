@@ -1,0 +1,670 @@
+"""One tick of each function: settings-derived inputs -> adapters -> the decision core -> adapters.
+
+``functions/<name>/app.py`` call :func:`handle` with the raw event; everything between the event and
+the small JSON result lives here:
+
+- :func:`prescale`: read history and the scalable target, :func:`prescaler.plan.decide`, apply a
+  ``raise`` only (a ``relax`` decision is logged and returned as ``hold``: relaxing is the
+  relaxer's job).
+- :func:`relax`: the same reads, apply a ``relax`` only (MinCapacity down, prompt scale-in via the
+  desired instance count) including the core's watchdog.
+- :func:`gpu_metric`: ``GPUUtilization`` / GPUs per instance, published in the project's namespace.
+
+Shared rules: missing or unreadable data holds (and says so in a metric); an endpoint that is not
+``InService`` defers; dry-run computes and publishes everything and changes nothing; the ledger's
+conditional writes make duplicate or concurrent ticks harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel, ConfigDict, Field
+
+from prescaler.aws import clients
+from prescaler.aws.autoscaling import (
+    Activity,
+    ApplyResult,
+    AutoScaling,
+    ScalableTarget,
+    failures_since,
+    lead_time_s,
+)
+from prescaler.aws.cloudwatch import (
+    ENDPOINT_INSTANCE_NAMESPACE,
+    SAGEMAKER_NAMESPACE,
+    MetricReadError,
+    dimensions,
+    latest_average,
+    microseconds_to_ms,
+    put_metric,
+    read_many,
+)
+from prescaler.aws.ledger import Ledger, LedgerEntry
+from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
+from prescaler.history import MAX_HISTORY, complete_end, to_utc
+from prescaler.observability import logger, metrics, tracer
+from prescaler.plan import Decision, TargetState, decide
+from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError
+
+#: A raise whose scaling activity failed is reported on the ticks within this window.
+FAILURE_LOOKBACK = pd.Timedelta(minutes=15)
+#: Name of the custom GPU metric (percent per GPU, 0-100) in the project's namespace.
+GPU_METRIC_NAME = "GPUUtilizationPerGPU"
+
+
+class TickEvent(BaseModel):
+    """What the functions read from an event: the EventBridge scheduled-event envelope, EventBridge
+    Scheduler's ``{}`` or custom input, or ``sam local generate-event`` output. Only ``id`` (the
+    correlation id) and ``time`` (the reference clock) matter; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str | None = None
+    time: datetime | None = None
+    detail_type: str | None = Field(None, alias="detail-type")
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One invocation's reference time (UTC) and event id."""
+
+    now: pd.Timestamp
+    event_id: str | None
+    clock: str  # "event" or "wall"
+
+
+def parse_tick(event: Any, wall_clock: Callable[[], pd.Timestamp] | None = None) -> Tick:
+    """The tick's reference time: the event's ``time`` when present, else the current time.
+
+    Any non-object input (Scheduler custom input may be any JSON) counts as ``{}``.
+    """
+    model = parse(event=event if isinstance(event, dict) else {}, model=TickEvent)
+    if model.time is not None:
+        return Tick(to_utc(model.time), model.id, "event")
+    now = wall_clock() if wall_clock is not None else pd.Timestamp.now(tz="UTC")
+    return Tick(to_utc(now), model.id, "wall")
+
+
+@dataclass
+class Adapters:
+    """The adapters one tick uses (tests pass their own; Lambdas use the cached clients)."""
+
+    cloudwatch: Any
+    autoscaling: AutoScaling
+    sagemaker: SageMaker
+    ledger: Ledger | None
+
+    @classmethod
+    def default(cls, ledger_table: str | None) -> Adapters:
+        return cls(
+            clients.client("cloudwatch"),
+            AutoScaling(clients.client("application-autoscaling")),
+            SageMaker(clients.client("sagemaker")),
+            Ledger(clients.client("dynamodb"), ledger_table) if ledger_table else None,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# results and metrics
+
+
+def _result(function: str, settings: FunctionSettings, tick: Tick, **fields: Any) -> dict:
+    out: dict[str, Any] = {
+        "function": function,
+        "endpoint_name": settings.endpoint_name,
+        "variant_name": settings.variant_name,
+        "now": tick.now.isoformat(),
+    }
+    out.update(fields)
+    return out
+
+
+def _count(name: str, value: float = 1, unit: MetricUnit | str = MetricUnit.Count) -> None:
+    metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def _metric_context(settings: FunctionSettings) -> None:
+    metrics.namespace = settings.metrics_namespace
+    metrics.add_dimension(name="EndpointName", value=settings.endpoint_name)
+    metrics.add_dimension(name="VariantName", value=settings.variant_name)
+
+
+def _hold(
+    function: str,
+    settings: ScalerSettings,
+    tick: Tick,
+    outcome: str,
+    reason: str,
+    min_capacity: int | None = None,
+    **extra: Any,
+) -> dict:
+    logger.warning(reason, extra={"outcome": outcome})
+    return _result(
+        function,
+        settings,
+        tick,
+        action="hold",
+        outcome=outcome,
+        old_min_capacity=min_capacity,
+        new_min_capacity=min_capacity,
+        reason=reason,
+        forecast_peak_invocations_per_minute=None,
+        dry_run=settings.dry_run,
+        **extra,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# the scaler ticks (prescale / relax)
+
+
+@dataclass
+class Observation:
+    target: ScalableTarget
+    endpoint: Endpoint
+    entry: LedgerEntry
+    activities: list[Activity]
+    lead_time_s: int
+    lead_time_source: str
+    decision: Decision
+    warnings: list[str]
+
+
+def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) -> Observation | dict:
+    """Everything a scaler tick reads, and the core's decision; or an early ``hold`` result."""
+    rid = settings.resource_id
+    target = ad.autoscaling.describe(rid)
+    if target is None:
+        _count("TargetMissing")
+        return _hold(
+            function,
+            settings,
+            tick,
+            "target_missing",
+            f"no scalable target for {rid}: register one (the template does) before pre-scaling",
+        )
+    try:
+        endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
+    except EndpointMissing as exc:
+        _count("EndpointMissing")
+        return _hold(function, settings, tick, "endpoint_missing", str(exc), target.min_capacity)
+    variant = endpoint.variants.get(settings.variant_name)
+    if variant is None:
+        _count("EndpointMissing")
+        return _hold(
+            function,
+            settings,
+            tick,
+            "endpoint_missing",
+            f"variant {settings.variant_name!r} not on endpoint {endpoint.name!r}",
+            target.min_capacity,
+        )
+    if not endpoint.in_service:
+        _count("Deferred")
+        return _hold(
+            function,
+            settings,
+            tick,
+            "deferred",
+            f"endpoint {endpoint.name} is {endpoint.status}, not InService: deferred to the next tick",
+            target.min_capacity,
+        )
+
+    assert ad.ledger is not None
+    entry = ad.ledger.get(rid)
+    activities = ad.autoscaling.activities(rid)
+    lead_s, lead_source = lead_time_s(activities, settings.default_lead_time_seconds)
+    _count("LeadTimeSeconds", lead_s, MetricUnit.Seconds)
+
+    end = complete_end(tick.now)
+    try:
+        history = read_many(
+            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - MAX_HISTORY, end
+        )[(settings.endpoint_name, settings.variant_name)]
+    except MetricReadError as exc:
+        _count("MetricReadError")
+        return _hold(
+            function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity
+        )
+    if history.empty:
+        _count("NoData")
+        return _hold(
+            function,
+            settings,
+            tick,
+            "no_data",
+            f"hold: no Invocations datapoints for {settings.endpoint_name}/{settings.variant_name} "
+            f"in the last 14 days; an empty answer is not zero demand, MinCapacity left at "
+            f"{target.min_capacity}",
+            target.min_capacity,
+        )
+    _count("ObservedInvocationsPerMinute", float(history.series.iloc[-1]))
+
+    warnings = _scaling_failures(activities, entry, tick)
+    if variant.current_instances < target.min_capacity:
+        warnings.append(
+            f"variant has {variant.current_instances} instances, below MinCapacity {target.min_capacity}"
+        )
+    if entry.owned_min_capacity is not None and entry.owned_min_capacity != target.min_capacity:
+        logger.info(
+            "MinCapacity was changed outside the pre-scaler; left alone",
+            extra={"min_capacity": target.min_capacity, "owned_min_capacity": entry.owned_min_capacity},
+        )
+
+    state = TargetState(
+        target.min_capacity,
+        target.max_capacity,
+        variant.desired_instances,
+        entry.owned_min_capacity,
+        entry.owned_since,
+    )
+    decision = decide(history.series, state, settings.planner(lead_s), tick.now)
+    fc = decision.forecast
+    if fc is not None:
+        _count("ForecastPeakInvocationsPerMinute", float(fc.peak_invocations_per_minute))
+        _count("ForecastUsable", int(fc.usable))
+    return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings)
+
+
+def _scaling_failures(activities: list[Activity], entry: LedgerEntry, tick: Tick) -> list[str]:
+    """Failed scaling activities since our raise (or in the last 15 minutes): metric + warning."""
+    since = tick.now - FAILURE_LOOKBACK
+    if entry.owned_since is not None:
+        since = min(since, entry.owned_since)
+    failed = failures_since(activities, since)
+    out = []
+    for a in failed:
+        msg = f"scaling activity {a.activity_id} failed ({a.description}): {a.status_message}"
+        logger.warning(msg, extra={"activity_id": a.activity_id, "status_message": a.status_message})
+        out.append(msg)
+    _count("ScalingActivityFailed", len(failed))
+    return out
+
+
+def _decision_result(
+    function: str,
+    settings: ScalerSettings,
+    tick: Tick,
+    obs: Observation,
+    *,
+    action: str,
+    outcome: str,
+    new_min: int,
+    reason: str,
+    **extra: Any,
+) -> dict:
+    fc = obs.decision.forecast
+    _count("DesiredMinCapacity", obs.decision.min_capacity)
+    _count("MinCapacity", new_min)
+    for name in ("raise", "hold", "relax"):
+        _count(f"Action{name.capitalize()}", int(action == name))
+    result = _result(
+        function,
+        settings,
+        tick,
+        action=action,
+        outcome=outcome,
+        old_min_capacity=obs.target.min_capacity,
+        new_min_capacity=new_min,
+        reason=reason,
+        forecast_peak_invocations_per_minute=round(float(fc.peak_invocations_per_minute), 3) if fc else None,
+        forecast_pattern=fc.pattern if fc else None,
+        forecast_usable=fc.usable if fc else None,
+        lead_time_s=obs.lead_time_s,
+        lead_time_source=obs.lead_time_source,
+        dry_run=settings.dry_run,
+        clock=tick.clock,
+        **extra,
+    )
+    if obs.warnings:
+        result["warnings"] = obs.warnings
+    logger.info(
+        reason,
+        extra={
+            "decision": obs.decision.to_dict(),
+            "forecast": fc.to_dict() if fc else None,
+            "outcome": outcome,
+        },
+    )
+    return result
+
+
+def _details(obs: Observation, tick: Tick, new_min: int, reason: str, **more: object) -> dict[str, object]:
+    fc = obs.decision.forecast
+    return {
+        "min_capacity": new_min,
+        "previous_min_capacity": obs.target.min_capacity,
+        "at": tick.now.isoformat(),
+        "reason": reason,
+        "event_id": tick.event_id,
+        "forecast_peak_invocations_per_minute": round(float(fc.peak_invocations_per_minute), 3)
+        if fc
+        else None,
+        "pattern": fc.pattern if fc else None,
+        "window_start": fc.window_start.isoformat() if fc else None,
+        "window_end": fc.window_end.isoformat() if fc else None,
+        **more,
+    }
+
+
+def _change_min(
+    ad: Adapters,
+    obs: Observation,
+    tick: Tick,
+    action: str,
+    new_min: int,
+    owned: int | None,
+    owned_since: pd.Timestamp | None,
+    details: dict[str, object],
+) -> ApplyResult | str:
+    """Claim the change in the ledger (conditional write), then register MinCapacity; undo the
+    claim when the change was not applied. Returns the ApplyResult, or ``"duplicate"``."""
+    assert ad.ledger is not None
+    if not ad.ledger.record(
+        obs.entry, action, owned_min_capacity=owned, owned_since=owned_since, now=tick.now, details=details
+    ):
+        _count("DuplicateTick")
+        return "duplicate"
+    try:
+        applied = ad.autoscaling.set_min_capacity(obs.target, new_min)
+    except Exception:
+        ad.ledger.restore(obs.entry, tick.now)
+        raise
+    if applied.outcome != "applied":
+        ad.ledger.restore(obs.entry, tick.now)
+        _count("Deferred" if applied.outcome == "deferred" else "TargetMissing")
+    return applied
+
+
+@tracer.capture_method
+def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None) -> dict:
+    """One pre-scaler tick: raise MinCapacity ahead of a forecast spike (never lowers it).
+
+    Returns:
+        A small JSON-ready dict: ``action`` (raise / hold), ``outcome`` (applied, dry_run, hold,
+        deferred, duplicate, no_data, target_missing, endpoint_missing), ``old_min_capacity``,
+        ``new_min_capacity``, ``reason``, ``forecast_peak_invocations_per_minute``, ``lead_time_s``.
+    """
+    ad = adapters or Adapters.default(settings.ledger_table_name)
+    _metric_context(settings)
+    obs = _observe("prescale", settings, tick, ad)
+    if isinstance(obs, dict):
+        return obs
+    d = obs.decision
+    if d.action != "raise":
+        reason = d.reason if d.action == "hold" else f"hold (relaxing is the relaxer's job): {d.reason}"
+        return _decision_result(
+            "prescale",
+            settings,
+            tick,
+            obs,
+            action="hold",
+            outcome="hold",
+            new_min=obs.target.min_capacity,
+            reason=reason,
+        )
+    if settings.dry_run:
+        return _decision_result(
+            "prescale",
+            settings,
+            tick,
+            obs,
+            action="raise",
+            outcome="dry_run",
+            new_min=obs.target.min_capacity,
+            reason=f"dry run, nothing changed: {d.reason}",
+            proposed_min_capacity=d.min_capacity,
+        )
+    owned_since = obs.entry.owned_since if obs.entry.owned_min_capacity == obs.target.min_capacity else None
+    applied = _change_min(
+        ad,
+        obs,
+        tick,
+        "raise",
+        d.min_capacity,
+        d.min_capacity,
+        owned_since or tick.now,
+        _details(obs, tick, d.min_capacity, d.reason),
+    )
+    if applied == "duplicate":
+        return _decision_result(
+            "prescale",
+            settings,
+            tick,
+            obs,
+            action="hold",
+            outcome="duplicate",
+            new_min=obs.target.min_capacity,
+            reason="another tick changed the ledger first; nothing done twice",
+        )
+    assert isinstance(applied, ApplyResult)
+    if applied.outcome != "applied":
+        return _decision_result(
+            "prescale",
+            settings,
+            tick,
+            obs,
+            action="hold",
+            outcome=applied.outcome,
+            new_min=obs.target.min_capacity,
+            reason=f"{d.reason}; not applied: {applied.message}",
+        )
+    return _decision_result(
+        "prescale",
+        settings,
+        tick,
+        obs,
+        action="raise",
+        outcome="applied",
+        new_min=d.min_capacity,
+        reason=d.reason,
+    )
+
+
+@tracer.capture_method
+def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None) -> dict:
+    """One relaxer tick: lower a MinCapacity the pre-scaler set (forecast or watchdog), and with
+    prompt scale-in lower the variant's desired instance count (never below MinCapacity).
+
+    Returns:
+        As :func:`prescale`, plus ``desired_instances`` and ``scale_in`` (``pending`` after a
+        lowered MinCapacity or a prompt scale-in request: instances leave later, not now).
+    """
+    ad = adapters or Adapters.default(settings.ledger_table_name)
+    _metric_context(settings)
+    obs = _observe("relax", settings, tick, ad)
+    if isinstance(obs, dict):
+        return obs
+    d = obs.decision
+    if d.action != "relax":
+        reason = d.reason if d.action == "hold" else f"hold (raising is the pre-scaler's job): {d.reason}"
+        return _decision_result(
+            "relax",
+            settings,
+            tick,
+            obs,
+            action="hold",
+            outcome="hold",
+            new_min=obs.target.min_capacity,
+            reason=reason,
+        )
+    instances = obs.endpoint.variants[settings.variant_name].desired_instances
+    if settings.dry_run:
+        return _decision_result(
+            "relax",
+            settings,
+            tick,
+            obs,
+            action="relax",
+            outcome="dry_run",
+            new_min=obs.target.min_capacity,
+            reason=f"dry run, nothing changed: {d.reason}",
+            proposed_min_capacity=d.min_capacity,
+            desired_instances=d.desired_instances,
+        )
+    new_min = obs.target.min_capacity
+    notes = []
+    if d.min_capacity < obs.target.min_capacity:
+        baseline = min(settings.baseline_min_capacity, obs.target.max_capacity)
+        owned = d.min_capacity if d.min_capacity > baseline else None
+        applied = _change_min(
+            ad,
+            obs,
+            tick,
+            "relax",
+            d.min_capacity,
+            owned,
+            obs.entry.owned_since if owned else None,
+            _details(obs, tick, d.min_capacity, d.reason, desired_instances=d.desired_instances),
+        )
+        if applied == "duplicate":
+            return _decision_result(
+                "relax",
+                settings,
+                tick,
+                obs,
+                action="hold",
+                outcome="duplicate",
+                new_min=obs.target.min_capacity,
+                reason="another tick changed the ledger first; nothing done twice",
+            )
+        assert isinstance(applied, ApplyResult)
+        if applied.outcome != "applied":
+            return _decision_result(
+                "relax",
+                settings,
+                tick,
+                obs,
+                action="hold",
+                outcome=applied.outcome,
+                new_min=obs.target.min_capacity,
+                reason=f"{d.reason}; not applied: {applied.message}",
+            )
+        new_min = d.min_capacity
+        notes.append(f"MinCapacity lowered {obs.target.min_capacity} -> {new_min}")
+    desired_outcome = None
+    if d.desired_instances is not None and d.desired_instances < instances:
+        desired = max(d.desired_instances, new_min)
+        res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
+        desired_outcome = res.outcome
+        if res.outcome == "applied":
+            _count("PromptScaleIn")
+            notes.append(f"prompt scale-in requested: desired instances {instances} -> {desired}")
+        else:
+            notes.append(f"prompt scale-in {res.outcome}: {res.message}")
+    pending = instances > new_min
+    if pending and desired_outcome != "applied":
+        notes.append(
+            f"scale-in pending: {instances} instances, target tracking will remove the "
+            f"ones above MinCapacity {new_min} after its scale-in alarm"
+        )
+    elif pending:
+        notes.append("scale-in pending: SageMaker removes the instances while the endpoint updates")
+    return _decision_result(
+        "relax",
+        settings,
+        tick,
+        obs,
+        action="relax" if notes else "hold",
+        outcome="applied",
+        new_min=new_min,
+        reason=f"{d.reason}. " + "; ".join(notes),
+        desired_instances=d.desired_instances,
+        prompt_scale_in=desired_outcome,
+        scale_in="pending" if pending else "none",
+        current_instances=instances,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# GPU metric
+
+
+@tracer.capture_method
+def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None = None) -> dict:
+    """Publish ``GPUUtilizationPerGPU`` (percent, 0-100): SageMaker's ``GPUUtilization`` (summed over
+    the instance's GPUs) divided by the instance type's GPU count; also reads ``ModelLatency``
+    (microseconds) and reports it in milliseconds.
+
+    Raises:
+        UnknownInstanceType: the instance type's GPU count is not known (never guessed).
+        EndpointMissing: no such endpoint or variant.
+    """
+    ad = adapters or Adapters.default(None)
+    _metric_context(settings)
+    endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
+    instance_type = ad.sagemaker.instance_type(endpoint, settings.variant_name)
+    gpus = gpus_per_instance(instance_type)
+    end = complete_end(tick.now, incomplete_minutes=1)
+    latest = latest_average(
+        ad.cloudwatch,
+        settings.endpoint_name,
+        settings.variant_name,
+        [(ENDPOINT_INSTANCE_NAMESPACE, "GPUUtilization"), (SAGEMAKER_NAMESPACE, "ModelLatency")],
+        end,
+    )
+    result = _result(
+        "gpu_metric",
+        settings,
+        tick,
+        action="publish",
+        instance_type=instance_type,
+        gpus_per_instance=gpus,
+        metric_name=GPU_METRIC_NAME,
+        namespace=settings.metrics_namespace,
+    )
+    gpu = latest["GPUUtilization"]
+    if gpu is None:
+        _count("NoData")
+        result.update(
+            action="hold",
+            outcome="no_data",
+            gpu_utilization_per_gpu=None,
+            reason="no GPUUtilization datapoint in the last 5 minutes; nothing published",
+        )
+        logger.warning(result["reason"])
+    else:
+        ts, summed = gpu
+        per_gpu = summed / gpus
+        put_metric(
+            ad.cloudwatch,
+            settings.metrics_namespace,
+            GPU_METRIC_NAME,
+            per_gpu,
+            "Percent",
+            ts,
+            dimensions(settings.endpoint_name, settings.variant_name),
+        )
+        result.update(
+            outcome="applied",
+            gpu_utilization_per_gpu=round(per_gpu, 3),
+            gpu_utilization_summed=summed,
+            timestamp=ts.isoformat(),
+            reason=f"GPUUtilization {summed:g}% over {gpus} GPU(s) of {instance_type} = "
+            f"{per_gpu:.1f}% per GPU",
+        )
+    latency = latest["ModelLatency"]
+    result["model_latency_ms"] = round(microseconds_to_ms(latency[1]), 3) if latency else None
+    logger.info(result["reason"], extra={"result": result})
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# user mistakes
+
+
+def invalid_settings(function: str, exc: SettingsError) -> dict:
+    """A missing or invalid setting: logged without a stack trace, counted, returned as a result
+    ``{"action": "error", "outcome": "invalid_settings", "error": "<names the variable>"}``."""
+    if not metrics.namespace:
+        metrics.namespace = "SageMakerPrescaler"
+    _count("InvalidSettings")
+    logger.error(str(exc), extra={"outcome": "invalid_settings"})
+    return {"function": function, "action": "error", "outcome": "invalid_settings", "error": str(exc)}
