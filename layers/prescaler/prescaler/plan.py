@@ -181,13 +181,15 @@ def plan(
     numbers["required_instances"] = required
     window = f"{fc.window_start:%H:%M}-{fc.window_end:%H:%M} UTC"
 
+    capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
+    numbers["capped"] = "true" if capped else "false"
     if required > current:
         return decision("raise", required, (
             f"raise MinCapacity {current} -> {required}: {fc.pattern} pattern forecasts "
             f"{fc.peak_invocations_per_minute:,.0f} invocations/min in {window}; "
             f"{required} instances at {settings.target_invocations_per_instance:,.0f}/instance"
             f"{f' + {settings.headroom:.0%} headroom' if settings.headroom else ''}"
-            f"{' (capped)' if required == cap and instances_for(fc.peak_invocations_per_minute, settings) > cap else ''}"
+            f"{f' (capped at {cap})' if capped else ''}"
         ))
 
     new_min = current

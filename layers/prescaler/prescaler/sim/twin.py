@@ -72,6 +72,7 @@ class PolicyResult:
     instance_hours: float
     capacity: pd.Series  # in-service instances per minute (evaluated period)
     min_capacity: pd.Series  # MinCapacity per minute (evaluated period)
+    breach: pd.Series  # True for each minute whose p99 latency is over the SLO (evaluated period)
     decisions: list[tuple[pd.Timestamp, Decision]] = field(default_factory=list)
 
     def scores(self) -> dict[str, float | int]:
@@ -239,6 +240,7 @@ def _simulate(
         instance_hours=float(billed[first:].sum()),
         capacity=pd.Series(avg_in_service[first:], index=index[first:], name=name),
         min_capacity=pd.Series(min_cap[first:], index=index[first:], name=name),
+        breach=pd.Series(breach[first:], index=index[first:], name=name),
         decisions=[d for d in decisions if d[0] >= index[first]] if first < minutes else decisions,
     )
 
@@ -322,6 +324,7 @@ def _oracle(demand: Demand, model: EndpointModel) -> PolicyResult:
         instance_hours=float(per_min[first:].sum() * demand.step_s / 3600.0),
         capacity=pd.Series(per_min.mean(axis=1)[first:], index=index[first:], name="oracle"),
         min_capacity=pd.Series(float(model.min_capacity), index=index[first:], name="oracle"),
+        breach=pd.Series(False, index=index[first:], name="oracle"),
     )
 
 

@@ -1,0 +1,263 @@
+"""``prescaler``: simulate, backtest and forecast from the command line.
+
+    prescaler simulate [--scenario reference] [--days N] [--warmup-days N] [--seed N] [--json] [--plot PNG]
+    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--warmup-days N]
+                       [--days N] [--json] [--plot PNG]
+    prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
+    prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from prescaler.history import HistoryError, complete_end, to_utc, window
+from prescaler.plan import PlannerSettings, TargetState, decide
+
+PROG = "prescaler"
+
+
+class UsageError(Exception):
+    """A user mistake: reported as one line, exit code 2."""
+
+
+def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
+    fields: dict[str, Any] = {
+        "target_invocations_per_instance": model.target_invocations_per_instance,
+        "baseline_min_capacity": model.min_capacity,
+        "prescale_max_capacity": model.max_capacity,
+    }
+    for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    if getattr(args, "no_prompt_scale_in", False):
+        fields["prompt_scale_in"] = False
+    try:
+        return PlannerSettings(**fields)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[-1] if str(exc) else "invalid planner settings") from exc
+
+
+def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from prescaler.sim import report, twin
+
+    model = twin.EndpointModel(slo_p99_s=args.slo_ms / 1000.0)
+    settings = _planner_settings(args, model)
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
+    total = demand.minutes * (len(twin.POLICIES))
+    started = time.perf_counter()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("simulating", total=total)
+
+        def tick(name: str, n: int) -> None:
+            progress.update(task, advance=n, description=f"simulating {name}")
+
+        results = twin.run(demand, model=model, settings=settings, seed=args.seed, progress=tick)
+    elapsed = time.perf_counter() - started
+    data = report.to_dict(demand, results, model, {
+        "settings": settings.model_dump(),
+        "elapsed_s": round(elapsed, 2),
+    })
+    if args.plot:
+        report.plot(demand, results, model, args.plot, title)
+        data["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        console.print(report.table(data, title))
+        d = data["demand"]
+        console.print(f"evaluated {d['evaluated_minutes'] / 1440:.2f} days from {d['evaluated_start']} "
+                      f"after {d['warmup_minutes'] / 1440:.2f} days of warm-up; SLO p99 <= {args.slo_ms:g} ms; "
+                      f"{elapsed:.1f} s")
+        if args.plot:
+            console.print(f"plot: {args.plot}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from prescaler.sim import scenarios
+
+    if args.scenario != "reference":
+        raise UsageError(f"unknown scenario {args.scenario!r} (built in: reference)")
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    if args.warmup_days < 0:
+        raise UsageError("--warmup-days cannot be negative")
+    demand = scenarios.reference(days_evaluated=args.days, warmup_days=args.warmup_days, seed=args.seed)
+    return _run_policies(demand, args, f"reference scenario: {args.days} evaluated days (seed {args.seed})")
+
+
+def _endpoint_history(args: argparse.Namespace) -> pd.Series:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from prescaler.aws.cloudwatch import read_invocations
+
+    end = complete_end(pd.Timestamp.now(tz="UTC"))
+    start = end - pd.Timedelta(days=args.days or 14)
+    try:
+        client = boto3.client("cloudwatch")
+        return read_invocations(client, args.endpoint, args.variant, start, end)
+    except (BotoCoreError, ClientError) as exc:
+        raise RuntimeError(f"reading CloudWatch history of {args.endpoint}/{args.variant}: {exc}") from exc
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from prescaler.sim import scenarios
+
+    if bool(args.trace) == bool(args.endpoint):
+        raise UsageError("give exactly one of --trace CSV or --endpoint NAME")
+    if args.peak_rps is not None and args.peak_rps <= 0:
+        raise UsageError("--peak-rps must be positive")
+    if args.warmup_days < 0:
+        raise UsageError("--warmup-days cannot be negative")
+    if args.trace:
+        minutes = scenarios.load_trace(args.trace, column=args.column, requests=args.requests)
+        name = str(args.trace)
+    else:
+        minutes = _endpoint_history(args)
+        name = f"endpoint {args.endpoint}/{args.variant}"
+        if float(minutes.sum()) == 0:
+            raise UsageError(f"{name} has no Invocations datapoints in the last {args.days or 14} days "
+                             "(check the endpoint and variant names, and the region)")
+    if args.days and args.trace:
+        end = minutes.index[0] + pd.Timedelta(days=args.warmup_days + args.days)
+        minutes = minutes[minutes.index < end]
+    demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
+    scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
+    return _run_policies(demand, args, f"backtest: {name}{scale}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from prescaler.sim import scenarios
+
+    at = to_utc(args.at)
+    history = scenarios.load_trace(args.history, column=args.column, requests=args.requests)
+    end = complete_end(at)
+    if end <= history.index[0]:
+        raise UsageError(f"--at {at.isoformat()} is before the history starts ({history.index[0].isoformat()})")
+    history = window(history[history.index < end], end)
+    baseline = args.baseline_min
+    current = args.current_min if args.current_min is not None else baseline
+    if not 1 <= baseline <= args.max_capacity or not 1 <= current <= args.max_capacity:
+        raise UsageError("need 1 <= --baseline-min, --current-min <= --max-capacity")
+    fields: dict[str, Any] = {"baseline_min_capacity": baseline, "prescale_max_capacity": args.max_capacity,
+                              "target_invocations_per_instance": args.target}
+    for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
+        if getattr(args, name, None) is not None:
+            fields[name] = getattr(args, name)
+    try:
+        settings = PlannerSettings(**fields)
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[-1]) from exc
+    state = TargetState(min_capacity=current, max_capacity=args.max_capacity, current_instances=current)
+    decision = decide(history, state, settings, at)
+    fc = decision.forecast
+    assert fc is not None
+    data = {"at": at.isoformat(), "decision": decision.to_dict(), "forecast": fc.to_dict(),
+            "history": {"start": history.index[0].isoformat(), "end": end.isoformat(),
+                        "minutes": len(history)}}
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    colour = {"raise": "green", "relax": "yellow", "hold": "cyan"}[decision.action]
+    console.print(f"[bold {colour}]{decision.action.upper()}[/] MinCapacity {decision.previous_min_capacity}"
+                  f" -> {decision.min_capacity}")
+    console.print(f"why: {decision.reason}")
+    console.print(f"forecast: {fc.reason}")
+    peaks = fc.values.round(0).astype(int).to_dict()
+    console.print("per minute: " + ", ".join(f"{t:%H:%M} {v:,}" for t, v in peaks.items()))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=(
+        "Predictive pre-scaler for SageMaker endpoints: simulate and backtest it against the policies "
+        "you would otherwise use, or ask what it would decide now."))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def sim_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seed", type=int, default=7, help="noise and provisioning-delay seed (default 7)")
+        sp.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
+        sp.add_argument("--plot", metavar="PNG", help="write a plot of demand and capacity per policy")
+        sp.add_argument("--slo-ms", type=float, default=500.0, help="p99 latency SLO in ms (default 500)")
+        planner_options(sp)
+
+    def planner_options(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--lead-time-s", dest="lead_time_s", type=int, help="lead time in seconds (default 300)")
+        sp.add_argument("--horizon-minutes", type=int, help="minutes looked ahead beyond the lead time (default 1)")
+        sp.add_argument("--headroom", type=float, help="extra capacity on the forecast peak, 0.1 = 10%% (default 0)")
+        sp.add_argument("--timezone", help="IANA time zone of local-time daily jobs (default UTC)")
+        sp.add_argument("--no-prompt-scale-in", action="store_true", help="leave scale-in to target tracking")
+
+    s = sub.add_parser("simulate", help="run the five policies on a built-in scenario")
+    s.add_argument("--scenario", default="reference", help="built-in scenario (default: reference)")
+    s.add_argument("--days", type=int, default=3, help="evaluated days (default 3)")
+    s.add_argument("--warmup-days", type=int, default=2, help="days of history before scoring (default 2)")
+    sim_options(s)
+    s.set_defaults(func=cmd_simulate)
+
+    b = sub.add_parser("backtest", help="replay a recorded trace (or an endpoint's CloudWatch history)")
+    b.add_argument("--trace", metavar="CSV", help="CSV: timestamp column first, then counts per row")
+    b.add_argument("--column", help="value column (default: the second)")
+    b.add_argument("--requests", action="store_true", help="one row per request: count rows per minute")
+    b.add_argument("--peak-rps", type=float, help="scale so the 99.9th-percentile minute is this many req/s")
+    b.add_argument("--warmup-days", type=float, default=2.0, help="days simulated before scoring (default 2)")
+    b.add_argument("--days", type=float, help="evaluated days after the warm-up (default: all; --endpoint: 14)")
+    b.add_argument("--endpoint", help="a SageMaker endpoint: replay its own CloudWatch Invocations history")
+    b.add_argument("--variant", default="AllTraffic", help="production variant (default AllTraffic)")
+    sim_options(b)
+    b.set_defaults(func=cmd_backtest)
+
+    f = sub.add_parser("forecast", help="what the pre-scaler would decide at an instant, and why")
+    f.add_argument("--history", required=True, metavar="CSV", help="CSV: timestamp, invocations per row")
+    f.add_argument("--at", required=True, help="the instant (ISO 8601; naive = UTC)")
+    f.add_argument("--column", help="value column (default: the second)")
+    f.add_argument("--requests", action="store_true", help="one row per request")
+    f.add_argument("--current-min", type=int, help="the scalable target's MinCapacity now (default: baseline)")
+    f.add_argument("--baseline-min", type=int, default=2, help="baseline MinCapacity (default 2)")
+    f.add_argument("--max-capacity", type=int, default=8, help="MaxCapacity (default 8)")
+    f.add_argument("--target", type=float, default=2400.0,
+                   help="target invocations per instance per minute (default 2400)")
+    f.add_argument("--json", action="store_true", help="print JSON")
+    planner_options(f)
+    f.set_defaults(func=cmd_forecast)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``prescaler`` console script. Returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, HistoryError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

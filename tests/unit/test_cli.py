@@ -1,0 +1,118 @@
+"""The `prescaler` command line: JSON shapes, human output, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prescaler.cli import main
+
+pytestmark = pytest.mark.unit
+
+POLICY_KEYS = {"breach_minutes", "slo_violating_requests", "peak_queue", "instance_hours"}
+ELB = "data/traces/elb_request_count_8c0756.csv"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
+    # When a one-day reference simulation is asked for as JSON with a plot
+    png = tmp_path / "ref.png"
+    code, out, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "1", "--json", "--plot", str(png))
+    # Then it succeeds with every policy's four scores, and writes a PNG
+    assert code == 0
+    data = json.loads(out)
+    assert set(data["policies"]) == {"cpu-target-tracking", "invocations-target-tracking",
+                                     "scheduled-prewarm", "predictive", "oracle"}
+    for scores in data["policies"].values():
+        assert set(scores) == POLICY_KEYS
+        assert isinstance(scores["breach_minutes"], int)
+    assert data["demand"]["evaluated_minutes"] == 1440
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_simulate_table_names_every_policy(capsys) -> None:
+    code, out, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "0")
+    assert code == 0
+    for name in ("cpu-target-tracking", "scheduled-prewarm", "predictive", "oracle"):
+        assert name in out
+
+
+def test_backtest_a_slice_of_a_real_trace(capsys) -> None:
+    code, out, _ = run(capsys, "backtest", "--trace", ELB, "--peak-rps", "220", "--warmup-days", "1",
+                       "--days", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["demand"]["evaluated_minutes"] == 1440
+    # scaled: the evaluated peak is near 220 req/s
+    assert 150 <= data["demand"]["peak_rps"] <= 300
+
+
+def test_backtest_per_request_rows(capsys) -> None:
+    code, out, _ = run(capsys, "backtest", "--trace", "data/traces/AzureLLMInferenceTrace_code.csv",
+                       "--requests", "--peak-rps", "220", "--json")
+    assert code == 0
+    data = json.loads(out)
+    # one hour of requests: too little history, so the pre-scaler makes no forecast-driven raise
+    assert data["demand"]["evaluated_minutes"] >= 55
+    assert data["policies"]["predictive"]["breach_minutes"] <= \
+        data["policies"]["invocations-target-tracking"]["breach_minutes"]
+
+
+def test_forecast_json_shape_and_a_raise_before_the_spike(capsys, tmp_path: Path) -> None:
+    # Given three days of per-minute history with a spike at minute 0 of every hour
+    rows = ["timestamp,value"]
+    import pandas as pd
+    for t in pd.date_range("2026-03-02", periods=3 * 1440, freq="min"):
+        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{13200 if t.minute < 10 else 2400}")
+    csv = tmp_path / "history.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    # When asked what it would decide at 23:56 on the last day (history ends before that)
+    code, out, _ = run(capsys, "forecast", "--history", str(csv), "--at", "2026-03-04T23:56:00Z", "--json")
+    # Then the decision is a raise to 6 ahead of the midnight spike, with the forecast behind it
+    assert code == 0
+    data = json.loads(out)
+    assert data["decision"]["action"] == "raise"
+    assert data["decision"]["min_capacity"] == 6
+    assert isinstance(data["decision"]["reason"], str) and data["decision"]["reason"]
+    assert data["forecast"]["peak_invocations_per_minute"] == pytest.approx(13200)
+    # (the window may open a minute early: the forecast covers +-1 minute of drift)
+    assert data["forecast"]["window_start"][:16] in ("2026-03-04T23:59", "2026-03-05T00:00")
+    assert data["forecast"]["window_end"]
+
+
+@pytest.mark.parametrize(
+    ("content", "argv", "message"),
+    [
+        ("timestamp,value\n2026-03-02 00:00:00,5\n", ["--column", "nope"], "no column 'nope'"),
+        ("", [], "cannot read"),
+        ("timestamp,value\nyesterday-ish,5\n", [], "unparseable timestamps"),
+        ("timestamp,value\n2026-03-02 00:00:00,-5\n", [], "negative"),
+        ("timestamp,value\n2026-03-02 00:00:00,lots\n", [], "not a number"),
+    ],
+    ids=["unknown-column", "empty-file", "bad-timestamps", "negative", "non-numeric"],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path: Path, content: str, argv: list[str],
+                                          message: str) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text(content)
+    code, out, err = run(capsys, "backtest", "--trace", str(csv), *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("prescaler: error:")
+    assert message in err
+
+
+def test_missing_file_is_exit_2(capsys) -> None:
+    code, _, err = run(capsys, "backtest", "--trace", "no/such.csv")
+    assert code == 2 and "no such trace file" in err
+
+
+def test_forecast_at_before_history_is_exit_2(capsys) -> None:
+    code, _, err = run(capsys, "forecast", "--history", ELB, "--at", "2001-01-01T00:00:00")
+    assert code == 2 and "before the history starts" in err
