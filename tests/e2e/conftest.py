@@ -64,6 +64,4 @@ def project_build(e2e_images: infra.Images) -> Path:
     template = infra.ROOT / "template.yaml"
     if not template.exists():
         pytest.skip("no template.yaml in the repository yet")
-    return infra.sam_build(
-        template, infra.CACHE / "sam-build", cache_dir=infra.CACHE / "sam-cache", cwd=infra.ROOT
-    )
+    return infra.sam_build(template, infra.CACHE / "sam-build", cache_dir=infra.CACHE / "sam-cache", cwd=infra.ROOT)

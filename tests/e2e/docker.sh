@@ -97,7 +97,8 @@ cmd_down() {
   if [[ -f $PIDFILE ]]; then
     local pid children
     pid=$(cat "$PIDFILE")
-    if kill -0 "$pid" 2>/dev/null; then
+    # Only a live dockerd: a stale pid file may name a pid that now belongs to something else.
+    if kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]]; then
       # Debian's dockerd runs a containerd of its own as a child: note it before dockerd goes.
       children=$(pgrep -P "$pid" || true)
       log "stopping dockerd (pid $pid, started by up)"

@@ -106,9 +106,7 @@ def minutes_between(start: datetime, end: datetime) -> Iterator[datetime]:
         t += timedelta(minutes=1)
 
 
-def invocations_profile(
-    now: datetime, days: float = 3, traffic: Traffic = Traffic()
-) -> list[tuple[datetime, int]]:
+def invocations_profile(now: datetime, days: float = 3, traffic: Traffic = Traffic()) -> list[tuple[datetime, int]]:
     """``(minute, invocations)`` for every whole minute in ``[floor(now) - days, floor(now))``, UTC.
 
     The minute that contains ``now`` is not included: it has not finished.
@@ -133,9 +131,12 @@ def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dic
 
 def client(service: str, endpoint_url: str, region: str = REGION) -> Any:
     """A boto3 client on the moto server at ``endpoint_url`` with fake credentials."""
-    return boto3.session.Session(region_name=region, **FAKE_CREDENTIALS).client(
-        service, endpoint_url=endpoint_url
+    session = boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=FAKE_CREDENTIALS["aws_secret_access_key"],
+        region_name=region,
     )
+    return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 def put_history(

@@ -52,7 +52,7 @@ Resources:
       Layers: [!Ref SmokeLayer]
 """
 
-HANDLER = '''\
+HANDLER = """\
 import os
 import sys
 from datetime import datetime, timedelta, timezone
@@ -91,7 +91,7 @@ def handler(event, context):
         "max_average": max(d["Average"] for d in stats),
         "event": event,
     }
-'''
+"""
 
 
 def _write_app(root: Path) -> Path:
@@ -101,8 +101,15 @@ def _write_app(root: Path) -> Path:
     (root / "layer" / "smokelib.py").write_text('MARK = "from-the-layer"\n')
     (root / "layer" / "requirements.txt").write_text("")
     (root / "template.yaml").write_text(TEMPLATE)
-    (root / "event.json").write_text(json.dumps({"source": "e2e-smoke"}))
     return root / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_app(e2e_images: infra.Images, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The throwaway app after ``sam build`` (once for the module); returns the built template."""
+    root = tmp_path_factory.mktemp("smoke") / "app"
+    template = _write_app(root)
+    return infra.sam_build(template, root / ".aws-sam" / "build")
 
 
 def test_seed_writes_invocations_as_sagemaker_does(moto: infra.Moto) -> None:
@@ -134,19 +141,20 @@ def test_seed_writes_invocations_as_sagemaker_does(moto: infra.Moto) -> None:
 
 
 def test_sam_local_invoke_in_stand_in_image_reaches_moto(
-    moto: infra.Moto, e2e_images: infra.Images, sam_work_dir: Path
+    moto: infra.Moto, e2e_images: infra.Images, smoke_app: Path, sam_work_dir: Path
 ) -> None:
     # Given a seeded moto and a throwaway SAM app, built
     seeded = seed(moto.url)
-    template = _write_app(sam_work_dir / "app")
-    built = infra.sam_build(template, sam_work_dir / "app" / ".aws-sam" / "build")
+    built = smoke_app
+    event = sam_work_dir / "event.json"
+    event.write_text(json.dumps({"source": "e2e-smoke"}))
 
     # When its function is invoked in the stand-in image on the e2e network
     result = infra.sam_local_invoke(
         built,
         "Smoke",
         image=e2e_images.lambda_python311,
-        event=sam_work_dir / "app" / "event.json",
+        event=event,
         env_vars={
             "Parameters": {
                 "AWS_ENDPOINT_URL": moto.url_in_network,
@@ -175,11 +183,10 @@ def test_sam_local_invoke_in_stand_in_image_reaches_moto(
 
 
 def test_handler_error_is_reported_not_swallowed(
-    moto: infra.Moto, e2e_images: infra.Images, sam_work_dir: Path
+    moto: infra.Moto, e2e_images: infra.Images, smoke_app: Path, sam_work_dir: Path
 ) -> None:
     # Given the same app, built, and an empty moto (no scalable target)
-    template = _write_app(sam_work_dir / "app")
-    built = infra.sam_build(template, sam_work_dir / "app" / ".aws-sam" / "build")
+    built = smoke_app
     # When it is invoked against an empty moto
     result = infra.sam_local_invoke(
         built,
