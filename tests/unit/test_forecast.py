@@ -345,10 +345,8 @@ def test_patternless_noise_is_unusable(kind: str) -> None:
     # Given 3 days of noise around 2,400/min with no cycle in it
     rng = np.random.default_rng(11)
     n = 3 * DAY
-    if kind == "gaussian":
-        values = 2400 * (1 + 0.1 * rng.standard_normal(n))
-    else:
-        values = 2400 * rng.lognormal(0.0, 0.5, n)
+    noise = rng.standard_normal(n) if kind == "gaussian" else rng.lognormal(0.0, 0.5, n) - 1.0
+    values = 2400 * (1 + (0.1 if kind == "gaussian" else 1.0) * noise)
     index = pd.date_range("2026-03-02", periods=n, freq="min", tz="UTC", name="minute")
     hist = pd.Series(np.clip(values, 0, None), index=index, name=SERIES_NAME)
     # When forecast
