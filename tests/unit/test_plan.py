@@ -302,7 +302,8 @@ def test_raise_is_clamped_to_the_prescale_cap() -> None:
     d = plan(make_forecast(12 * 2400.0), LOW, TargetState(2, 10, 2), PlannerSettings(), NOW)
     # Then MinCapacity goes to the cap and the reason says so
     assert (d.action, d.min_capacity) == ("raise", 8)
-    assert "(capped)" in d.reason
+    assert "capped" in d.reason
+    assert d.numbers["capped"] == "true"
 
 
 def test_raise_is_clamped_to_max_capacity_below_the_cap() -> None:
