@@ -225,14 +225,13 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
 
     end = complete_end(tick.now)
     try:
+        history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
         history = read_many(
-            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - MAX_HISTORY, end
+            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - history_length, end
         )[(settings.endpoint_name, settings.variant_name)]
     except MetricReadError as exc:
         _count("MetricReadError")
-        return _hold(
-            function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity
-        )
+        return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity)
     if history.empty:
         _count("NoData")
         return _hold(
@@ -241,7 +240,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             tick,
             "no_data",
             f"hold: no Invocations datapoints for {settings.endpoint_name}/{settings.variant_name} "
-            f"in the last 14 days; an empty answer is not zero demand, MinCapacity left at "
+            f"in the last {settings.history_days} days; an empty answer is not zero demand, MinCapacity left at "
             f"{target.min_capacity}",
             target.min_capacity,
         )
@@ -249,9 +248,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
 
     warnings = _scaling_failures(activities, entry, tick)
     if variant.current_instances < target.min_capacity:
-        warnings.append(
-            f"variant has {variant.current_instances} instances, below MinCapacity {target.min_capacity}"
-        )
+        warnings.append(f"variant has {variant.current_instances} instances, below MinCapacity {target.min_capacity}")
     if entry.owned_min_capacity is not None and entry.owned_min_capacity != target.min_capacity:
         logger.info(
             "MinCapacity was changed outside the pre-scaler; left alone",
@@ -344,9 +341,7 @@ def _details(obs: Observation, tick: Tick, new_min: int, reason: str, **more: ob
         "at": tick.now.isoformat(),
         "reason": reason,
         "event_id": tick.event_id,
-        "forecast_peak_invocations_per_minute": round(float(fc.peak_invocations_per_minute), 3)
-        if fc
-        else None,
+        "forecast_peak_invocations_per_minute": round(float(fc.peak_invocations_per_minute), 3) if fc else None,
         "pattern": fc.pattern if fc else None,
         "window_start": fc.window_start.isoformat() if fc else None,
         "window_end": fc.window_end.isoformat() if fc else None,
@@ -642,13 +637,13 @@ def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None
             ts,
             dimensions(settings.endpoint_name, settings.variant_name),
         )
+        _count("GpuUtilizationPerGpu", per_gpu, MetricUnit.Percent)
         result.update(
             outcome="applied",
             gpu_utilization_per_gpu=round(per_gpu, 3),
             gpu_utilization_summed=summed,
             timestamp=ts.isoformat(),
-            reason=f"GPUUtilization {summed:g}% over {gpus} GPU(s) of {instance_type} = "
-            f"{per_gpu:.1f}% per GPU",
+            reason=f"GPUUtilization {summed:g}% over {gpus} GPU(s) of {instance_type} = {per_gpu:.1f}% per GPU",
         )
     latency = latest["ModelLatency"]
     result["model_latency_ms"] = round(microseconds_to_ms(latency[1]), 3) if latency else None

@@ -25,8 +25,8 @@ from prescaler.plan import PlannerSettings
 #: SageMaker endpoint and variant names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (SageMaker API reference,
 #: CreateEndpoint ``EndpointName`` and ProductionVariant ``VariantName``).
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-#: CloudWatch namespaces may not start with ``AWS/`` (reserved for AWS services).
-NAMESPACE = r"^(?!AWS/)[A-Za-z0-9._/#:-]{1,255}$"
+#: CloudWatch namespace characters; a namespace may not start with ``AWS/`` (reserved for AWS).
+NAMESPACE = r"^[A-Za-z0-9._/#:-]{1,255}$"
 
 
 class SettingsError(ValueError):
@@ -45,6 +45,13 @@ class FunctionSettings(BaseSettings):
         pattern=NAMESPACE,
         description="METRICS_NAMESPACE: the project's CloudWatch namespace (IAM limits PutMetricData to it).",
     )
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_aws(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("namespaces starting with AWS/ are reserved for AWS services")
+        return value
 
     @property
     def resource_id(self) -> str:
@@ -66,6 +73,9 @@ class ScalerSettings(FunctionSettings):
         300, ge=0, le=3600, description="DEFAULT_LEAD_TIME_SECONDS when no scale-out was ever measured"
     )
     max_hold_minutes: int = Field(120, ge=1, le=10080, description="MAX_HOLD_MINUTES for the watchdog")
+    history_days: int = Field(
+        14, ge=2, le=14, description="HISTORY_DAYS of Invocations read per tick (1-minute data is kept 15 days)"
+    )
     dry_run: bool = Field(False, description="DRY_RUN: compute and publish, change nothing")
     prompt_scale_in: bool = Field(True, description="PROMPT_SCALE_IN: lower the desired count after a spike")
     ledger_table_name: str = Field(
@@ -120,12 +130,7 @@ def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
         if environ is None:
             return model()  # type: ignore[call-arg]  # fields come from the environment
         # explicit mapping (tests, CLI): pass values as init kwargs under the field names
-        fields = {
-            name: environ[key]
-            for name in model.model_fields
-            for key in (name.upper(), name)
-            if key in environ
-        }
+        fields = {name: environ[key] for name in model.model_fields for key in (name.upper(), name) if key in environ}
         return model.model_validate(fields)
     except ValidationError as exc:
         problems = []

@@ -57,7 +57,7 @@ def _record_map(record: dict[str, object]) -> dict:
     for k, v in record.items():
         if v is None:
             continue
-        out[k] = {"N": str(v)} if isinstance(v, int) and not isinstance(v, bool) else _s(v)
+        out[k] = {"N": str(v)} if isinstance(v, int | float) and not isinstance(v, bool) else _s(v)
     return {"M": out}
 
 
