@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import (
+from awsworld import (
     ENDPOINT,
     RESOURCE_ID,
     World,

@@ -1,0 +1,243 @@
+"""Helpers and fixtures for adapter and handler tests against moto (and botocore Stubber where moto is lenient).
+
+Resources are built from template.yaml's values (``template_values``): the scalable target's
+MinCapacity/MaxCapacity, the ledger table's key and billing mode, the functions' environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from moto import mock_aws
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import template_values as tv
+from prescaler.aws import clients
+from prescaler.observability import metrics
+
+ENDPOINT = "catalogue-tagger"
+VARIANT = str(tv.default("VariantName"))
+RESOURCE_ID = f"endpoint/{ENDPOINT}/variant/{VARIANT}"
+TABLE = "sagemaker-prescaler-ledger"
+REGION = "us-east-1"
+#: moto's GetMetricData is O(periods x datapoints): the handler tests read 2 days (HISTORY_DAYS) of
+#: 25 hours of history instead of 14 days, which keeps a tick under a few seconds. The forecast
+#: needs 24 hours and two cycles of a pattern.
+HISTORY_DAYS = 2
+HISTORY_HOURS = 25
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, a region, no tracing, a metrics namespace; no real AWS is ever reached."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": str(tv.default("MetricsNamespace")),
+        "POWERTOOLS_SERVICE_NAME": "prescaler-test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _reset_metrics() -> Iterator[None]:
+    """Powertools keeps metrics and the cold-start flag in module state: reset between tests."""
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    metrics.clear_metrics()
+    metrics.clear_default_dimensions()
+    cold_start.is_cold_start = True
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    @dataclass
+    class LambdaContext:
+        function_name: str = "prescaler-test"
+        function_version: str = "$LATEST"
+        memory_limit_in_mb: int = 512
+        invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:prescaler-test"
+        aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    return LambdaContext()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto for every service; the cached client factory is cleared on both sides."""
+    clients.client.cache_clear()
+    with mock_aws():
+        yield
+    clients.client.cache_clear()
+
+
+def put_invocations(cw: Any, series: pd.Series, endpoint: str = ENDPOINT, variant: str = VARIANT,
+                    metric: str = "Invocations", namespace: str = "AWS/SageMaker",
+                    dims: list[dict[str, str]] | None = None) -> None:
+    """Write a per-minute series the way SageMaker does: one StatisticSet per minute with traffic
+    (SampleCount = Sum = n, Minimum = Maximum = 1, so Sum and Average differ), nothing for idle minutes."""
+    dims = dims or [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+    data = [{"MetricName": metric, "Dimensions": dims, "Timestamp": ts.to_pydatetime(),
+             "StatisticValues": {"SampleCount": float(v), "Sum": float(v), "Minimum": 1.0, "Maximum": 1.0},
+             "Unit": "None"} for ts, v in series.items() if v > 0]
+    for i in range(0, len(data), 1000):
+        cw.put_metric_data(Namespace=namespace, MetricData=data[i:i + 1000])
+
+
+def put_gauge(cw: Any, namespace: str, metric: str, minute: pd.Timestamp, value: float,
+              endpoint: str = ENDPOINT, variant: str = VARIANT) -> None:
+    """One plain datapoint (GPUUtilization, ModelLatency) with both SageMaker dimensions."""
+    cw.put_metric_data(Namespace=namespace, MetricData=[{
+        "MetricName": metric, "Timestamp": minute.to_pydatetime(), "Value": float(value),
+        "Dimensions": [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]}])
+
+
+def hourly_spikes(end: pd.Timestamp, days: float = HISTORY_HOURS / 24, base: float = 2400, spike: float = 13200,
+                  spike_minutes: int = 8) -> pd.Series:
+    """Per-minute demand: ``base`` per minute with a ``spike`` at minutes 0..spike_minutes-1 of every hour."""
+    index = pd.date_range(end - pd.Timedelta(days=days), end, freq="min", inclusive="left", tz="UTC")
+    values = np.where(index.minute < spike_minutes, spike, base).astype(float)
+    return pd.Series(values, index=index)
+
+
+@dataclass
+class World:
+    """A moto account with the endpoint, its scalable target and the ledger table."""
+
+    sagemaker: Any
+    autoscaling: Any
+    cloudwatch: Any
+    dynamodb: Any
+    activities: list[dict]
+
+    def target(self) -> dict:
+        return self.autoscaling.describe_scalable_targets(
+            ServiceNamespace="sagemaker", ResourceIds=[RESOURCE_ID])["ScalableTargets"][0]
+
+    def ledger_item(self) -> dict | None:
+        return self.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": RESOURCE_ID}}).get("Item")
+
+    def set_instances(self, n: int) -> None:
+        self.sagemaker.update_endpoint_weights_and_capacities(
+            EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[{"VariantName": VARIANT, "DesiredInstanceCount": n}])
+
+
+class _Http:
+    status_code = 200
+    headers: dict = {}  # noqa: RUF012
+
+
+def build_world(instance_type: str = "ml.g4dn.xlarge") -> World:
+    """Create the resources from the template's values (inside an active moto mock)."""
+    t = tv.template()
+    sm = clients.client("sagemaker")
+    sm.create_model(ModelName="tagger", ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
+                    PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/tagger:1"})
+    sm.create_endpoint_config(EndpointConfigName="tagger-config", ProductionVariants=[{
+        "VariantName": VARIANT, "ModelName": "tagger", "InitialInstanceCount": int(tv.default("BaselineMinCapacity")),
+        "InstanceType": instance_type}])
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="tagger-config")
+
+    st = t["Resources"]["ScalableTarget"]["Properties"]
+    aas = clients.client("application-autoscaling")
+    aas.register_scalable_target(
+        ServiceNamespace=st["ServiceNamespace"], ScalableDimension=st["ScalableDimension"], ResourceId=RESOURCE_ID,
+        MinCapacity=int(tv.default(st["MinCapacity"]["Ref"])), MaxCapacity=int(tv.default(st["MaxCapacity"]["Ref"])))
+
+    table = t["Resources"]["LedgerTable"]["Properties"]
+    ddb = clients.client("dynamodb")
+    ddb.create_table(TableName=TABLE, AttributeDefinitions=table["AttributeDefinitions"],
+                     KeySchema=table["KeySchema"], BillingMode=table["BillingMode"])
+
+    # moto does not implement DescribeScalingActivities: answer it from a list the test controls,
+    # in the real response shape, through botocore's before-call hook on the cached client.
+    activities: list[dict] = []
+
+    def _activities(**_: Any) -> tuple[_Http, dict]:
+        return _Http(), {"ScalingActivities": list(activities)}
+
+    aas.meta.events.register("before-call.application-autoscaling.DescribeScalingActivities", _activities)
+    return World(sm, aas, clients.client("cloudwatch"), ddb, activities)
+
+
+@pytest.fixture
+def world(aws: None) -> World:
+    return build_world()
+
+
+@pytest.fixture
+def scaler_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The prescale/relax environment from the template's defaults, DryRun as the template says."""
+    env = tv.function_env("PrescaleFunction", ENDPOINT_NAME=ENDPOINT, LEDGER_TABLE_NAME=TABLE, AWS_ENDPOINT_URL="",
+                          HISTORY_DAYS=str(HISTORY_DAYS))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def load_handler(name: str) -> ModuleType:
+    """functions/<name>/app.py as a module of its own (the three are all called ``app``)."""
+    path = tv.ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def emf(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    """The EMF blobs Powertools printed (one JSON object per line with an ``_aws`` key)."""
+    out = []
+    for line in capsys.readouterr().out.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and "_aws" in obj:
+            out.append(obj)
+    return out
+
+
+def metric_values(blobs: list[dict]) -> dict[str, Any]:
+    """Metric name -> value across the EMF blobs."""
+    out: dict[str, Any] = {}
+    for blob in blobs:
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for m in directive["Metrics"]:
+                out[m["Name"]] = blob[m["Name"]]
+    return out
+
+
+def scale_activity(activity_id: str, status: str, start: pd.Timestamp, end: pd.Timestamp | None,
+                   frm: int, to: int, message: str = "") -> dict:
+    """A DescribeScalingActivities entry in the real response shape."""
+    a = {
+        "ActivityId": activity_id, "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE_ID,
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+        "Description": f"Setting desired instance count to {to}.",
+        "Cause": f"minimum capacity was set to {to} changing the desired capacity from {frm} to {to}.",
+        "StartTime": start.to_pydatetime(), "StatusCode": status,
+    }
+    if end is not None:
+        a["EndTime"] = end.to_pydatetime()
+    if message:
+        a["StatusMessage"] = message
+    return a
