@@ -37,7 +37,7 @@ lint: $(STAMP) ## ruff + mypy
 
 .PHONY: bench
 bench: $(STAMP) ## Speed and memory targets (pytest-benchmark)
-	$(BIN)/python -m pytest -m bench --benchmark-enable -q -p no:randomly tests/bench
+	$(BIN)/python -m pytest -m bench --benchmark-enable -q tests/bench
 
 .PHONY: e2e
 e2e: $(STAMP) ## sam build + sam local invoke of every function/event in a container against moto

@@ -88,8 +88,6 @@ def test_reason_and_fields_explain_the_pattern_and_the_peak(synth) -> None:
 # --- patterns found and named --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="pattern selection by last-day backtest MAE picks the longest "
-                   "eligible period (daily/weekly) for a pure hourly spike: fewer cycles, less noise")
 @pytest.mark.parametrize("days", [2, 14])
 def test_hourly_pattern_is_named_hourly(synth, days: int) -> None:
     # Given spikes at the top of every hour and nothing else
@@ -126,8 +124,6 @@ def _monday_at_nine(index: pd.DatetimeIndex) -> np.ndarray:
     return (index.dayofweek == 0) & _daily_at_nine(index)
 
 
-@pytest.mark.xfail(strict=True, reason="the pattern backtest covers only the last day, which holds no "
-                   "weekly spike: the pattern is then chosen by noise (or none wins and it is unusable)")
 @pytest.mark.parametrize("noise", [0.0, 0.02])
 def test_weekly_only_spike_is_found_and_named_weekly(synth, noise: float) -> None:
     # Given exactly 14 days of history ending Monday 08:50 with a spike on Mondays at 09:00 only
@@ -227,8 +223,6 @@ def _moved(index: pd.DatetimeIndex, moved_from: int) -> np.ndarray:
     return old | new
 
 
-@pytest.mark.xfail(strict=True, reason="after one cycle at :15 the daily/weekly pattern still wins "
-                   "the last-day backtest, so the moved spike is not forecast")
 @pytest.mark.parametrize("days", [3, 14])
 def test_moved_schedule_is_followed_after_one_cycle(synth, days: int) -> None:
     # Given hourly spikes at :00 for days, then one spike at :15 (the job moved)
@@ -338,8 +332,6 @@ def test_empty_history_is_unusable_with_no_data() -> None:
     assert len(fc.values) == 7
 
 
-@pytest.mark.xfail(strict=True, reason="the seasonal max-over-cycles beats single-minute persistence "
-                   "on patternless noise, so noise is reported as a usable pattern")
 @pytest.mark.parametrize("kind", ["gaussian", "lognormal"])
 def test_patternless_noise_is_unusable(kind: str) -> None:
     # Given 3 days of noise around 2,400/min with no cycle in it

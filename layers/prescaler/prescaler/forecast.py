@@ -32,8 +32,15 @@ from prescaler.history import MINUTE, SERIES_NAME, active_minutes, to_utc
 
 #: A forecast-driven raise needs at least this much history (and two cycles of its pattern).
 MIN_HISTORY = pd.Timedelta(hours=24)
-#: Backtest the candidate patterns on at most this many of the newest minutes.
+#: Backtest the candidate patterns on at most this many of the newest minutes (a week when the
+#: weekly cycle is a candidate, so that its once-a-week spike is in the backtest).
 SKILL_MINUTES = 1440
+SKILL_MINUTES_WEEKLY = 7 * 1440
+#: Backtest windows are at most this long (a longer forecast range is scored as the planner uses
+#: it: the peak of the next few minutes).
+SKILL_WINDOW_MINUTES = 15
+#: A pattern is used only if its backtest error is below this fraction of persistence's.
+SKILL_MARGIN = 0.9
 
 
 @dataclass(frozen=True)
@@ -136,14 +143,16 @@ def _seasonal(
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
     n = len(ymax)
     for k in range(1, pattern.cycles + 1):
-        lag = np.full(len(targets), k * pattern.period_minutes, dtype=np.int64)
-        if offsets_t is not None:
-            src_times = origin + pd.to_timedelta(targets - lag, unit="min")
-            lag = lag - (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
-        src = targets - lag
+        if offsets_t is None:
+            src = targets - k * pattern.period_minutes
+        else:
+            src = targets - k * pattern.period_minutes
+            src_times = origin + pd.to_timedelta(src, unit="min")
+            src = src + (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
         ok = (src >= 0) & (src < n) & (src + drift < observed_until)
-        vals = np.where(ok, ymax[np.clip(src, 0, n - 1)], np.nan)
-        out = np.fmax(out, vals)
+        vals = ymax.take(src, mode="clip")
+        vals[~ok] = np.nan
+        np.fmax(out, vals, out=out)
     return out
 
 
@@ -164,22 +173,28 @@ def _skill(
     width: int,
     drift: int,
 ) -> dict[str, float]:
-    """Backtest each pattern and persistence on the newest minutes: window-peak MAE per minute."""
+    """Backtest each pattern and persistence on the newest minutes: window-peak MAE per minute.
+
+    For every window of ``width`` minutes in the backtest span, the peak a pattern forecast for it
+    (from data published before the window) is compared with the peak that came. Persistence
+    forecasts the peak of the ``width`` minutes before the window: what reacting would have used.
+    The span is the last day, or the last week when the weekly pattern is a candidate.
+    """
     n = len(y)
-    eval_len = min(SKILL_MINUTES, n - width)
+    span = SKILL_MINUTES_WEEKLY if any(p.period_minutes >= 10080 for p in patterns) else SKILL_MINUTES
+    eval_len = min(span, n - 2 * width + 1)
     if eval_len <= 0:
         return {}
-    first = n - eval_len - width + 1  # first issue position
+    first = n - eval_len - width + 1  # first window start; first >= width
+    peaks = _window_peaks(y[first - width:], width)
+    actual = peaks[width:]
+    scores = {"persistence": float(np.mean(np.abs(peaks[: len(actual)] - actual)))}
     targets = np.arange(first, n)
-    # each target is forecast from an issue time `width` minutes earlier, the worst case in a window
+    # each target is forecast from the start of the window holding it at the latest: the worst case
     observed_until = targets - width + 1
-    actual = _window_peaks(y[first:], width)
-    scores: dict[str, float] = {}
-    persistence = y[np.clip(np.arange(first, first + len(actual)) - 1, 0, n - 1)]
-    scores["persistence"] = float(np.mean(np.abs(persistence - actual)))
     for pattern in patterns:
         pred = _seasonal(ymax, targets, origin, pattern, timezone, observed_until, drift)
-        pred = np.where(np.isnan(pred), 0.0, pred)
+        pred[np.isnan(pred)] = 0.0
         scores[pattern.name] = float(np.mean(np.abs(_window_peaks(pred, width) - actual)))
     return scores
 
@@ -220,10 +235,15 @@ def forecast(
     active = active_minutes(history) if n else 0
 
     def unusable(reason: str, skill: dict[str, float] | None = None) -> Forecast:
-        level = float(y[-1]) if n else 0.0
+        level = float(y[-1]) if n and np.isfinite(y[-1]) and y[-1] >= 0 else 0.0
         values = pd.Series(np.full(len(out_index), level), index=out_index, name=SERIES_NAME)
         return Forecast(lo, hi, values, "none", False, level, lo, hi, active, reason, skill or {})
 
+    if n and not np.isfinite(y).all():
+        bad = int((~np.isfinite(y)).sum())
+        return unusable(f"unreadable data: {bad} minute(s) of history are not finite numbers")
+    if n and (y < 0).any():
+        return unusable("unreadable data: negative invocation counts in the history")
     if n == 0 or active == 0:
         return unusable("no data: the history window holds no invocations")
     if history.index.freq is None and n > 1 and (history.index[1] - history.index[0]) != MINUTE:
@@ -235,20 +255,23 @@ def forecast(
     width = len(out_index)
     ymax = _rolling_max(y, drift_minutes)
     origin = history.index[0]
-    skill = _skill(y, ymax, origin, eligible, timezone, max(width, 1), drift_minutes)
-    ranked = sorted((p for p in eligible if p.name in skill), key=lambda p: skill[p.name])
-    if not ranked:
-        return unusable("too little history to backtest any pattern", skill)
-    best = ranked[0]
-    if skill[best.name] >= skill["persistence"]:
+    skill = _skill(y, ymax, origin, eligible, timezone, min(max(width, 1), SKILL_WINDOW_MINUTES), drift_minutes)
+    skilful = [p for p in eligible if p.name in skill and skill[p.name] < SKILL_MARGIN * skill["persistence"]]
+    if not skilful:
+        best = min((p.name for p in eligible if p.name in skill), key=skill.__getitem__, default=None)
         return unusable(
-            f"no pattern worth acting on: best ({best.name}) window-peak error "
-            f"{skill[best.name]:,.0f}/min is no better than persistence {skill['persistence']:,.0f}/min",
+            "no pattern worth acting on: "
+            + (f"best ({best}) window-peak error {skill[best]:,.0f}/min is not {1 - SKILL_MARGIN:.0%} better "
+               f"than persistence {skill['persistence']:,.0f}/min" if best else "too little history to backtest"),
             skill,
         )
 
+    # Every skilful pattern votes; the forecast is their maximum, so a schedule that moved (seen by
+    # the hourly cycle first) or a weekly-only spike (seen by the weekly cycle only) is covered.
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
-    pred = _seasonal(ymax, targets, origin, best, timezone, np.full(len(targets), n), drift_minutes)
+    observed = np.full(len(targets), n)
+    votes = {p.name: _seasonal(ymax, targets, origin, p, timezone, observed, drift_minutes) for p in skilful}
+    pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)
     peak_at = int(np.argmax(pred))
@@ -261,9 +284,14 @@ def forecast(
     while b + 1 < len(pred) and near[b + 1]:
         b += 1
     w_start, w_end = out_index[a], out_index[b] + MINUTE
+    # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
+    best = next(p for p in skilful if np.nanmax(votes[p.name], initial=-np.inf) >= 0.95 * peak) \
+        if np.isfinite(peak) and any(np.isfinite(v).any() for v in votes.values()) else skilful[0]
+    others = [p.name for p in skilful if p is not best]
     reason = (
         f"{best.name} pattern ({best.cycles} cycles, drift ±{drift_minutes} min; backtest window-peak "
-        f"error {skill[best.name]:,.0f}/min vs {skill['persistence']:,.0f}/min for persistence): "
+        f"error {skill[best.name]:,.0f}/min vs {skill['persistence']:,.0f}/min for persistence"
+        f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
     )
     return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, active, reason, skill)

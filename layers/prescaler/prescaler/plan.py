@@ -8,10 +8,15 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 - MinCapacity stays within ``[baseline, min(prescale cap, MaxCapacity)]``; a MinCapacity above
   MaxCapacity is never proposed; MaxCapacity and SuspendedState are not part of a decision.
 - ``raise`` only increases MinCapacity, ``relax`` only decreases it.
-- An unusable forecast (missing, short or patternless history) never raises and never relaxes.
+- An unusable forecast (missing, short, unreadable or patternless history) never raises and never
+  relaxes; only the watchdog relaxes a raise held longer than ``max_hold_minutes``, and after it
+  fires no forecast-driven raise is made for ``watchdog_cooloff_minutes``.
+- Stale history (its newest minute older than ``now`` minus the publication delay and a minute of
+  slack) never lowers anything.
 - A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
 - Prompt scale-in never asks for fewer instances than MinCapacity, and only after demand has been
-  low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon.
+  low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon
+  (the forecast needs no more than the baseline).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -50,6 +56,8 @@ class PlannerSettings(BaseModel):
         2, ge=1, le=60, description="Complete minutes of low demand before prompt scale-in.")
     max_hold_minutes: int = Field(
         120, ge=1, description="Watchdog: a raise older than this is relaxed whatever the forecast says.")
+    watchdog_cooloff_minutes: int = Field(
+        60, ge=0, description="After the watchdog fires, no forecast-driven raise for this long.")
     drift_minutes: int = Field(1, ge=0, le=15, description="Spike-start jitter the forecast covers (min).")
     timezone: str = Field("UTC", description="IANA time zone whose wall clock daily jobs follow.")
 
@@ -76,7 +84,9 @@ class TargetState:
         current_instances: the variant's desired instance count.
         owned_min_capacity: the MinCapacity the pre-scaler last set and still owns (from the ledger),
             or None when it owns nothing.
-        owned_since: when that raise was made (UTC), for the watchdog.
+        owned_since: when that raise was made (UTC), for the watchdog (None: the watchdog cannot
+            time it, so the adapter must always record it with a raise).
+        watchdog_at: when the watchdog last relaxed a raise (UTC, from the ledger), or None.
     """
 
     min_capacity: int
@@ -84,6 +94,12 @@ class TargetState:
     current_instances: int
     owned_min_capacity: int | None = None
     owned_since: pd.Timestamp | None = None
+    watchdog_at: pd.Timestamp | None = None
+
+
+#: Minutes the history's newest minute may lag ``now`` before it is stale: the 2 incomplete minutes
+#: CloudWatch withholds, the minute in progress, and one of slack.
+STALE_AFTER_MINUTES = 4
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class Decision:
     desired_instances: int | None = None
     forecast: Forecast | None = None
     numbers: dict[str, float | int | str | None] = field(default_factory=dict)
+    watchdog_fired: bool = False  # the ledger records it: no forecast-driven raise during the cool-off
 
     @property
     def changes_min_capacity(self) -> bool:
@@ -114,6 +131,7 @@ class Decision:
             "previous_min_capacity": self.previous_min_capacity,
             "desired_instances": self.desired_instances,
             "reason": self.reason,
+            "watchdog_fired": self.watchdog_fired,
             "numbers": self.numbers,
         }
 
@@ -163,8 +181,9 @@ def plan(
         "horizon_minutes": settings.horizon_minutes,
     }
 
-    def decision(action: Action, new_min: int, reason: str, desired: int | None = None) -> Decision:
-        return Decision(action, new_min, current, reason, desired, fc, numbers)
+    def decision(action: Action, new_min: int, reason: str, desired: int | None = None,
+                 watchdog: bool = False) -> Decision:
+        return Decision(action, new_min, current, reason, desired, fc, numbers, watchdog)
 
     # The watchdog: a raise held too long is relaxed whatever the forecast says.
     if owned and current > baseline and state.owned_since is not None:
@@ -172,10 +191,13 @@ def plan(
         numbers["held_minutes"] = round(held, 1)
         if held > settings.max_hold_minutes:
             return decision("relax", baseline, f"watchdog: MinCapacity {current} has been held "
-                            f"{held:.0f} min (> {settings.max_hold_minutes}); back to baseline {baseline}")
+                            f"{held:.0f} min (> {settings.max_hold_minutes}); back to baseline {baseline}",
+                            watchdog=True)
 
     if not fc.usable:
         return decision("hold", current, f"hold: {fc.reason}")
+    if not math.isfinite(fc.peak_invocations_per_minute) or fc.peak_invocations_per_minute < 0:
+        return decision("hold", current, f"hold: unreadable forecast peak {fc.peak_invocations_per_minute!r}")
 
     required = min(cap, max(baseline, instances_for(fc.peak_invocations_per_minute, settings)))
     numbers["required_instances"] = required
@@ -183,6 +205,12 @@ def plan(
 
     capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
     numbers["capped"] = "true" if capped else "false"
+    cooling = state.watchdog_at is not None and (
+        (now - to_utc(state.watchdog_at)) / MINUTE < settings.watchdog_cooloff_minutes)
+    if required > current and cooling:
+        return decision("hold", current, (
+            f"hold MinCapacity {current}: the watchdog relaxed a raise at {to_utc(state.watchdog_at):%H:%M} UTC; "
+            f"no forecast-driven raise for {settings.watchdog_cooloff_minutes} min (forecast needs {required})"))
     if required > current:
         return decision("raise", required, (
             f"raise MinCapacity {current} -> {required}: {fc.pattern} pattern forecasts "
@@ -195,6 +223,14 @@ def plan(
     new_min = current
     reason = f"hold MinCapacity {current}: forecast peak needs {required} in {window}"
     action: Action = "hold"
+    newest = history.index[-1] if len(history) else None
+    numbers["history_newest_minute"] = newest.isoformat() if newest is not None else None
+    if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
+        return decision("hold", current, f"{reason}; history is stale (newest minute "
+                        f"{newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
+    tail = history.to_numpy()[-settings.scale_in_low_minutes:]
+    if not np.isfinite(tail).all():
+        return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
     if current > baseline and required < current:
         if owned:
             new_min, action = required, "relax"
@@ -229,6 +265,9 @@ def _prompt_scale_in(
     it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand has
     been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
+        return None
+    if required > settings.baseline_min_capacity:
+        numbers["scale_in_blocked"] = "spike forecast"
         return None
     observed_peak = float(history.to_numpy()[-settings.scale_in_low_minutes:].max())
     observed_need = instances_for(observed_peak, settings)

@@ -273,6 +273,7 @@ class _PredictiveHook:
         self.history_minutes = history_minutes
         self.owned: int | None = None
         self.owned_since: pd.Timestamp | None = None
+        self.watchdog_at: pd.Timestamp | None = None
         self.decisions: list[tuple[pd.Timestamp, Decision]] = []
         self.visible_lag = 1 + model.metric_delay_s // 60
 
@@ -287,8 +288,11 @@ class _PredictiveHook:
         history = self.visible_history(mi)
         if len(history) == 0:
             return
-        state = TargetState(fleet.min_capacity, fleet.max_capacity, fleet.desired, self.owned, self.owned_since)
+        state = TargetState(fleet.min_capacity, fleet.max_capacity, fleet.desired, self.owned, self.owned_since,
+                            self.watchdog_at)
         decision = decide(history, state, self.settings, now)
+        if decision.watchdog_fired:
+            self.watchdog_at = now
         if decision.action != "hold":
             self.decisions.append((now, decision))
         if decision.action == "raise":
