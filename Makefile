@@ -46,3 +46,10 @@ e2e: $(STAMP) ## sam build + sam local invoke of every function/event in a conta
 .PHONY: clean
 clean: ## Remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+
+.PHONY: sam
+sam: $(STAMP) ## sam validate --lint + sam build (installs aws-sam-cli into the venv when missing), then sizes
+	@test -x $(BIN)/sam || $(BIN)/python -m pip install --quiet -e '.[sam]'
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+	@du -sh .aws-sam/build/*
