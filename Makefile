@@ -47,6 +47,12 @@ e2e: $(STAMP) ## sam build + sam local invoke of every function/event in a conta
 clean: ## Remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
 
+.PHONY: results
+results: $(STAMP) ## Regenerate docs/results.md: the reference simulation + a backtest of every real trace
+	@mkdir -p docs
+	$(BIN)/python scripts/results.py > docs/results.md
+	@cat docs/results.md
+
 .PHONY: sam
 sam: $(STAMP) ## sam validate --lint + sam build (installs aws-sam-cli into the venv when missing), then sizes
 	@test -x $(BIN)/sam || $(BIN)/python -m pip install --quiet -e '.[sam]'
