@@ -31,9 +31,10 @@ test: $(STAMP) ## Unit and integration tests (no AWS account, no network)
 	$(BIN)/python -m pytest -m "not e2e and not bench" -q
 
 .PHONY: lint
-lint: $(STAMP) ## ruff + mypy
+lint: $(STAMP) ## ruff + mypy (the package, then each handler on its own: they are all app.py)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	@for f in functions/*/app.py; do $(BIN)/mypy $$f || exit 1; done
 
 .PHONY: bench
 bench: $(STAMP) ## Speed and memory targets (pytest-benchmark)

@@ -52,8 +52,9 @@ def main_() -> None:
         for i, (name, s) in enumerate(report["policies"].items()):
             first = f"{label} ({span})" if i == 0 else ""
             bold = "**" if name == "predictive" else ""
-            lines.append(f"| {first} | {bold}{name}{bold} | {s['breach_minutes']:,} | {s['slo_violating_requests']:,.0f} "
-                         f"| {s['peak_queue']:,.0f} | {s['instance_hours']:,.1f} | {ratios.get(name, 0):.2f}x |")
+            lines.append(f"| {first} | {bold}{name}{bold} | {s['breach_minutes']:,} "
+                         f"| {s['slo_violating_requests']:,.0f} | {s['peak_queue']:,.0f} "
+                         f"| {s['instance_hours']:,.1f} | {ratios.get(name, 0):.2f}x |")
     print("\n".join(lines))
     print("\nProduced by `make results` (scripts/results.py), which runs:\n")
     print("```")

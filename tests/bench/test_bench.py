@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from prescaler.plan import PlannerSettings, TargetState, decide
 
 pytestmark = pytest.mark.bench

@@ -246,7 +246,7 @@ def forecast(
         return unusable("unreadable data: negative invocation counts in the history")
     if n == 0 or active == 0:
         return unusable("no data: the history window holds no invocations")
-    if history.index.freq is None and n > 1 and (history.index[1] - history.index[0]) != MINUTE:
+    if n > 1 and (history.index[1] - history.index[0]) != MINUTE:
         raise ValueError("history must be a per-minute series (see prescaler.history.per_minute)")
     if active < min_history / MINUTE:
         return unusable(f"too little history: {active / 60:.1f} h of traffic, need "
@@ -258,11 +258,12 @@ def forecast(
     skill = _skill(y, ymax, origin, eligible, timezone, min(max(width, 1), SKILL_WINDOW_MINUTES), drift_minutes)
     skilful = [p for p in eligible if p.name in skill and skill[p.name] < SKILL_MARGIN * skill["persistence"]]
     if not skilful:
-        best = min((p.name for p in eligible if p.name in skill), key=skill.__getitem__, default=None)
+        closest = min((p.name for p in eligible if p.name in skill), key=skill.__getitem__, default=None)
         return unusable(
             "no pattern worth acting on: "
-            + (f"best ({best}) window-peak error {skill[best]:,.0f}/min is not {1 - SKILL_MARGIN:.0%} better "
-               f"than persistence {skill['persistence']:,.0f}/min" if best else "too little history to backtest"),
+            + (f"best ({closest}) window-peak error {skill[closest]:,.0f}/min is not {1 - SKILL_MARGIN:.0%} "
+               f"better than persistence {skill['persistence']:,.0f}/min" if closest
+               else "too little history to backtest"),
             skill,
         )
 

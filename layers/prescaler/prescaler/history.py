@@ -58,8 +58,8 @@ def empty(start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
 
 def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(list(timestamps) if not hasattr(timestamps, "dtype")
-                                                else timestamps, utc=True))
+        raw = timestamps if hasattr(timestamps, "dtype") else list(timestamps)
+        index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))  # type: ignore[call-overload]
     except (ValueError, TypeError, OverflowError) as exc:
         raise HistoryError(f"unparseable timestamps: {exc}") from exc
     if index.hasnans:
@@ -121,12 +121,13 @@ def per_minute(
 
     raw = pd.Series(vals, index=index)
     raw = raw[~raw.index.duplicated(keep="last")].sort_index()
+    floored = pd.DatetimeIndex(raw.index).floor("min")
     if step <= MINUTE:
-        spread = raw.groupby(raw.index.floor("min")).sum()
+        spread = raw.groupby(floored).sum()
     else:
         minutes = int(np.ceil(step / MINUTE))
         offsets = np.arange(minutes) * MINUTE.value
-        starts = raw.index.floor("min").asi8
+        starts = floored.asi8
         spread_index = (starts[:, None] + offsets[None, :]).ravel()
         spread_vals = np.repeat(raw.to_numpy() / minutes, minutes)
         spread = pd.Series(spread_vals, index=pd.DatetimeIndex(spread_index, tz="UTC"))

@@ -205,11 +205,11 @@ def plan(
 
     capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
     numbers["capped"] = "true" if capped else "false"
-    cooling = state.watchdog_at is not None and (
-        (now - to_utc(state.watchdog_at)) / MINUTE < settings.watchdog_cooloff_minutes)
+    watchdog_at = to_utc(state.watchdog_at) if state.watchdog_at is not None else None
+    cooling = watchdog_at is not None and (now - watchdog_at) / MINUTE < settings.watchdog_cooloff_minutes
     if required > current and cooling:
         return decision("hold", current, (
-            f"hold MinCapacity {current}: the watchdog relaxed a raise at {to_utc(state.watchdog_at):%H:%M} UTC; "
+            f"hold MinCapacity {current}: the watchdog relaxed a raise at {watchdog_at:%H:%M} UTC; "
             f"no forecast-driven raise for {settings.watchdog_cooloff_minutes} min (forecast needs {required})"))
     if required > current:
         return decision("raise", required, (

@@ -117,8 +117,8 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
         raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))})")
     values = pd.to_numeric(frame[column], errors="coerce")
     if values.isna().any():
-        bad = int(values.isna().idxmax()) + 2
-        raise HistoryError(f"{path} line {bad}: {column!r} is not a number: {frame[column].iloc[bad - 2]!r}")
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise HistoryError(f"{path} line {row + 2}: {column!r} is not a number: {frame[column].iloc[row]!r}")
     return per_minute(ts, values)
 
 
