@@ -271,8 +271,9 @@ def test_issue5_9_relax_while_traffic_stopped_says_scale_in_pending_not_scaled_d
 
 
 def test_issue5_10_scheduler_empty_input_uses_the_current_time(
-        world: World, scaler_env: dict, lambda_context: Any) -> None:
-    # Given history up to now and EventBridge Scheduler's {} (no time, no id)
+        world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given history up to now, dry run, and EventBridge Scheduler's {} (no time, no id)
+    monkeypatch.setenv("DRY_RUN", "true")
     now = pd.Timestamp.now(tz="UTC")
     seed_history(world, now)
     # When the pre-scaler runs on {}
