@@ -128,7 +128,7 @@ def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
     """
     try:
         if environ is None:
-            return model()  # type: ignore[call-arg]  # fields come from the environment
+            return model()  # fields come from the environment (pydantic-settings)
         # explicit mapping (tests, CLI): pass values as init kwargs under the field names
         fields = {name: environ[key] for name in model.model_fields for key in (name.upper(), name) if key in environ}
         return model.model_validate(fields)
