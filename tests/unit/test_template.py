@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = {"PrescaleFunction": "prescale", "RelaxFunction": "relax", "GpuMetricFunction": "gpu_metric"}
 ENV_NAMES = {"ENDPOINT_NAME", "VARIANT_NAME", "BASELINE_MIN_CAPACITY", "PRESCALE_MAX_CAPACITY",
              "TARGET_INVOCATIONS_PER_INSTANCE", "HEADROOM", "HORIZON_MINUTES", "DEFAULT_LEAD_TIME_SECONDS",
-             "DRY_RUN", "PROMPT_SCALE_IN", "LEDGER_TABLE_NAME", "METRICS_NAMESPACE"}
+             "DRY_RUN", "PROMPT_SCALE_IN", "LEDGER_TABLE_NAME", "METRICS_NAMESPACE", "HISTORY_DAYS",
+             "MAX_HOLD_MINUTES", "SCHEDULE_TIMEZONE"}
 
 
 class _Cfn(yaml.SafeLoader):
