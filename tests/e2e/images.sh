@@ -117,7 +117,8 @@ build_all() {
   moto_wheels=$(download_wheels moto pip "$MOTO_SPEC")
   lambda_tag=$(build_from_context python3.11 "$base" "$HERE/images/lambda.Dockerfile" "$lambda_wheels" \
     "$HERE/images/bootstrap" "$HERE/images/lambda-entrypoint.sh")
-  moto_tag=$(build_from_context moto "$base" "$HERE/images/moto.Dockerfile" "$moto_wheels")
+  moto_tag=$(build_from_context moto "$base" "$HERE/images/moto.Dockerfile" "$moto_wheels" \
+    "$HERE/images/moto_server.py")
   {
     echo "E2E_BASE_IMAGE=$base"
     echo "E2E_LAMBDA_IMAGE=$lambda_tag"

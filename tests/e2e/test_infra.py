@@ -198,3 +198,17 @@ def test_handler_error_is_reported_not_swallowed(
     # Then the handler's exception comes back as Lambda's error document
     assert result.function_error, result.response
     assert result.response["errorType"] in {"IndexError", "KeyError", "ClientError"}, result.response
+
+
+def test_moto_answers_describe_scaling_activities(moto: infra.Moto) -> None:
+    # Given a seeded scalable target (moto itself lacks DescribeScalingActivities: images/moto_server.py)
+    seeded = seed(moto.url)
+    # When its scaling activities are read
+    activities = client("application-autoscaling", moto.url).describe_scaling_activities(
+        ServiceNamespace="sagemaker",
+        ResourceId=seeded.resource_id,
+        ScalableDimension=seeded.scalable_dimension,
+        MaxResults=50,
+    )
+    # Then the answer is the real shape with no activity (moto never scales anything)
+    assert activities["ScalingActivities"] == []

@@ -9,6 +9,7 @@ RUN set -eux; \
         $(ls /tmp/wheels/*.whl | grep -v '/pip-'); \
     rm -rf /tmp/wheels; \
     PYTHONPATH=/opt/moto python3 -c "import moto; print('moto', moto.__version__)"
+COPY moto_server.py /opt/e2e/moto_server.py
 ENV PYTHONUNBUFFERED=1 PYTHONPATH=/opt/moto PATH=/opt/moto/bin:/usr/local/bin:/usr/bin:/bin
 EXPOSE 5000
-ENTRYPOINT ["python3", "-m", "moto.server", "--host", "0.0.0.0", "--port", "5000"]
+ENTRYPOINT ["python3", "/opt/e2e/moto_server.py", "--host", "0.0.0.0", "--port", "5000"]
