@@ -165,6 +165,29 @@ def test_relaxer_leaves_an_operators_min_capacity_alone(
     assert "not set by the pre-scaler" in result["reason"]
 
 
+def test_a_raise_over_an_operators_min_capacity_relaxes_back_to_it_not_below(
+        world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an operator's MinCapacity 5 and a spike that needs 6
+    monkeypatch.setenv("DRY_RUN", "false")
+    monkeypatch.setenv("PROMPT_SCALE_IN", "false")
+    seed_history(world, PRESCALE_TIME)
+    world.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
+                                               ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+                                               MinCapacity=5)
+    raised = invoke("prescale", event("prescale_scheduled.json"), lambda_context)
+    assert (raised["old_min_capacity"], raised["new_min_capacity"]) == (5, 6)
+    # When the relaxer ticks after the spike
+    relaxed = invoke("relax", event("relax_scheduled.json"), lambda_context)
+    # Then MinCapacity goes back to the operator's 5, not to the baseline 2, and ownership ends
+    assert (relaxed["action"], relaxed["new_min_capacity"]) == ("relax", 5)
+    assert world.target()["MinCapacity"] == 5
+    item = world.ledger_item()
+    assert item is not None and "owned_min_capacity" not in item and "floor_min_capacity" not in item
+    # and the next relaxer tick leaves it alone
+    again = invoke("relax", event("relax_scheduled.json"), lambda_context)
+    assert again["action"] == "hold" and world.target()["MinCapacity"] == 5
+
+
 # --------------------------------------------------------------------------------------------------
 # issue 5 field reports that land in the handlers
 

@@ -358,12 +358,19 @@ def _change_min(
     owned: int | None,
     owned_since: pd.Timestamp | None,
     details: dict[str, object],
+    floor: int | None = None,
 ) -> ApplyResult | str:
     """Claim the change in the ledger (conditional write), then register MinCapacity; undo the
     claim when the change was not applied. Returns the ApplyResult, or ``"duplicate"``."""
     assert ad.ledger is not None
     if not ad.ledger.record(
-        obs.entry, action, owned_min_capacity=owned, owned_since=owned_since, now=tick.now, details=details
+        obs.entry,
+        action,
+        owned_min_capacity=owned,
+        owned_since=owned_since,
+        now=tick.now,
+        details=details,
+        floor_min_capacity=floor,
     ):
         _count("DuplicateTick")
         return "duplicate"
@@ -417,7 +424,15 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
             reason=f"dry run, nothing changed: {d.reason}",
             proposed_min_capacity=d.min_capacity,
         )
-    owned_since = obs.entry.owned_since if obs.entry.owned_min_capacity == obs.target.min_capacity else None
+    already_owned = obs.entry.owned_min_capacity == obs.target.min_capacity
+    owned_since = obs.entry.owned_since if already_owned else None
+    baseline = min(settings.baseline_min_capacity, obs.target.max_capacity)
+    # an operator's MinCapacity above the baseline that this raise goes over: relax returns to it
+    floor = (
+        obs.entry.floor_min_capacity
+        if already_owned
+        else (obs.target.min_capacity if obs.target.min_capacity > baseline else None)
+    )
     applied = _change_min(
         ad,
         obs,
@@ -426,7 +441,8 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
         d.min_capacity,
         d.min_capacity,
         owned_since or tick.now,
-        _details(obs, tick, d.min_capacity, d.reason),
+        _details(obs, tick, d.min_capacity, d.reason, floor_min_capacity=floor),
+        floor,
     )
     if applied == "duplicate":
         return _decision_result(
@@ -506,18 +522,24 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
         )
     new_min = obs.target.min_capacity
     notes = []
-    if d.min_capacity < obs.target.min_capacity:
+    # never below an operator's MinCapacity that the raise went over (recorded in the ledger)
+    floor = obs.entry.floor_min_capacity or 0
+    target_min = max(d.min_capacity, floor)
+    if floor > d.min_capacity:
+        notes.append(f"MinCapacity kept at or above {floor}, the operator's value before the raise")
+    if target_min < obs.target.min_capacity:
         baseline = min(settings.baseline_min_capacity, obs.target.max_capacity)
-        owned = d.min_capacity if d.min_capacity > baseline else None
+        owned = target_min if target_min > max(baseline, floor) else None
         applied = _change_min(
             ad,
             obs,
             tick,
             "relax",
-            d.min_capacity,
+            target_min,
             owned,
             obs.entry.owned_since if owned else None,
-            _details(obs, tick, d.min_capacity, d.reason, desired_instances=d.desired_instances),
+            _details(obs, tick, target_min, d.reason, desired_instances=d.desired_instances),
+            obs.entry.floor_min_capacity if owned else None,
         )
         if applied == "duplicate":
             return _decision_result(
@@ -542,7 +564,7 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
                 new_min=obs.target.min_capacity,
                 reason=f"{d.reason}; not applied: {applied.message}",
             )
-        new_min = d.min_capacity
+        new_min = target_min
         notes.append(f"MinCapacity lowered {obs.target.min_capacity} -> {new_min}")
     desired_outcome = None
     if d.desired_instances is not None and d.desired_instances < instances:
@@ -554,7 +576,8 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
             notes.append(f"prompt scale-in requested: desired instances {instances} -> {desired}")
         else:
             notes.append(f"prompt scale-in {res.outcome}: {res.message}")
-    pending = instances > new_min
+    changed = new_min != obs.target.min_capacity or desired_outcome == "applied"
+    pending = changed and instances > new_min
     if pending and desired_outcome != "applied":
         notes.append(
             f"scale-in pending: {instances} instances, target tracking will remove the "
@@ -567,8 +590,8 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
         settings,
         tick,
         obs,
-        action="relax" if notes else "hold",
-        outcome="applied",
+        action="relax" if changed else "hold",
+        outcome="applied" if changed else "hold",
         new_min=new_min,
         reason=f"{d.reason}. " + "; ".join(notes),
         desired_instances=d.desired_instances,

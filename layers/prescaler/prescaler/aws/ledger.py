@@ -11,6 +11,9 @@ Item shape (table partition key ``scalable_target``, type S)::
       "owned_min_capacity": 6,              # N, the MinCapacity the pre-scaler set and still owns;
                                             #    absent when it owns nothing (at baseline)
       "owned_since": "2024-05-01T09:56:00+00:00",  # S, UTC, when that raise began (watchdog)
+      "floor_min_capacity": 5,              # N, an operator's MinCapacity (above baseline) that the
+                                            #    raise went over: a relax never goes below it; absent
+                                            #    when the raise started from the baseline
       "last_action": "raise",               # S, raise | relax
       "updated_at": "2024-05-01T09:56:00+00:00",   # S, UTC, the tick's reference time
       "last_raise": {"min_capacity": 6, "previous_min_capacity": 2, "at": "...", "reason": "...",
@@ -45,6 +48,7 @@ class LedgerEntry:
     version: int = 0
     owned_min_capacity: int | None = None
     owned_since: pd.Timestamp | None = None
+    floor_min_capacity: int | None = None
     last_action: str | None = None
 
 
@@ -77,12 +81,14 @@ class Ledger:
             return LedgerEntry(scalable_target)
         owned = item.get("owned_min_capacity", {}).get("N")
         since = item.get("owned_since", {}).get("S")
+        floor = item.get("floor_min_capacity", {}).get("N")
         return LedgerEntry(
             scalable_target,
-            int(item.get("version", {}).get("N", "0")),
-            int(owned) if owned is not None else None,
-            to_utc(since) if since else None,
-            item.get("last_action", {}).get("S"),
+            version=int(item.get("version", {}).get("N", "0")),
+            owned_min_capacity=int(owned) if owned is not None else None,
+            owned_since=to_utc(since) if since else None,
+            floor_min_capacity=int(floor) if floor is not None else None,
+            last_action=item.get("last_action", {}).get("S"),
         )
 
     def record(
@@ -94,6 +100,7 @@ class Ledger:
         owned_since: pd.Timestamp | None,
         now: pd.Timestamp,
         details: dict[str, object],
+        floor_min_capacity: int | None = None,
     ) -> bool:
         """Record a raise or relax on top of ``entry`` (conditional on its version).
 
@@ -101,6 +108,8 @@ class Ledger:
             entry: what was read before deciding.
             action: ``raise`` or ``relax``.
             owned_min_capacity / owned_since: the ownership after the change (None: owns nothing).
+            floor_min_capacity: an operator's MinCapacity the owned raise went over (kept only while
+                something is owned).
             now: the tick's reference time (UTC).
             details: what, when, why, forecast (stored under ``last_<action>``).
 
@@ -115,9 +124,14 @@ class Ledger:
             ":rec": _record_map(details),
         }
         sets = ["#v = :next", "last_action = :action", "updated_at = :now", "#rec = :rec"]
-        removes = []
+        removes: list[str] = []
+        if owned_min_capacity is None or floor_min_capacity is None:
+            removes.append("floor_min_capacity")
+        else:
+            sets.append("floor_min_capacity = :floor")
+            values[":floor"] = {"N": str(int(floor_min_capacity))}
         if owned_min_capacity is None:
-            removes = ["owned_min_capacity", "owned_since"]
+            removes += ["owned_min_capacity", "owned_since"]
         else:
             sets += ["owned_min_capacity = :owned", "owned_since = :since"]
             values[":owned"] = {"N": str(int(owned_min_capacity))}
@@ -152,6 +166,7 @@ class Ledger:
             "restore",
             owned_min_capacity=before.owned_min_capacity,
             owned_since=before.owned_since,
+            floor_min_capacity=before.floor_min_capacity,
             now=now,
             details={"at": to_utc(now).isoformat(), "reason": "change not applied"},
         )
