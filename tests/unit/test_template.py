@@ -245,3 +245,12 @@ def test_cfn_lint_passes() -> None:
 
     matches = lint_file(ROOT / "template.yaml")
     assert [str(m) for m in matches] == []
+
+
+def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
+    import json
+
+    body = source["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    first = [m[1] for m in widgets[0]["properties"]["metrics"]]
+    assert first == ["Invocations", "ForecastPeakInvocationsPerMinute"]
