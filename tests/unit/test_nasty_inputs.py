@@ -1,0 +1,756 @@
+"""Nasty inputs, as a real user (or a confused caller of the Python API) would give them.
+
+House rules: bad input gets ONE line ``prescaler: error: ...`` on stderr and exit code 2, never a
+stack trace; on missing or strange data the planner holds (never lowers capacity on a guess) and
+says why; the planner invariants of ARCHITECTURE.md hold for any input.
+
+Each test is one nasty input and the RIGHT behaviour. Inputs that currently behave wrongly are
+``xfail(strict=True)`` with the bug in one line, so the suite stays green and a fix flips them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prescaler.cli import main
+from prescaler.forecast import Forecast
+from prescaler.history import MINUTE, SERIES_NAME, HistoryError, complete_end, per_minute
+from prescaler.plan import PlannerSettings, TargetState, decide, plan
+from pydantic import ValidationError
+
+pytestmark = pytest.mark.unit
+
+NOW = pd.Timestamp("2026-03-05 03:53:20", tz="UTC")
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2, f"exit code {code}, stderr: {err!r}"
+    assert err.startswith("prescaler: error: "), err
+    assert err.count("\n") == 1, f"not one line: {err!r}"
+    for word in words:
+        assert word.lower() in err.lower(), f"{word!r} not named in {err!r}"
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "t.csv") -> str:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return str(path)
+
+
+def hourly_csv(tmp_path: Path, days: float = 3, name: str = "h.csv") -> str:
+    """Per-minute history with a 10-minute spike at the top of every hour (the reference shape)."""
+    idx = pd.date_range("2026-03-02", periods=int(days * 1440), freq="min")
+    values = np.where(idx.minute < 10, 13200, 2400)
+    rows = [f"{t:%Y-%m-%d %H:%M:%S},{v}" for t, v in zip(idx, values, strict=True)]
+    return write(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n", name)
+
+
+def small_csv(tmp_path: Path, hours: int = 2) -> str:
+    idx = pd.date_range("2026-03-02", periods=hours * 60, freq="min")
+    rows = [f"{t:%Y-%m-%d %H:%M:%S},{13200 if t.minute < 10 else 2400}" for t in idx]
+    return write(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n", "small.csv")
+
+
+def make_forecast(peak: float, *, usable: bool = True, minutes: int = 6) -> Forecast:
+    lo = NOW.floor("min")
+    hi = lo + minutes * MINUTE
+    index = pd.date_range(lo, hi, freq="min", inclusive="left", name="minute")
+    values = pd.Series(np.full(len(index), peak), index=index, name=SERIES_NAME)
+    return Forecast(lo, hi, values, "hourly" if usable else "none", usable, peak, lo, hi, 3 * 1440,
+                    "test forecast", {})
+
+
+def recent(values: list[float], now: pd.Timestamp = NOW) -> pd.Series:
+    """Observed history whose last minute is the newest complete minute at ``now``."""
+    end = complete_end(now)
+    index = pd.date_range(end=end - MINUTE, periods=len(values), freq="min", name="minute")
+    return pd.Series(np.asarray(values, dtype=float), index=index, name=SERIES_NAME)
+
+
+def spiky(start: str, end: str) -> pd.Series:
+    """Per-minute UTC history over [start, end] with a 10-minute spike at the top of every hour."""
+    idx = pd.date_range(start, end, freq="min", tz="UTC", name="minute")
+    return pd.Series(np.where(idx.minute < 10, 13200.0, 2400.0), index=idx, name=SERIES_NAME)
+
+
+OWNED_RAISE = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=NOW - 10 * MINUTE)
+
+
+# --- CLI: trace files ----------------------------------------------------------------------------
+
+
+def test_header_only_csv_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", write(tmp_path, "timestamp,value\n"), "--json")
+    assert_one_line_error(code, err, "no rows")
+
+
+def test_zero_byte_csv_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", write(tmp_path, ""), "--json")
+    assert_one_line_error(code, err)
+
+
+def test_utf16_csv_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    text = "timestamp,value\n2026-03-02 00:00:00,5\n".encode("utf-16")
+    code, _, err = cli(capsys, "backtest", "--trace", write(tmp_path, text), "--json")
+    assert_one_line_error(code, err)
+
+
+def test_binary_file_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    blob = bytes(range(256)) * 8
+    code, _, err = cli(capsys, "backtest", "--trace", write(tmp_path, blob, "blob.csv"), "--json")
+    assert_one_line_error(code, err)
+
+
+def test_semicolon_separated_csv_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp;value\n2026-03-02 00:00;5\n2026-03-02 00:01;6\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "column")
+
+
+def test_bom_and_windows_line_endings_are_read(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, b"\xef\xbb\xbftimestamp,value\r\n2026-03-02 00:00:00,5\r\n2026-03-02 00:01:00,6\r\n")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0
+    assert json.loads(out)["demand"]["evaluated_start"] == "2026-03-02T00:00:00+00:00"
+
+
+def test_only_a_timestamp_column_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp\n2026-03-02 00:00\n2026-03-02 00:01\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "value column")
+
+
+def test_timestamp_in_the_second_column_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "value,timestamp\n5,2026-03-02 00:00\n6,2026-03-02 00:01\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "line 2")
+
+
+@pytest.mark.parametrize("cell", ["nan", "", "abc"])
+def test_non_numeric_cell_names_the_line(capsys, tmp_path: Path, cell: str) -> None:
+    csv = write(tmp_path, f"timestamp,value\n2026-03-02 00:00,5\n2026-03-02 00:01,{cell}\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "line 3")
+
+
+@pytest.mark.parametrize("cell", ["inf", "-1", "-inf"])
+def test_infinite_or_negative_cell_is_a_one_line_error(capsys, tmp_path: Path, cell: str) -> None:
+    csv = write(tmp_path, f"timestamp,value\n2026-03-02 00:00,5\n2026-03-02 00:01,{cell}\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err)
+
+
+def test_unparseable_timestamp_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\nnot-a-time,5\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "timestamp")
+
+
+def test_a_row_without_a_timestamp_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00,5\n,7\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "timestamp")
+
+
+@pytest.mark.xfail(strict=True, reason="mixed timestamp formats: pandas' 4-line advice is pasted into the error")
+def test_mixed_timestamp_formats_are_one_line(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00,5\n03/02/2026 00:01,6\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "timestamp")
+
+
+@pytest.mark.xfail(strict=True, reason="a directory as --trace/--history: IsADirectoryError traceback, exit 1")
+@pytest.mark.parametrize("command", ["backtest", "forecast"])
+def test_a_directory_instead_of_a_file_is_a_one_line_error(capsys, tmp_path: Path, command: str) -> None:
+    argv = (["backtest", "--trace", str(tmp_path), "--json"] if command == "backtest"
+            else ["forecast", "--history", str(tmp_path), "--at", "2026-03-04T23:56:00Z"])
+    code, _, err = cli(capsys, *argv)
+    assert_one_line_error(code, err)
+
+
+@pytest.mark.xfail(strict=True, reason="epoch-second timestamps are read as nanoseconds: a 1970 one-minute trace")
+def test_epoch_seconds_are_read_as_seconds_or_refused(capsys, tmp_path: Path) -> None:
+    # 2026-03-02T00:00:00Z and a minute later, as Unix epoch seconds
+    csv = write(tmp_path, "timestamp,value\n1772409600,5\n1772409660,6\n")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    if code == 0:
+        assert json.loads(out)["demand"]["evaluated_start"] == "2026-03-02T00:00:00+00:00"
+    else:
+        assert_one_line_error(code, err, "timestamp")
+
+
+def test_time_zone_offsets_are_converted_to_utc(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02T02:00:00+02:00,5\n2026-03-02T00:01:00Z,6\n")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0
+    assert json.loads(out)["demand"]["evaluated_start"] == "2026-03-02T00:00:00+00:00"
+
+
+def test_unsorted_rows_and_duplicates_are_accepted(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:02,5\n2026-03-02 00:00,7\n"
+                          "2026-03-02 00:00,9\n2026-03-02 00:01,6\n")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 3
+
+
+def test_huge_counts_do_not_crash(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00,5\n2026-03-02 00:01,1e300\n")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0
+    json.loads(out)
+
+
+@pytest.mark.xfail(strict=True, reason="year 2300: pandas' UserWarning is printed on stderr before the error line")
+def test_a_date_beyond_2262_is_one_line_on_the_real_command_line(tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2300-01-01 00:00,5\n2300-01-01 00:01,6\n")
+    exe = Path(sys.executable).with_name("prescaler")
+    proc = subprocess.run([str(exe), "backtest", "--trace", csv, "--json"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert_one_line_error(proc.returncode, proc.stderr)
+
+
+@pytest.mark.xfail(strict=True, reason="a one-row trace reports evaluated_end null instead of start + 1 min")
+def test_a_single_row_trace_reports_its_end(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00:00,5\n")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0
+    assert json.loads(out)["demand"]["evaluated_end"] == "2026-03-02T00:01:00+00:00"
+
+
+# --- CLI: backtest options -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="--peak-rps nan is accepted: exit 0 with NaN scores (invalid JSON)")
+def test_peak_rps_nan_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--peak-rps", "nan", "--json")
+    assert_one_line_error(code, err, "--peak-rps")
+
+
+@pytest.mark.xfail(strict=True, reason="--peak-rps inf: OverflowError traceback in twin target tracking, exit 1")
+def test_peak_rps_inf_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--peak-rps", "inf", "--json")
+    assert_one_line_error(code, err, "--peak-rps")
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_peak_rps_not_positive_is_a_one_line_error(capsys, tmp_path: Path, value: str) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--peak-rps", value, "--json")
+    assert_one_line_error(code, err, "--peak-rps")
+
+
+@pytest.mark.xfail(strict=True, reason="--days 0 / -1 are accepted silently (0 = whole trace, -1 cuts the warm-up)")
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_days_not_positive_is_a_one_line_error(capsys, tmp_path: Path, value: str) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--days", value, "--json")
+    assert_one_line_error(code, err, "--days")
+
+
+@pytest.mark.xfail(strict=True, reason="--days nan / --warmup-days nan: 'cannot convert float NaN to integer'")
+@pytest.mark.parametrize("option", ["--days", "--warmup-days"])
+def test_nan_days_name_the_option(capsys, tmp_path: Path, option: str) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), option, "nan", "--json")
+    assert_one_line_error(code, err, option)
+
+
+@pytest.mark.xfail(strict=True, reason="--days 1e9: Timedelta overflow, error 'seconds=8640000...' names nothing")
+def test_days_beyond_the_trace_means_the_whole_trace(capsys, tmp_path: Path) -> None:
+    code, out, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--warmup-days", "0",
+                         "--days", "1e9", "--json")
+    assert code == 0, err
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 120
+
+
+def test_warmup_longer_than_the_trace_still_scores_the_last_hour(capsys, tmp_path: Path) -> None:
+    code, out, _ = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--warmup-days", "100", "--json")
+    assert code == 0
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 60
+
+
+def test_negative_warmup_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--warmup-days", "-1", "--json")
+    assert_one_line_error(code, err, "--warmup-days")
+
+
+@pytest.mark.xfail(strict=True, reason="--slo-ms 0 / -1 accepted: every minute is a breach; nan: ZeroDivisionError")
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_slo_not_positive_is_a_one_line_error(capsys, tmp_path: Path, value: str) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--slo-ms", value, "--json")
+    assert_one_line_error(code, err, "--slo-ms")
+
+
+@pytest.mark.xfail(strict=True, reason="--seed -1: 'expected non-negative integer' does not name --seed")
+def test_negative_seed_names_the_option(capsys) -> None:
+    code, _, err = cli(capsys, "simulate", "--days", "1", "--warmup-days", "0", "--seed", "-1", "--json")
+    assert_one_line_error(code, err, "seed")
+
+
+@pytest.mark.parametrize(("argv", "word"), [
+    (["simulate", "--days", "0"], "--days"),
+    (["simulate", "--warmup-days", "-1"], "--warmup-days"),
+    (["simulate", "--scenario", "mars"], "scenario"),
+    (["backtest"], "--trace"),
+])
+def test_simulate_and_backtest_usage_errors(capsys, argv: list[str], word: str) -> None:
+    code, _, err = cli(capsys, *argv)
+    assert_one_line_error(code, err, word)
+
+
+@pytest.mark.xfail(strict=True, reason="pydantic errors: only the last line ('For further information visit "
+                                       "https://errors.pydantic.dev/...') is printed")
+@pytest.mark.parametrize(("option", "value", "word"), [
+    ("--lead-time-s", "-5", "lead_time"),
+    ("--horizon-minutes", "0", "horizon"),
+    ("--headroom", "-1", "headroom"),
+])
+def test_invalid_planner_option_names_the_option(capsys, tmp_path: Path, option: str, value: str,
+                                                 word: str) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), option, value, "--json")
+    assert_one_line_error(code, err, word)
+
+
+@pytest.mark.xfail(strict=True, reason="--timezone is not validated: accepted by backtest, pytz traceback later")
+def test_unknown_timezone_in_backtest_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--timezone", "Mars/Olympus", "--json")
+    assert_one_line_error(code, err, "Mars/Olympus")
+
+
+# --- CLI: forecast -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def history_csv(tmp_path_factory) -> str:
+    return hourly_csv(tmp_path_factory.mktemp("hist"), days=3)
+
+
+AT = "2026-03-04T23:56:00Z"
+
+
+def test_forecast_naive_and_offset_at_mean_the_same_instant(capsys, history_csv: str) -> None:
+    decisions = []
+    for at in ("2026-03-04T23:56:00", "2026-03-05T01:56:00+02:00", AT):
+        code, out, _ = cli(capsys, "forecast", "--history", history_csv, "--at", at, "--json")
+        assert code == 0
+        decisions.append(json.loads(out)["decision"])
+    assert decisions[0] == decisions[1] == decisions[2]
+    assert decisions[0]["action"] == "raise"
+
+
+@pytest.mark.parametrize("at", ["garbage", "", "2026-13-45T99:00"])
+def test_forecast_unparseable_at_is_a_one_line_error(capsys, history_csv: str, at: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", at)
+    assert_one_line_error(code, err, "timestamp")
+
+
+@pytest.mark.parametrize("at", ["2020-01-01", "1700-01-01"])
+def test_forecast_at_before_the_history_is_a_one_line_error(capsys, history_csv: str, at: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", at)
+    assert_one_line_error(code, err, "before the history")
+
+
+def test_forecast_at_beyond_2262_is_a_one_line_error(capsys, history_csv: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", "2300-01-01")
+    assert_one_line_error(code, err)
+
+
+def test_forecast_far_after_the_history_holds(capsys, history_csv: str) -> None:
+    code, out, _ = cli(capsys, "forecast", "--history", history_csv, "--at", "2030-01-01", "--json")
+    assert code == 0
+    decision = json.loads(out)["decision"]
+    assert decision["action"] == "hold" and decision["min_capacity"] == 2
+
+
+@pytest.mark.parametrize("extra", [
+    ["--max-capacity", "0"],
+    ["--baseline-min", "9", "--max-capacity", "8"],
+    ["--current-min", "0"],
+    ["--current-min", "9"],
+    ["--baseline-min", "-1"],
+])
+def test_forecast_capacity_options_out_of_range(capsys, history_csv: str, extra: list[str]) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", AT, *extra)
+    assert_one_line_error(code, err, "--max-capacity")
+
+
+@pytest.mark.xfail(strict=True, reason="--timezone Mars/Olympus: pytz UnknownTimeZoneError traceback, exit 1")
+def test_forecast_unknown_timezone_is_a_one_line_error(capsys, history_csv: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", AT, "--timezone", "Mars/Olympus")
+    assert_one_line_error(code, err, "Mars/Olympus")
+
+
+@pytest.mark.xfail(strict=True, reason="--target 0/nan/-5: the error line is pydantic's URL, not the problem")
+@pytest.mark.parametrize("value", ["0", "nan", "-5"])
+def test_forecast_invalid_target_names_it(capsys, history_csv: str, value: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", AT, "--target", value)
+    assert_one_line_error(code, err, "target")
+
+
+@pytest.mark.xfail(strict=True, reason="--target inf is accepted: every forecast needs 0 instances, exit 0")
+def test_forecast_infinite_target_is_a_one_line_error(capsys, history_csv: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", AT, "--target", "inf")
+    assert_one_line_error(code, err, "target")
+
+
+def test_forecast_one_row_history_holds(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00:00,5\n")
+    code, out, _ = cli(capsys, "forecast", "--history", csv, "--at", AT, "--json")
+    assert code == 0
+    assert json.loads(out)["decision"]["action"] == "hold"
+
+
+def test_forecast_unknown_column_is_a_one_line_error(capsys, history_csv: str) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", history_csv, "--at", AT, "--column", "nope")
+    assert_one_line_error(code, err, "nope")
+
+
+def test_forecast_missing_file_is_a_one_line_error(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", str(tmp_path / "nope.csv"), "--at", AT)
+    assert_one_line_error(code, err, "no such")
+
+
+# --- history.per_minute --------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="per_minute sums two 1e308 counts into inf: its output breaks its own "
+                                       "'finite' contract")
+def test_per_minute_never_returns_infinity() -> None:
+    t = pd.Timestamp("2026-03-02", tz="UTC")
+    try:
+        out = per_minute([t, t + pd.Timedelta(seconds=10)], [1e308, 1e308])
+    except HistoryError:
+        return
+    assert np.isfinite(out.to_numpy()).all()
+
+
+@pytest.mark.xfail(strict=True, reason="per_minute(start == end) returns one zero minute at end (date_range quirk)")
+def test_per_minute_empty_window_is_empty() -> None:
+    t = pd.Timestamp("2026-03-02", tz="UTC")
+    out = per_minute([t], [5.0], start=t, end=t)
+    assert len(out) == 0
+
+
+def test_per_minute_descending_input_is_sorted() -> None:
+    idx = pd.date_range("2026-03-02", periods=5, freq="min", tz="UTC")[::-1]
+    out = per_minute(idx, [5.0, 4.0, 3.0, 2.0, 1.0])
+    assert out.index.is_monotonic_increasing
+    assert out.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize(("values", "word"), [
+    ([1.0, float("nan")], "finite"),
+    ([1.0, None], "finite"),
+    ([1.0, -1.0], "negative"),
+    (["a", "b"], "numbers"),
+    ([1.0], "timestamps but"),
+])
+def test_per_minute_rejects_unreadable_values(values: list, word: str) -> None:
+    idx = pd.date_range("2026-03-02", periods=2, freq="min", tz="UTC")
+    with pytest.raises(HistoryError, match=word):
+        per_minute(idx, values)
+
+
+@pytest.mark.xfail(strict=True, reason="per_minute reads integer epoch seconds as nanoseconds (1970)")
+def test_per_minute_epoch_seconds() -> None:
+    try:
+        out = per_minute([1772409600, 1772409660], [1.0, 2.0])
+    except HistoryError:
+        return
+    assert out.index[0] == pd.Timestamp("2026-03-02", tz="UTC")
+
+
+def test_per_minute_mixed_offsets_are_utc() -> None:
+    out = per_minute(["2026-03-02T02:00:00+02:00", "2026-03-02T00:01:00Z"], [1.0, 2.0])
+    assert out.index[0] == pd.Timestamp("2026-03-02", tz="UTC")
+    assert out.sum() == 3.0
+
+
+def test_per_minute_empty_without_a_window_is_a_history_error() -> None:
+    with pytest.raises(HistoryError):
+        per_minute([], [])
+
+
+# --- decide() with odd series --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def three_days() -> pd.Series:
+    return spiky("2026-03-02 00:00", "2026-03-04 23:59")
+
+
+AFTER = pd.Timestamp("2026-03-05 00:02", tz="UTC")  # history ends at the newest complete minute
+
+
+def test_decide_reference_history_raises(three_days: pd.Series) -> None:
+    d = decide(three_days, TargetState(2, 8, 2), PlannerSettings(), AFTER)
+    assert (d.action, d.min_capacity) == ("raise", 6)
+
+
+@pytest.mark.xfail(strict=True, reason="decide on a tz-naive index: TypeError (naive-vs-aware subtraction)")
+def test_decide_tz_naive_index_is_utc_or_a_clear_error(three_days: pd.Series) -> None:
+    try:
+        d = decide(three_days.tz_localize(None), TargetState(2, 8, 2), PlannerSettings(), AFTER)
+    except ValueError:
+        return
+    assert (d.action, d.min_capacity) == ("raise", 6)
+
+
+def test_decide_non_utc_index_is_converted(three_days: pd.Series) -> None:
+    d = decide(three_days.tz_convert("Asia/Kolkata"), TargetState(2, 8, 2), PlannerSettings(), AFTER)
+    assert (d.action, d.min_capacity) == ("raise", 6)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda s: s[::-1],
+    lambda s: s.resample("5min").sum(),
+    lambda s: pd.Series(s.to_numpy()),
+])
+def test_decide_not_per_minute_is_a_value_error(three_days: pd.Series, mangle) -> None:
+    with pytest.raises(ValueError, match="per-minute"):
+        decide(mangle(three_days), TargetState(2, 8, 2), PlannerSettings(), AFTER)
+
+
+@pytest.mark.xfail(strict=True, reason="a gap in the index is not detected (only index[1]-index[0] is checked): "
+                                       "lags shift and the spike is forecast 30 min off")
+def test_decide_on_a_gappy_index_equals_the_zero_filled_one() -> None:
+    full = spiky("2026-03-03 18:00", "2026-03-04 23:53")
+    gap = (full.index >= "2026-03-04 20:30") & (full.index < "2026-03-04 21:00")
+    gappy = full[~gap]
+    now = pd.Timestamp("2026-03-04 23:56", tz="UTC")
+    try:
+        got = decide(gappy, TargetState(2, 8, 2), PlannerSettings(), now)
+    except ValueError:
+        return
+    want = decide(full.where(~gap, 0.0), TargetState(2, 8, 2), PlannerSettings(), now)
+    assert (got.action, got.min_capacity) == (want.action, want.min_capacity) == ("raise", 6)
+
+
+@pytest.mark.xfail(strict=True, reason="decide on a string-valued history: TypeError instead of hold/ValueError")
+def test_decide_on_string_values_holds_or_is_a_value_error(three_days: pd.Series) -> None:
+    try:
+        d = decide(three_days.astype(str), OWNED_RAISE, PlannerSettings(), AFTER)
+    except ValueError:
+        return
+    assert d.action == "hold"
+
+
+def test_decide_object_dtype_numbers_are_numbers(three_days: pd.Series) -> None:
+    d = decide(three_days.astype(object), TargetState(2, 8, 2), PlannerSettings(), AFTER)
+    assert (d.action, d.min_capacity) == ("raise", 6)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda s: s * np.nan,
+    lambda s: s.where(s.index < s.index[-3]),
+    lambda s: -s,
+    lambda s: s.where(s.index != s.index[-1], np.inf),
+])
+def test_decide_on_unreadable_history_holds(three_days: pd.Series, mangle) -> None:
+    state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=AFTER - 10 * MINUTE)
+    d = decide(mangle(three_days), state, PlannerSettings(), AFTER)
+    assert d.action == "hold" and d.min_capacity == 6 and d.desired_instances is None
+
+
+@pytest.mark.parametrize(("minutes", "action"), [(1439, "hold"), (1440, "raise"), (14 * 1440 + 1, "raise"),
+                                                 (30 * 1440, "raise")])
+def test_decide_history_length_edges(minutes: int, action: str) -> None:
+    end = pd.Timestamp("2026-03-20 00:00", tz="UTC")
+    h = spiky(str(end - minutes * MINUTE), str(end - MINUTE))
+    d = decide(h, TargetState(2, 8, 2), PlannerSettings(), end + 2 * MINUTE)
+    assert d.action == action
+
+
+@pytest.mark.parametrize("level", [0.0, 2400.0])
+def test_decide_on_flat_history_never_lowers(level: float) -> None:
+    h = spiky("2026-03-02 00:00", "2026-03-04 23:59") * 0 + level
+    state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=AFTER - 10 * MINUTE)
+    d = decide(h, state, PlannerSettings(), AFTER)
+    assert d.action == "hold" and d.min_capacity == 6
+
+
+def test_decide_single_spike_is_no_pattern() -> None:
+    h = spiky("2026-03-02 00:00", "2026-03-04 23:59") * 0
+    h.iloc[1440] = 1e6
+    d = decide(h, TargetState(2, 8, 2), PlannerSettings(), AFTER)
+    assert d.action == "hold"
+
+
+def test_decide_empty_history_holds() -> None:
+    empty = pd.Series([], dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    d = decide(empty, OWNED_RAISE, PlannerSettings(), NOW)
+    assert d.action == "hold" and d.min_capacity == 6
+
+
+@pytest.mark.xfail(strict=True, reason="history newer than now (clock skew / wrong --at) is used: relax 6->2 and "
+                                       "scale-in 10->2 from 'future' minutes")
+def test_decide_with_history_after_now_never_lowers(three_days: pd.Series) -> None:
+    now = three_days.index[1000]
+    d = decide(three_days, OWNED_RAISE, PlannerSettings(), now)
+    assert d.min_capacity >= 6 and d.desired_instances is None
+
+
+# --- plan() edge values --------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="plan: OverflowError in instances_for when peak x (1+headroom) / target is inf")
+@pytest.mark.parametrize(("peak", "s"), [
+    (1e308, PlannerSettings(headroom=1)),
+    (1e9, PlannerSettings(target_invocations_per_instance=1e-300)),
+])
+def test_plan_astronomic_need_raises_to_the_cap(peak: float, s: PlannerSettings) -> None:
+    d = plan(make_forecast(peak), recent([100.0] * 5), TargetState(2, 8, 2), s, NOW)
+    assert (d.action, d.min_capacity) == ("raise", 8)
+
+
+@pytest.mark.xfail(strict=True, reason="plan checks the low-demand tail for NaN only: negative counts prompt a "
+                                       "scale-in 10 -> 2")
+def test_plan_negative_recent_demand_never_scales_in() -> None:
+    d = plan(make_forecast(100.0), recent([-5e6] * 5), TargetState(2, 8, 10), PlannerSettings(), NOW)
+    assert d.action == "hold" and d.desired_instances is None
+
+
+@pytest.mark.xfail(strict=True, reason="plan on a history with an integer index: AttributeError 'int'.isoformat")
+def test_plan_history_without_timestamps_holds() -> None:
+    d = plan(make_forecast(100.0), pd.Series([100.0] * 5), OWNED_RAISE, PlannerSettings(), NOW)
+    assert d.action == "hold" and d.min_capacity == 6
+
+
+@pytest.mark.xfail(strict=True, reason="a NaN forecast peak / inf target puts NaN/Infinity in Decision.to_dict: "
+                                       "not valid JSON")
+@pytest.mark.parametrize(("peak", "s"), [
+    (float("nan"), PlannerSettings()),
+    (1e5, PlannerSettings(target_invocations_per_instance=float("inf"))),
+])
+def test_plan_decision_is_strict_json(peak: float, s: PlannerSettings) -> None:
+    d = plan(make_forecast(peak), recent([100.0] * 5), TargetState(2, 8, 2), s, NOW)
+    assert d.action == "hold"
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
+@pytest.mark.xfail(strict=True, reason="a watchdog_at in the future (clock skew) blocks forecast-driven raises "
+                                       "until then + cool-off, and the reason prints a bogus HH:MM")
+def test_plan_future_watchdog_time_does_not_block_raises_for_months() -> None:
+    state = TargetState(2, 8, 2, watchdog_at=NOW + pd.Timedelta(days=300))
+    d = plan(make_forecast(1e5), recent([100.0] * 5), state, PlannerSettings(), NOW)
+    assert d.action == "raise"
+
+
+def test_plan_min_capacity_above_max_capacity_is_left_alone() -> None:
+    d = plan(make_forecast(1e5), recent([100.0] * 5), TargetState(10, 8, 10), PlannerSettings(), NOW)
+    assert d.action == "hold" and d.min_capacity == 10
+
+
+def test_plan_max_capacity_zero_sends_nothing_above_it() -> None:
+    d = plan(make_forecast(1e5), recent([100.0] * 5), TargetState(0, 0, 0), PlannerSettings(), NOW)
+    assert d.min_capacity == 0 and not d.changes_min_capacity
+
+
+def test_plan_owned_raise_above_a_lowered_max_capacity_relaxes_into_range() -> None:
+    state = TargetState(10, 4, 10, owned_min_capacity=10, owned_since=NOW)
+    d = plan(make_forecast(1e5), recent([100.0] * 5), state, PlannerSettings(), NOW)
+    assert (d.action, d.min_capacity) == ("relax", 4)
+
+
+@pytest.mark.xfail(strict=True, reason="PlannerSettings accepts any timezone string; decide then raises pytz "
+                                       "UnknownTimeZoneError")
+def test_planner_settings_reject_an_unknown_timezone() -> None:
+    with pytest.raises(ValidationError):
+        PlannerSettings(timezone="Mars/Olympus")
+
+
+@pytest.mark.xfail(strict=True, reason="PlannerSettings accepts target_invocations_per_instance=inf")
+def test_planner_settings_reject_an_infinite_target() -> None:
+    with pytest.raises(ValidationError):
+        PlannerSettings(target_invocations_per_instance=float("inf"))
+
+
+@pytest.mark.parametrize("field", [
+    {"target_invocations_per_instance": float("nan")},
+    {"headroom": float("nan")},
+    {"lead_time_s": -5},
+    {"baseline_min_capacity": 0},
+    {"baseline_min_capacity": 9, "prescale_max_capacity": 8},
+])
+def test_planner_settings_reject_nonsense(field: dict) -> None:
+    with pytest.raises(ValidationError):
+        PlannerSettings(**field)
+
+
+# --- plan() invariants for any input (hypothesis) ------------------------------------------------
+
+wild = st.one_of(st.floats(-1e12, 1e12), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@st.composite
+def planner_settings(draw) -> PlannerSettings:
+    baseline = draw(st.integers(1, 10))
+    return PlannerSettings(
+        target_invocations_per_instance=draw(st.floats(1e-3, 1e9)),
+        headroom=draw(st.floats(0, 4)),
+        lead_time_s=draw(st.integers(0, 3600)),
+        horizon_minutes=draw(st.integers(1, 120)),
+        baseline_min_capacity=baseline,
+        prescale_max_capacity=baseline + draw(st.integers(0, 12)),
+        prompt_scale_in=draw(st.booleans()),
+        scale_in_low_minutes=draw(st.integers(1, 60)),
+        max_hold_minutes=draw(st.integers(1, 500)),
+        watchdog_cooloff_minutes=draw(st.integers(0, 200)),
+    )
+
+
+@st.composite
+def wild_states(draw) -> TargetState:
+    """Any state AAS could report, operator mistakes included: MinCapacity 0, above MaxCapacity, ..."""
+    mn, mx = draw(st.integers(0, 30)), draw(st.integers(0, 30))
+    owned = draw(st.one_of(st.none(), st.just(mn), st.integers(0, 30)))
+    since = draw(st.one_of(st.none(), st.integers(-600, 100_000).map(lambda m: NOW - m * MINUTE)))
+    wd = draw(st.one_of(st.none(), st.integers(0, 100_000).map(lambda m: NOW - m * MINUTE)))
+    return TargetState(mn, mx, draw(st.integers(0, 40)), owned, since, wd)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(planner_settings(), wild_states(), wild, st.booleans(), st.lists(wild, max_size=20), st.integers(0, 20))
+def test_plan_invariants_hold_for_wild_inputs(s, state, peak, usable, hist, lag) -> None:
+    """Any forecast peak (NaN, inf, negative, huge), any history tail, any AAS state: no exception,
+    the invariants hold, and nothing is lowered on unreadable data (except by the watchdog)."""
+    history = recent(hist, NOW - lag * MINUTE)  # lag > 4 minutes: stale
+    d = plan(make_forecast(peak, usable=usable, minutes=s.lookahead_minutes), history, state, s, NOW)
+    cap = min(s.prescale_max_capacity, state.max_capacity)
+    base = min(s.baseline_min_capacity, cap)
+    assert d.previous_min_capacity == state.min_capacity
+    if d.action == "hold":
+        assert d.min_capacity == state.min_capacity and d.desired_instances is None
+    elif d.action == "raise":
+        assert d.min_capacity > state.min_capacity and d.desired_instances is None
+    else:
+        assert d.min_capacity <= state.min_capacity
+    if d.changes_min_capacity:
+        assert base <= d.min_capacity <= cap
+    if d.desired_instances is not None:
+        assert d.min_capacity <= d.desired_instances < state.current_instances
+    if d.action == "relax" and not d.watchdog_fired:
+        assert usable and math.isfinite(peak) and peak >= 0
+        tail = np.asarray(hist[-s.scale_in_low_minutes:], dtype=float)
+        assert np.isfinite(tail).all() and len(tail) > 0
+        if d.changes_min_capacity:
+            assert state.owned_min_capacity == state.min_capacity
