@@ -180,6 +180,22 @@ def test_mixed_timestamp_formats_are_one_line(capsys, tmp_path: Path) -> None:
     assert_one_line_error(code, err, "timestamp")
 
 
+@pytest.mark.xfail(strict=True, reason="ISO 8601 timestamps of varying precision (some rows with fractional "
+                                       "seconds) are rejected: pandas infers one format from row 1")
+def test_iso8601_with_and_without_fractional_seconds_is_read(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp\n2026-03-02T00:00:01.5Z\n2026-03-02T00:00:02Z\n2026-03-02T00:01:00.25Z\n")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--requests", "--json")
+    assert code == 0, err
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 2
+
+
+@pytest.mark.xfail(strict=True, reason="per_minute rejects valid ISO 8601 of mixed precision ('...00:00Z' then "
+                                       "'...01:00.250Z')")
+def test_per_minute_iso8601_mixed_precision() -> None:
+    out = per_minute(["2026-03-02T00:00:00Z", "2026-03-02T00:01:00.250Z"], [1.0, 2.0])
+    assert out.tolist() == [1.0, 2.0]
+
+
 @pytest.mark.xfail(strict=True, reason="a directory as --trace/--history: IsADirectoryError traceback, exit 1")
 @pytest.mark.parametrize("command", ["backtest", "forecast"])
 def test_a_directory_instead_of_a_file_is_a_one_line_error(capsys, tmp_path: Path, command: str) -> None:
