@@ -401,3 +401,29 @@ def test_issue5_6_unknown_instance_type_is_an_error_not_a_guess(
     from prescaler.aws.sagemaker import UnknownInstanceType
     with pytest.raises(UnknownInstanceType, match=r"ml\.m5\.xlarge"):
         invoke("gpu_metric", event("gpu_metric_scheduled.json"), lambda_context)
+
+
+#: `sam local generate-event cloudwatch scheduled-event` output (SAM CLI 1.170), verbatim.
+GENERATED = {"id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "123456789012", "time": "1970-01-01T00:00:00Z", "region": "us-east-1",
+             "resources": ["arn:aws:events:us-east-1:123456789012:rule/ExampleRule"], "detail": {}}
+
+
+@pytest.mark.parametrize("function", ["prescale", "relax"])
+def test_sam_generate_event_output_is_accepted_and_holds_on_its_empty_1970_window(
+        function: str, world: World, scaler_env: dict, lambda_context: Any) -> None:
+    # Given the generated scheduled event (time 1970: no history there)
+    # When the handler runs on it
+    result = invoke(function, GENERATED, lambda_context)
+    # Then it runs, uses the event's time, and holds for lack of data
+    assert (result["action"], result["outcome"]) == ("hold", "no_data")
+    assert result["now"].startswith("1970-01-01")
+
+
+def test_layer_ships_what_the_handlers_import() -> None:
+    # Powertools' Tracer imports aws-xray-sdk, which the Lambda runtime does not have
+    from template_values import ROOT
+
+    requirements = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text()
+    assert "aws-lambda-powertools[tracer]" in requirements
+    assert "numpy>=1.26,<2.3" in requirements  # AL2 glibc 2.26: numpy >= 2.3 has manylinux_2_28 wheels only
