@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from prescaler.history import HistoryError, complete_end, to_utc, window
 from prescaler.plan import PlannerSettings, TargetState, decide
@@ -28,6 +31,45 @@ PROG = "prescaler"
 
 class UsageError(Exception):
     """A user mistake: reported as one line, exit code 2."""
+
+
+#: Planner fields and the options that set them, for error messages that name what the user typed.
+OPTION_OF_FIELD = {
+    "lead_time_s": "--lead-time-s",
+    "horizon_minutes": "--horizon-minutes",
+    "headroom": "--headroom",
+    "timezone": "--timezone",
+    "target_invocations_per_instance": "--target",
+    "baseline_min_capacity": "--baseline-min",
+    "prescale_max_capacity": "--max-capacity",
+}
+
+
+def _settings(fields: dict[str, Any]) -> PlannerSettings:
+    """PlannerSettings from CLI values; a validation error becomes one line naming the option."""
+    try:
+        return PlannerSettings(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err.get("loc") else ""
+        option = OPTION_OF_FIELD.get(field, field or "settings")
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        raise UsageError(f"{option} {fields.get(field, '')!s}: {message}".replace(" : ", ": ")) from exc
+
+
+def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = True) -> None:
+    """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes)."""
+    if value is None:
+        return
+    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+
+
+def _check_sim_options(args: argparse.Namespace) -> None:
+    _finite("--slo-ms", args.slo_ms)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
 
 
 def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
@@ -42,10 +84,7 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
             fields[name] = value
     if getattr(args, "no_prompt_scale_in", False):
         fields["prompt_scale_in"] = False
-    try:
-        return PlannerSettings(**fields)
-    except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[-1] if str(exc) else "invalid planner settings") from exc
+    return _settings(fields)
 
 
 def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
@@ -92,6 +131,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
+    _check_sim_options(args)
     if args.scenario != "reference":
         raise UsageError(f"unknown scenario {args.scenario!r} (built in: reference)")
     if args.days < 1:
@@ -120,12 +160,12 @@ def _endpoint_history(args: argparse.Namespace) -> pd.Series:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
+    _check_sim_options(args)
     if bool(args.trace) == bool(args.endpoint):
         raise UsageError("give exactly one of --trace CSV or --endpoint NAME")
-    if args.peak_rps is not None and args.peak_rps <= 0:
-        raise UsageError("--peak-rps must be positive")
-    if args.warmup_days < 0:
-        raise UsageError("--warmup-days cannot be negative")
+    _finite("--peak-rps", args.peak_rps)
+    _finite("--days", args.days)
+    _finite("--warmup-days", args.warmup_days, strict=False)
     if args.trace:
         minutes = scenarios.load_trace(args.trace, column=args.column, requests=args.requests)
         name = str(args.trace)
@@ -135,8 +175,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if float(minutes.sum()) == 0:
             raise UsageError(f"{name} has no Invocations datapoints in the last {args.days or 14} days "
                              "(check the endpoint and variant names, and the region)")
-    if args.days and args.trace:
-        end = minutes.index[0] + pd.Timedelta(days=args.warmup_days + args.days)
+    if args.days is not None and args.trace:
+        span_days = len(minutes) / 1440
+        end = minutes.index[0] + pd.Timedelta(days=min(args.warmup_days + args.days, span_days + 1))
         minutes = minutes[minutes.index < end]
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
@@ -161,10 +202,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
-    try:
-        settings = PlannerSettings(**fields)
-    except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[-1]) from exc
+    settings = _settings(fields)
     state = TargetState(min_capacity=current, max_capacity=args.max_capacity, current_instances=current)
     decision = decide(history, state, settings, at)
     fc = decision.forecast
@@ -243,17 +281,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prescaler`` console script. Returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # pandas warns on stderr about odd inputs it then refuses; the one-line error says it all
+    warnings.filterwarnings("ignore", category=UserWarning)
     try:
         return int(args.func(args))
     except (UsageError, HistoryError, ValueError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -22,13 +22,14 @@ minute, by the simulator's ``predictive`` policy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from prescaler.history import MINUTE, SERIES_NAME, active_minutes, to_utc
+from prescaler.history import MINUTE, SERIES_NAME, active_minutes, as_minute_series, to_utc
 
 #: A forecast-driven raise needs at least this much history (and two cycles of its pattern).
 MIN_HISTORY = pd.Timedelta(hours=24)
@@ -94,15 +95,20 @@ class Forecast:
         return {
             "pattern": self.pattern,
             "usable": self.usable,
-            "peak_invocations_per_minute": round(float(self.peak_invocations_per_minute), 3),
+            "peak_invocations_per_minute": finite_or_none(self.peak_invocations_per_minute),
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "history_minutes": self.history_minutes,
-            "skill_mae": {k: round(v, 3) for k, v in self.skill.items()},
+            "skill_mae": {k: finite_or_none(v) for k, v in self.skill.items()},
             "reason": self.reason,
         }
+
+
+def finite_or_none(value: float, digits: int = 3) -> float | None:
+    """A number for strict JSON: rounded, or None when it is NaN or infinite."""
+    return round(float(value), digits) if math.isfinite(value) else None
 
 
 def _rolling_max(y: np.ndarray, half_width: int) -> np.ndarray:
@@ -230,6 +236,7 @@ def forecast(
     if hi <= lo:
         raise ValueError(f"forecast range is empty: {lo} .. {hi}")
     out_index = pd.date_range(lo, hi, freq="min", inclusive="left", name="minute")
+    history = as_minute_series(history)
     y = history.to_numpy(dtype=float)
     n = len(y)
     active = active_minutes(history) if n else 0
@@ -246,8 +253,6 @@ def forecast(
         return unusable("unreadable data: negative invocation counts in the history")
     if n == 0 or active == 0:
         return unusable("no data: the history window holds no invocations")
-    if n > 1 and (history.index[1] - history.index[0]) != MINUTE:
-        raise ValueError("history must be a per-minute series (see prescaler.history.per_minute)")
     if active < min_history / MINUTE:
         return unusable(f"too little history: {active / 60:.1f} h of traffic, need "
                         f"{min_history / pd.Timedelta(hours=1):.0f} h before any forecast-driven raise")

@@ -10,6 +10,7 @@ The functions here are pure: no boto3, no clock. The CloudWatch adapter and the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -51,17 +52,79 @@ def complete_end(now: datetime | pd.Timestamp, incomplete_minutes: int = INCOMPL
 
 
 def empty(start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    """A zero per-minute series covering ``[start, end)`` (both whole UTC minutes)."""
-    index = pd.date_range(start, end, freq="min", inclusive="left", name="minute")
+    """A zero per-minute series covering ``[start, end)`` (both whole UTC minutes; empty if end <= start)."""
+    if end <= start:
+        index = pd.DatetimeIndex([], tz="UTC", name="minute")
+    else:
+        index = pd.date_range(start, end, freq="min", inclusive="left", name="minute")
     return pd.Series(np.zeros(len(index)), index=index, name=SERIES_NAME)
 
 
+def as_minute_series(history: pd.Series, *, check_steps: bool = True) -> pd.Series:
+    """Check (and normalise) a per-minute series for the forecast and the planner.
+
+    A tz-naive index is read as UTC and any other zone converted to UTC; object-dtype numbers become
+    floats. Nothing is filled or reordered: a series that is not one row per whole minute, ascending
+    and without gaps, is refused (build it with :func:`per_minute`).
+
+    Raises:
+        ValueError: no DatetimeIndex, steps other than one minute (``check_steps``), or non-numbers.
+    """
+    index = history.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError("history must be a per-minute series with a DatetimeIndex "
+                         "(see prescaler.history.per_minute)")
+    changed = False
+    if index.tz is None:
+        index, changed = index.tz_localize("UTC"), True
+    elif str(index.tz) not in ("UTC", "utc"):
+        index, changed = index.tz_convert("UTC"), True
+    if check_steps and len(index) > 1:
+        steps = np.diff(index.asi8)
+        if not (steps == MINUTE.value).all():
+            raise ValueError("history must be a per-minute series: one row per minute, ascending, no gaps "
+                             "(see prescaler.history.per_minute)")
+    if len(index) and index[0] != index[0].floor("min"):
+        raise ValueError("history must be a per-minute series on whole UTC minutes")
+    if history.dtype.kind != "f":
+        try:
+            values = history.to_numpy(dtype=float)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"history values must be numbers: {exc}") from exc
+        return pd.Series(values, index=index, name=SERIES_NAME)
+    return pd.Series(history.to_numpy(), index=index, name=SERIES_NAME) if changed else history
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
-    try:
-        raw = timestamps if hasattr(timestamps, "dtype") else list(timestamps)
-        index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True))  # type: ignore[call-overload]
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise HistoryError(f"unparseable timestamps: {exc}") from exc
+    """Timestamps as a UTC index. Numbers are Unix epoch seconds; text is ISO 8601 (any precision,
+    any offset; naive = UTC) or, failing that, one other format that pandas infers from the first row."""
+    raw = timestamps if hasattr(timestamps, "dtype") else list(timestamps)
+    arr = np.asarray(raw) if not isinstance(raw, pd.Index | pd.Series) else raw
+    kind = getattr(arr, "dtype", np.dtype(object)).kind
+    if kind in "iuf" or (kind == "O" and len(arr) and all(
+            isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in arr)):
+        try:
+            index = pd.DatetimeIndex(pd.to_datetime(np.asarray(arr, dtype=float), unit="s", utc=True))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise HistoryError(f"unparseable timestamps (numbers are read as Unix epoch seconds): "
+                               f"{_first_line(exc)}") from exc
+    else:
+        index = None
+        error: Exception | None = None
+        for fmt in ("ISO8601", None):  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=fmt))  # type: ignore[call-overload]
+                break
+            except (ValueError, TypeError, OverflowError) as exc:
+                error = exc
+        if index is None:
+            raise HistoryError(f"unparseable timestamps: {_first_line(error) if error else 'no rows'}")
     if index.hasnans:
         raise HistoryError("unparseable timestamps: some rows have no time")
     return index
@@ -142,6 +205,8 @@ def per_minute(
     out = empty(lo, max(lo, hi))
     inside = spread[(spread.index >= lo) & (spread.index < hi)]
     out.loc[inside.index] = inside.to_numpy()
+    if not np.isfinite(out.to_numpy()).all():
+        raise HistoryError("invocation counts overflow when summed per minute (values near 1e308?)")
     return out
 
 

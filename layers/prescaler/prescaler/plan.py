@@ -22,16 +22,18 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prescaler.forecast import Forecast, forecast
-from prescaler.history import MINUTE, to_utc
+from prescaler.forecast import Forecast, finite_or_none, forecast
+from prescaler.history import MINUTE, as_minute_series, to_utc
 
 Action = Literal["raise", "hold", "relax"]
 
@@ -39,7 +41,7 @@ Action = Literal["raise", "hold", "relax"]
 class PlannerSettings(BaseModel):
     """Knobs of the decision core (units in the names)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     target_invocations_per_instance: float = Field(
         2400.0, gt=0, description="Target tracking target: invocations per instance per minute.")
@@ -60,6 +62,15 @@ class PlannerSettings(BaseModel):
         60, ge=0, description="After the watchdog fires, no forecast-driven raise for this long.")
     drift_minutes: int = Field(1, ge=0, le=15, description="Spike-start jitter the forecast covers (min).")
     timezone: str = Field("UTC", description="IANA time zone whose wall clock daily jobs follow.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. UTC, Europe/Berlin, America/New_York)") from exc
+        return value
 
     @model_validator(mode="after")
     def _cap_above_baseline(self) -> PlannerSettings:
@@ -132,13 +143,15 @@ class Decision:
             "desired_instances": self.desired_instances,
             "reason": self.reason,
             "watchdog_fired": self.watchdog_fired,
-            "numbers": self.numbers,
+            "numbers": {k: finite_or_none(v) if isinstance(v, float) else v for k, v in self.numbers.items()},
         }
 
 
 def instances_for(invocations_per_minute: float, settings: PlannerSettings) -> int:
     """Instances needed: ``ceil(invocations per minute x (1 + headroom) / target per instance)``."""
     need = invocations_per_minute * (1 + settings.headroom) / settings.target_invocations_per_instance
+    if not math.isfinite(need):
+        return sys.maxsize if need > 0 else 0  # astronomically large: the caller clamps to the cap
     return max(0, math.ceil(round(need, 9)))
 
 
@@ -168,7 +181,7 @@ def plan(
     current = state.min_capacity
     owned = state.owned_min_capacity is not None and state.owned_min_capacity == current
     numbers: dict[str, float | int | str | None] = {
-        "forecast_peak_invocations_per_minute": round(float(fc.peak_invocations_per_minute), 3),
+        "forecast_peak_invocations_per_minute": finite_or_none(fc.peak_invocations_per_minute),
         "pattern": fc.pattern,
         "baseline_min_capacity": baseline,
         "cap": cap,
@@ -184,6 +197,17 @@ def plan(
     def decision(action: Action, new_min: int, reason: str, desired: int | None = None,
                  watchdog: bool = False) -> Decision:
         return Decision(action, new_min, current, reason, desired, fc, numbers, watchdog)
+
+    # Data that cannot be trusted changes nothing (not even the watchdog's relax: `now` is in doubt).
+    try:
+        history = as_minute_series(history, check_steps=False)
+    except ValueError as exc:
+        return decision("hold", current, f"hold: unreadable history: {exc}")
+    newest = history.index[-1] if len(history) else None
+    numbers["history_newest_minute"] = newest.isoformat() if newest is not None else None
+    if newest is not None and newest >= now.floor("min"):
+        return decision("hold", current, f"hold: the history runs past now ({newest:%Y-%m-%d %H:%M} UTC >= "
+                        f"{now:%Y-%m-%d %H:%M} UTC): a clock is wrong, nothing is changed")
 
     # The watchdog: a raise held too long is relaxed whatever the forecast says.
     if owned and current > baseline and state.owned_since is not None:
@@ -206,6 +230,8 @@ def plan(
     capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
     numbers["capped"] = "true" if capped else "false"
     watchdog_at = to_utc(state.watchdog_at) if state.watchdog_at is not None else None
+    if watchdog_at is not None and watchdog_at > now:
+        watchdog_at = None  # a time in the future is a clock error, not a reason to block raises
     cooling = watchdog_at is not None and (now - watchdog_at) / MINUTE < settings.watchdog_cooloff_minutes
     if required > current and cooling:
         return decision("hold", current, (
@@ -223,13 +249,11 @@ def plan(
     new_min = current
     reason = f"hold MinCapacity {current}: forecast peak needs {required} in {window}"
     action: Action = "hold"
-    newest = history.index[-1] if len(history) else None
-    numbers["history_newest_minute"] = newest.isoformat() if newest is not None else None
     if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
         return decision("hold", current, f"{reason}; history is stale (newest minute "
                         f"{newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
     tail = history.to_numpy()[-settings.scale_in_low_minutes:]
-    if not np.isfinite(tail).all():
+    if not np.isfinite(tail).all() or (tail < 0).any():
         return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
     if current > baseline and required < current:
         if owned:

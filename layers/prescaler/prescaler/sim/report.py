@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from prescaler.sim.scenarios import Demand
 from prescaler.sim.twin import EndpointModel, PolicyResult
 
@@ -33,7 +35,7 @@ def to_dict(demand: Demand, results: dict[str, PolicyResult], model: EndpointMod
         "demand": {
             "name": demand.name,
             "evaluated_start": evaluated[0].isoformat() if len(evaluated) else None,
-            "evaluated_end": (evaluated[-1] + (index[1] - index[0])).isoformat() if len(evaluated) > 1 else None,
+            "evaluated_end": (evaluated[-1] + pd.Timedelta(minutes=1)).isoformat() if len(evaluated) else None,
             "evaluated_minutes": len(evaluated),
             "warmup_minutes": first,
             "peak_rps": round(float(demand.rps[first * k:].max(initial=0.0)), 2),

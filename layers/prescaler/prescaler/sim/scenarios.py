@@ -102,6 +102,10 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
         frame = pd.read_csv(path)
     except FileNotFoundError as exc:
         raise HistoryError(f"no such trace file: {path}") from exc
+    except IsADirectoryError as exc:
+        raise HistoryError(f"{path} is a directory, not a CSV file") from exc
+    except OSError as exc:
+        raise HistoryError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise HistoryError(f"cannot read {path} as CSV: {exc}") from exc
     if frame.empty or len(frame.columns) < 1:
