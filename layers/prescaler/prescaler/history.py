@@ -99,6 +99,18 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _parse_text_times(raw: object) -> pd.DatetimeIndex:
+    error: Exception | None = None
+    for fmt in ("ISO8601", None):  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=fmt))  # type: ignore[call-overload]
+        except (ValueError, TypeError, OverflowError) as exc:
+            error = exc
+    raise HistoryError(f"unparseable timestamps: {_first_line(error) if error else 'no rows'}")
+
+
 def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
     """Timestamps as a UTC index. Numbers are Unix epoch seconds; text is ISO 8601 (any precision,
     any offset; naive = UTC) or, failing that, one other format that pandas infers from the first row."""
@@ -113,18 +125,7 @@ def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
             raise HistoryError(f"unparseable timestamps (numbers are read as Unix epoch seconds): "
                                f"{_first_line(exc)}") from exc
     else:
-        index = None
-        error: Exception | None = None
-        for fmt in ("ISO8601", None):  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    index = pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=fmt))  # type: ignore[call-overload]
-                break
-            except (ValueError, TypeError, OverflowError) as exc:
-                error = exc
-        if index is None:
-            raise HistoryError(f"unparseable timestamps: {_first_line(error) if error else 'no rows'}")
+        index = _parse_text_times(raw)
     if index.hasnans:
         raise HistoryError("unparseable timestamps: some rows have no time")
     return index
