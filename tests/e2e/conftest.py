@@ -5,7 +5,7 @@
 * ``moto``: the same server, reset before the test.
 * ``sam_work_dir``: a fresh folder for env-vars files and builds.
 * ``project_build``: the project's own template.yaml after ``sam build`` (cached across runs in
-  .e2e-cache/sam-cache); skips while the repository has no template.yaml.
+  .e2e-cache/sam-cache; ``E2E_TEMPLATE`` may name another checkout's); skips while there is none.
 
 Without a Docker engine the e2e tests are skipped, unless ``E2E_REQUIRED=1`` (set by run.sh), in
 which case they fail: ``make e2e`` must never pass by running nothing.
@@ -61,7 +61,9 @@ def sam_work_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def project_build(e2e_images: infra.Images) -> Path:
-    template = infra.ROOT / "template.yaml"
+    # E2E_TEMPLATE: another checkout's template (to try a change without touching this one).
+    template = Path(os.environ.get("E2E_TEMPLATE", infra.ROOT / "template.yaml"))
     if not template.exists():
-        pytest.skip("no template.yaml in the repository yet")
-    return infra.sam_build(template, infra.CACHE / "sam-build", cache_dir=infra.CACHE / "sam-cache", cwd=infra.ROOT)
+        pytest.skip(f"no {template} yet")
+    build_dir = infra.CACHE / "sam-build"
+    return infra.sam_build(template, build_dir, cache_dir=infra.CACHE / "sam-cache", cwd=template.parent)

@@ -1,0 +1,188 @@
+"""The project's functions, built by ``sam build`` and run by ``sam local invoke`` in the stand-in
+Lambda image, each with its sample events from events/, against a seeded moto container.
+
+Outcomes are asserted in moto (MinCapacity of the scalable target, the ledger item, the published
+GPU metric), not only the exit code.
+
+The moto state is built from the template's parameter defaults and events/env.json, so the two
+cannot drift from what the stack deploys.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import infra
+from .seed import Seeded, client, seed
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = infra.ROOT / "events"
+
+
+def _template_values() -> Any:
+    """tests/integration/template_values.py: the template's parameter defaults (one reader for both)."""
+    path = infra.ROOT / "tests" / "integration" / "template_values.py"
+    spec = importlib.util.spec_from_file_location("prescaler_template_values", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TV = _template_values()
+BASELINE_MIN = int(TV.default("BaselineMinCapacity"))
+PRESCALE_MAX = int(TV.default("PrescaleMaxCapacity"))
+SEED_DAYS = 3
+
+
+def _event_time(name: str) -> datetime:
+    return datetime.fromisoformat(json.loads((EVENTS / name).read_text())["time"].replace("Z", "+00:00"))
+
+
+def _env_vars(moto: infra.Moto, dry_run: bool) -> dict[str, dict[str, str]]:
+    """events/env.json with AWS_ENDPOINT_URL pointed at the moto container."""
+    doc: dict[str, dict[str, str]] = json.loads((EVENTS / "env.json").read_text())
+    doc["Parameters"]["AWS_ENDPOINT_URL"] = moto.url_in_network
+    # moto's GetMetricData slows with the window (a 14-day per-minute query: ~20 s against 3 s for
+    # 3 days), so read only the days the seed wrote; the template declares HISTORY_DAYS for this.
+    doc["Parameters"]["HISTORY_DAYS"] = str(SEED_DAYS)
+    for section in ("PrescaleFunction", "RelaxFunction"):
+        doc.setdefault(section, {})["DRY_RUN"] = "true" if dry_run else "false"
+    return doc
+
+
+def _seed(moto: infra.Moto, now: datetime) -> Seeded:
+    params = json.loads((EVENTS / "env.json").read_text())["Parameters"]
+    return seed(
+        moto.url,
+        endpoint_name=params["ENDPOINT_NAME"],
+        ledger_table=params["LEDGER_TABLE_NAME"],
+        now=now,
+        days=SEED_DAYS,
+        min_capacity=BASELINE_MIN,
+        max_capacity=int(TV.default("MaxCapacity")),
+        target_invocations_per_instance_per_minute=float(TV.default("TargetInvocationsPerInstance")),
+        scale_out_cooldown_s=int(TV.default("ScaleOutCooldown")),
+        scale_in_cooldown_s=int(TV.default("ScaleInCooldown")),
+    )
+
+
+def _min_capacity(moto: infra.Moto, seeded: Seeded) -> int:
+    targets = client("application-autoscaling", moto.url).describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[seeded.resource_id]
+    )["ScalableTargets"]
+    return int(targets[0]["MinCapacity"])
+
+
+def _ledger(moto: infra.Moto, seeded: Seeded) -> dict[str, Any]:
+    resp = client("dynamodb", moto.url).get_item(
+        TableName=seeded.ledger_table, Key={seeded.ledger_key: {"S": seeded.resource_id}}, ConsistentRead=True
+    )
+    return resp.get("Item", {})
+
+
+def _invoke(
+    built: Path, function: str, event: str, images: infra.Images, moto: infra.Moto, work: Path, dry_run: bool
+) -> infra.Invocation:
+    result = infra.sam_local_invoke(
+        built,
+        function,
+        image=images.lambda_python311,
+        event=EVENTS / event,
+        env_vars=_env_vars(moto, dry_run),
+        work_dir=work,
+    )
+    assert result.returncode == 0 and not result.function_error, (
+        f"{function} with {event}: {result.response}\n{result.stderr[-3000:]}"
+    )
+    assert isinstance(result.response, dict), result.stdout[-2000:]
+    return result
+
+
+def test_prescale_raises_before_the_spike_and_relax_lowers_after_it(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given 3 days of hourly spikes up to the relax tick, and the target at its baseline
+    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
+    assert _min_capacity(moto, seeded) == BASELINE_MIN
+
+    # When the pre-scaler ticks at 09:55, five minutes before the 10:00 spike
+    raised = _invoke(
+        project_build, "PrescaleFunction", "prescale_scheduled.json", e2e_images, moto, sam_work_dir, dry_run=False
+    ).response
+
+    # Then MinCapacity is raised in moto, within the pre-scaler's cap, and the ledger records it
+    new_min = _min_capacity(moto, seeded)
+    assert BASELINE_MIN < new_min <= PRESCALE_MAX, raised
+    assert raised["action"] == "raise" and raised["new_min_capacity"] == new_min
+    entry = _ledger(moto, seeded)
+    assert entry["last_action"] == {"S": "raise"}
+    assert int(entry["last_raise"]["M"]["min_capacity"]["N"]) == new_min
+
+    # When the relaxer ticks at 10:20, after the spike
+    relaxed = _invoke(
+        project_build, "RelaxFunction", "relax_scheduled.json", e2e_images, moto, sam_work_dir, dry_run=False
+    ).response
+
+    # Then MinCapacity is back at the baseline in moto and the ledger says so
+    assert _min_capacity(moto, seeded) == BASELINE_MIN, relaxed
+    assert relaxed["action"] == "relax"
+    entry = _ledger(moto, seeded)
+    assert entry["last_action"] == {"S": "relax"}
+    assert int(entry["last_relax"]["M"]["min_capacity"]["N"]) == BASELINE_MIN
+
+
+def test_gpu_metric_publishes_utilisation_per_gpu(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given GPUUtilization history up to the tick
+    seeded = _seed(moto, _event_time("gpu_metric_scheduled.json") + timedelta(minutes=1))
+
+    # When the GPU metric function ticks
+    response = _invoke(
+        project_build, "GpuMetricFunction", "gpu_metric_scheduled.json", e2e_images, moto, sam_work_dir, dry_run=True
+    ).response
+
+    # Then the per-GPU figure is in moto's CloudWatch under the project's namespace and metric name
+    assert response["outcome"] == "applied", response
+    at = datetime.fromisoformat(response["timestamp"])
+    points = client("cloudwatch", moto.url).get_metric_statistics(
+        Namespace=response["namespace"],
+        MetricName=response["metric_name"],
+        Dimensions=[
+            {"Name": "EndpointName", "Value": seeded.endpoint_name},
+            {"Name": "VariantName", "Value": seeded.variant_name},
+        ],
+        StartTime=at - timedelta(minutes=1),
+        EndTime=at + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Average"],
+    )["Datapoints"]
+    assert [p["Average"] for p in points] == [pytest.approx(response["gpu_utilization_per_gpu"])], points
+    assert 0 < response["gpu_utilization_per_gpu"] <= 100
+
+
+@pytest.mark.parametrize("function", ["PrescaleFunction", "RelaxFunction", "GpuMetricFunction"])
+def test_empty_scheduler_input_runs_on_the_current_time(
+    function: str, moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given history up to now and the dry-run settings of events/env.json
+    now = datetime.now(UTC)
+    seeded = _seed(moto, now)
+
+    # When the function gets EventBridge Scheduler's empty input
+    response = _invoke(
+        project_build, function, "scheduler_empty.json", e2e_images, moto, sam_work_dir, dry_run=True
+    ).response
+
+    # Then it decides on the current time and, dry run, leaves MinCapacity where it was
+    decided_at = datetime.fromisoformat(response["now"])
+    assert abs(decided_at - now) < timedelta(minutes=5), response
+    assert _min_capacity(moto, seeded) == BASELINE_MIN, response
