@@ -59,4 +59,4 @@ sam: $(STAMP) ## sam validate --lint + sam build (installs aws-sam-cli into the 
 	@test -x $(BIN)/sam || $(BIN)/python -m pip install --quiet -e '.[sam]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
-	@du -sh .aws-sam/build/*
+	@du -sh --apparent-size .aws-sam/build/*  # unzipped bytes, as Lambda counts them (limit 250 MB)
