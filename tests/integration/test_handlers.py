@@ -320,6 +320,12 @@ def test_watchdog_relaxes_a_raise_held_too_long(
     # Then the watchdog puts MinCapacity back to the baseline
     assert result["action"] == "relax" and "watchdog" in result["reason"]
     assert world.target()["MinCapacity"] == 2
+    # And a pre-scaler tick a minute later (the spike is still forecast) does not undo it: the
+    # ledger recorded the watchdog, and its cool-off blocks forecast-driven raises
+    again = dict(event("prescale_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=13)).isoformat())
+    after = invoke("prescale", again, lambda_context)
+    assert after["action"] == "hold" and "watchdog" in after["reason"], after
+    assert world.target()["MinCapacity"] == 2
 
 
 @pytest.mark.parametrize(("var", "value", "expected"), [

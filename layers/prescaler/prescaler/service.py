@@ -261,6 +261,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
         variant.desired_instances,
         entry.owned_min_capacity,
         entry.owned_since,
+        entry.watchdog_at,
     )
     decision = decide(history.series, state, settings.planner(lead_s), tick.now)
     fc = decision.forecast
@@ -359,6 +360,7 @@ def _change_min(
     owned_since: pd.Timestamp | None,
     details: dict[str, object],
     floor: int | None = None,
+    watchdog_at: pd.Timestamp | None = None,
 ) -> ApplyResult | str:
     """Claim the change in the ledger (conditional write), then register MinCapacity; undo the
     claim when the change was not applied. Returns the ApplyResult, or ``"duplicate"``."""
@@ -371,6 +373,7 @@ def _change_min(
         now=tick.now,
         details=details,
         floor_min_capacity=floor,
+        watchdog_at=watchdog_at,
     ):
         _count("DuplicateTick")
         return "duplicate"
@@ -540,6 +543,7 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
             obs.entry.owned_since if owned else None,
             _details(obs, tick, target_min, d.reason, desired_instances=d.desired_instances),
             obs.entry.floor_min_capacity if owned else None,
+            tick.now if d.watchdog_fired else None,
         )
         if applied == "duplicate":
             return _decision_result(

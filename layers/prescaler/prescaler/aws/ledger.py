@@ -14,6 +14,8 @@ Item shape (table partition key ``scalable_target``, type S)::
       "floor_min_capacity": 5,              # N, an operator's MinCapacity (above baseline) that the
                                             #    raise went over: a relax never goes below it; absent
                                             #    when the raise started from the baseline
+      "watchdog_at": "2024-05-01T11:57:00+00:00",  # S, UTC, when the watchdog last relaxed a raise:
+                                            #    no forecast-driven raise during its cool-off
       "last_action": "raise",               # S, raise | relax
       "updated_at": "2024-05-01T09:56:00+00:00",   # S, UTC, the tick's reference time
       "last_raise": {"min_capacity": 6, "previous_min_capacity": 2, "at": "...", "reason": "...",
@@ -50,6 +52,7 @@ class LedgerEntry:
     owned_since: pd.Timestamp | None = None
     floor_min_capacity: int | None = None
     last_action: str | None = None
+    watchdog_at: pd.Timestamp | None = None
 
 
 def _s(value: object) -> dict:
@@ -82,6 +85,7 @@ class Ledger:
         owned = item.get("owned_min_capacity", {}).get("N")
         since = item.get("owned_since", {}).get("S")
         floor = item.get("floor_min_capacity", {}).get("N")
+        watchdog = item.get("watchdog_at", {}).get("S")
         return LedgerEntry(
             scalable_target,
             version=int(item.get("version", {}).get("N", "0")),
@@ -89,6 +93,7 @@ class Ledger:
             owned_since=to_utc(since) if since else None,
             floor_min_capacity=int(floor) if floor is not None else None,
             last_action=item.get("last_action", {}).get("S"),
+            watchdog_at=to_utc(watchdog) if watchdog else None,
         )
 
     def record(
@@ -101,6 +106,7 @@ class Ledger:
         now: pd.Timestamp,
         details: dict[str, object],
         floor_min_capacity: int | None = None,
+        watchdog_at: pd.Timestamp | None = None,
     ) -> bool:
         """Record a raise or relax on top of ``entry`` (conditional on its version).
 
@@ -112,6 +118,7 @@ class Ledger:
                 something is owned).
             now: the tick's reference time (UTC).
             details: what, when, why, forecast (stored under ``last_<action>``).
+            watchdog_at: set when this relax is the watchdog's (kept until the next one).
 
         Returns:
             True when written; False when another tick wrote first (nothing was written).
@@ -125,6 +132,9 @@ class Ledger:
         }
         sets = ["#v = :next", "last_action = :action", "updated_at = :now", "#rec = :rec"]
         removes: list[str] = []
+        if watchdog_at is not None:
+            sets.append("watchdog_at = :watchdog")
+            values[":watchdog"] = _s(to_utc(watchdog_at).isoformat())
         if owned_min_capacity is None or floor_min_capacity is None:
             removes.append("floor_min_capacity")
         else:
