@@ -38,7 +38,7 @@ lint: $(STAMP) ## ruff + mypy (the package, then each handler on its own: they a
 
 .PHONY: bench
 bench: $(STAMP) ## Speed and memory targets (pytest-benchmark)
-	$(BIN)/python -m pytest -m bench --benchmark-enable -q tests/bench
+	$(BIN)/python -m pytest -m bench --benchmark-enable -q -s tests/bench
 
 .PHONY: e2e
 e2e: $(STAMP) ## sam build + sam local invoke of every function/event in a container against moto
