@@ -23,4 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settings = load(FunctionSettings)
     except SettingsError as exc:
         return service.invalid_settings("gpu_metric", exc)
-    return service.gpu_metric(settings, service.parse_tick(event))
+    try:
+        tick = service.parse_tick(event)
+    except service.InvalidEvent as exc:
+        return service.invalid_event("gpu_metric", exc)
+    return service.gpu_metric(settings, tick)

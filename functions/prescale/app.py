@@ -23,4 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settings = load(ScalerSettings)
     except SettingsError as exc:
         return service.invalid_settings("prescale", exc)
-    return service.prescale(settings, service.parse_tick(event))
+    try:
+        tick = service.parse_tick(event)
+    except service.InvalidEvent as exc:
+        return service.invalid_event("prescale", exc)
+    return service.prescale(settings, tick)

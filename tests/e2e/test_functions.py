@@ -186,3 +186,56 @@ def test_empty_scheduler_input_runs_on_the_current_time(
     decided_at = datetime.fromisoformat(response["now"])
     assert abs(decided_at - now) < timedelta(minutes=5), response
     assert _min_capacity(moto, seeded) == BASELINE_MIN, response
+
+
+def test_dry_run_changes_nothing_but_logs_and_publishes_the_decision(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given history up to the pre-scale tick, five minutes before a spike
+    seeded = _seed(moto, _event_time("prescale_scheduled.json") + timedelta(minutes=1))
+
+    # When the pre-scaler ticks with DryRun on (events/env.json's setting)
+    run = _invoke(
+        project_build, "PrescaleFunction", "prescale_scheduled.json", e2e_images, moto, sam_work_dir, dry_run=True
+    )
+
+    # Then it decides to raise and says so, but nothing changes in moto: MinCapacity, ledger
+    assert (run.response["action"], run.response["outcome"]) == ("raise", "dry_run"), run.response
+    assert run.response["proposed_min_capacity"] > BASELINE_MIN
+    assert _min_capacity(moto, seeded) == BASELINE_MIN
+    assert _ledger(moto, seeded) == {}
+    # and the decision is logged and published as EMF metrics in the function's log stream
+    assert "ForecastPeakInvocationsPerMinute" in run.stderr and "DesiredMinCapacity" in run.stderr
+    assert '"_aws"' in run.stderr  # the Embedded Metric Format envelope CloudWatch turns into metrics
+
+
+def test_a_bad_event_or_a_missing_endpoint_is_a_clean_error_and_changes_nothing(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given a live (not dry-run) pre-scaler and history up to the pre-scale tick
+    seeded = _seed(moto, _event_time("prescale_scheduled.json") + timedelta(minutes=1))
+    env = _env_vars(moto, dry_run=False)
+
+    # When it gets an event whose time cannot be read
+    bad_event = sam_work_dir / "bad_event.json"
+    bad_event.write_text(json.dumps({"time": "yesterday-ish", "detail-type": "Scheduled Event"}))
+    bad = infra.sam_local_invoke(project_build, "PrescaleFunction", image=e2e_images.lambda_python311,
+                                 event=bad_event, env_vars=env, work_dir=sam_work_dir)
+    # Then it returns a clean error result naming the field (no stack trace, no Lambda error)
+    assert bad.returncode == 0 and not bad.function_error, bad.response
+    assert (bad.response["action"], bad.response["outcome"]) == ("error", "invalid_event"), bad.response
+    assert "'time'" in bad.response["error"]
+    assert "Traceback" not in bad.stderr
+
+    # When it is pointed at an endpoint that does not exist
+    env["Parameters"]["ENDPOINT_NAME"] = "no-such-endpoint"
+    missing = infra.sam_local_invoke(project_build, "PrescaleFunction", image=e2e_images.lambda_python311,
+                                     event=EVENTS / "prescale_scheduled.json", env_vars=env, work_dir=sam_work_dir)
+    # Then it holds and says what is missing
+    assert missing.returncode == 0 and not missing.function_error, missing.response
+    assert missing.response["action"] == "hold", missing.response
+    assert missing.response["outcome"] in ("target_missing", "endpoint_missing"), missing.response
+
+    # And nothing changed for the real endpoint
+    assert _min_capacity(moto, seeded) == BASELINE_MIN
+    assert _ledger(moto, seeded) == {}

@@ -433,3 +433,23 @@ def test_layer_ships_what_the_handlers_import() -> None:
     requirements = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text()
     assert "aws-lambda-powertools[tracer]" in requirements
     assert "numpy>=1.26,<2.3" in requirements  # AL2 glibc 2.26: numpy >= 2.3 has manylinux_2_28 wheels only
+
+
+@pytest.mark.parametrize("function", ["prescale", "relax", "gpu_metric"])
+@pytest.mark.parametrize("bad", [{"time": "yesterday-ish"}, {"time": "2026-03-02T09:55:00Z", "id": 7}],
+                         ids=["unreadable-time", "non-string-id"])
+def test_a_bad_event_is_a_clean_error_and_changes_nothing(
+        function: str, bad: dict, world: World, scaler_env: dict, lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a live (not dry-run) pre-scaler, history with spikes, and the target at its baseline
+    monkeypatch.setenv("DRY_RUN", "false")
+    seed_history(world, PRESCALE_TIME)
+    before = world.target()["MinCapacity"]
+    # When the function gets an event it cannot read
+    result = invoke(function, bad, lambda_context)
+    # Then it returns an error result naming the field, logs it without a stack trace, and changes nothing
+    assert result["outcome"] == "invalid_event" and result["action"] == "error"
+    assert ("'time'" in result["error"]) or ("'id'" in result["error"])
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and all(r.exc_info is None for r in errors)
+    assert world.target()["MinCapacity"] == before

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prescaler.aws import clients
 from prescaler.aws.autoscaling import (
@@ -80,12 +80,26 @@ class Tick:
     clock: str  # "event" or "wall"
 
 
+class InvalidEvent(ValueError):
+    """An event whose ``time`` or ``id`` cannot be read: the tick changes nothing."""
+
+
 def parse_tick(event: Any, wall_clock: Callable[[], pd.Timestamp] | None = None) -> Tick:
     """The tick's reference time: the event's ``time`` when present, else the current time.
 
     Any non-object input (Scheduler custom input may be any JSON) counts as ``{}``.
+
+    Raises:
+        InvalidEvent: ``time`` is not an ISO 8601 time, or ``id`` is not a string (one line naming
+            the field; handlers turn it into :func:`invalid_event`).
     """
-    model = parse(event=event if isinstance(event, dict) else {}, model=TickEvent)
+    try:
+        model = parse(event=event if isinstance(event, dict) else {}, model=TickEvent)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "event"
+        raise InvalidEvent(f"event field {field!r}: {err.get('msg', 'invalid')} "
+                           f"(got {err.get('input')!r})") from exc
     if model.time is not None:
         return Tick(to_utc(model.time), model.id, "event")
     now = wall_clock() if wall_clock is not None else pd.Timestamp.now(tz="UTC")
@@ -680,6 +694,16 @@ def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None
 
 # --------------------------------------------------------------------------------------------------
 # user mistakes
+
+
+def invalid_event(function: str, exc: InvalidEvent) -> dict:
+    """An event that cannot be read: logged without a stack trace, counted, nothing changed;
+    returned as ``{"action": "error", "outcome": "invalid_event", "error": "<names the field>"}``."""
+    if not metrics.namespace:
+        metrics.namespace = "SageMakerPrescaler"
+    _count("InvalidEvent")
+    logger.error(str(exc), extra={"outcome": "invalid_event"})
+    return {"function": function, "action": "error", "outcome": "invalid_event", "error": str(exc)}
 
 
 def invalid_settings(function: str, exc: SettingsError) -> dict:

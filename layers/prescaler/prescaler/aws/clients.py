@@ -27,4 +27,5 @@ def client(service: str) -> Any:
     """A boto3 client for ``service`` ("cloudwatch", "application-autoscaling", "sagemaker",
     "dynamodb"), created on first use and cached. Region and credentials come from the environment.
     Tests call ``client.cache_clear()`` between moto mocks."""
-    return boto3.session.Session().client(service, config=CONFIG)  # type: ignore[call-overload]
+    session: Any = boto3.session.Session()  # Any: boto3-stubs' per-service overloads need a literal
+    return session.client(service, config=CONFIG)
