@@ -116,3 +116,33 @@ def test_missing_file_is_exit_2(capsys) -> None:
 def test_forecast_at_before_history_is_exit_2(capsys) -> None:
     code, _, err = run(capsys, "forecast", "--history", ELB, "--at", "2001-01-01T00:00:00")
     assert code == 2 and "before the history starts" in err
+
+
+def test_a_per_request_log_read_as_counts_gets_a_note(capsys) -> None:
+    # Given the per-request Azure log, but the user forgot --requests
+    code, out, err = run(capsys, "backtest", "--trace", "data/traces/AzureLLMInferenceTrace_code.csv",
+                         "--peak-rps", "220", "--json")
+    # Then it still runs (a column of counts is legal) but says what was probably meant
+    assert code == 0 and json.loads(out)["policies"]
+    assert "pass --requests" in err
+    # and says the 2-day warm-up did not fit a 1-hour trace
+    assert "warm-up shortened" in err
+
+
+def test_a_bad_cell_names_the_file_and_the_line(capsys, tmp_path: Path) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("timestamp,value\n2026-03-02 00:00:00,5\n2026-03-02 00:01:00,\n")
+    code, _, err = run(capsys, "backtest", "--trace", str(csv))
+    assert code == 2 and f"{csv} line 3: 'value' is empty" in err
+
+
+def test_backtest_endpoint_without_a_region_is_a_one_line_usage_error(capsys, monkeypatch, tmp_path: Path) -> None:
+    # Given no AWS region anywhere
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    # When the user asks to backtest their endpoint
+    code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
+    # Then one line tells them what to set, exit 2
+    assert code == 2 and err.count("\n") == 1 and "AWS_REGION" in err

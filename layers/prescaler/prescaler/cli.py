@@ -67,9 +67,13 @@ def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: boo
 
 
 def _check_sim_options(args: argparse.Namespace) -> None:
+    """Fail fast, before any file is read, on options that cannot work."""
+    from prescaler.sim import twin
+
     _finite("--slo-ms", args.slo_ms)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    _planner_settings(args, twin.EndpointModel())
 
 
 def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
@@ -142,9 +146,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return _run_policies(demand, args, f"reference scenario: {args.days} evaluated days (seed {args.seed})")
 
 
+def _note(message: str) -> None:
+    """A one-line note for the user on stderr (never on stdout, which may be JSON)."""
+    print(message, file=sys.stderr)
+
+
 def _endpoint_history(args: argparse.Namespace) -> pd.Series:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     from prescaler.aws.cloudwatch import read_invocations
 
@@ -153,6 +162,10 @@ def _endpoint_history(args: argparse.Namespace) -> pd.Series:
     try:
         client = boto3.client("cloudwatch")
         return read_invocations(client, args.endpoint, args.variant, start, end)
+    except NoRegionError as exc:
+        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
+    except NoCredentialsError as exc:
+        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except (BotoCoreError, ClientError) as exc:
         raise RuntimeError(f"reading CloudWatch history of {args.endpoint}/{args.variant}: {exc}") from exc
 
@@ -169,6 +182,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.trace:
         minutes = scenarios.load_trace(args.trace, column=args.column, requests=args.requests)
         name = str(args.trace)
+        if not args.requests and scenarios.sub_minute_rows(args.trace):
+            _note(f"note: rows of {args.trace} are less than a minute apart; if each row is one request, "
+                  "pass --requests (now each row's value is read as a count)")
     else:
         minutes = _endpoint_history(args)
         name = f"endpoint {args.endpoint}/{args.variant}"
@@ -180,6 +196,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         end = minutes.index[0] + pd.Timedelta(days=min(args.warmup_days + args.days, span_days + 1))
         minutes = minutes[minutes.index < end]
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
+    warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
+    if warm_days + 1e-9 < args.warmup_days:
+        _note(f"note: the trace is {len(minutes) / 1440:.2f} days long: warm-up shortened from "
+              f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
     return _run_policies(demand, args, f"backtest: {name}{scale}")
 
@@ -192,6 +212,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     end = complete_end(at)
     if end <= history.index[0]:
         raise UsageError(f"--at {at.isoformat()} is before the history starts ({history.index[0].isoformat()})")
+    last_data = history.index[-1] + pd.Timedelta(minutes=1)
+    if last_data < end:
+        _note(f"note: the history ends at {last_data.isoformat()}, {(end - last_data) / pd.Timedelta(minutes=1):,.0f} "
+              "min before --at's newest complete minute: the minutes in between count as no traffic")
     history = window(history[history.index < end], end)
     baseline = args.baseline_min
     current = args.current_min if args.current_min is not None else baseline
@@ -208,8 +232,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     fc = decision.forecast
     assert fc is not None
     data = {"at": at.isoformat(), "decision": decision.to_dict(), "forecast": fc.to_dict(),
-            "history": {"start": history.index[0].isoformat(), "end": end.isoformat(),
-                        "minutes": len(history)}}
+            "history": {"window_start": history.index[0].isoformat(), "window_end": end.isoformat(),
+                        "window_minutes": len(history), "data_ends": last_data.isoformat()}}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0

@@ -93,19 +93,24 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
         hourly = r.capacity.resample("1h").mean()
         ax_cap.step(hourly.index, hourly.to_numpy(), where="post", lw=1.0, label=name, color=COLOURS.get(name))
     ax_cap.set_ylabel("in-service instances\n(hourly mean)")
-    ax_cap.legend(loc="upper right", fontsize=8, ncol=len(results))
+    ax_cap.set_ylim(bottom=0)
+    ax_cap.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=len(results), frameon=False)
     if len(rps):
-        end = rps.index[0] + (rps.index[1] - rps.index[0]) * int(zoom_hours * 60) if len(rps) > 1 else rps.index[0]
-        z = rps[rps.index < end]
+        # zoom on the steepest rise (what pre-scaling is for): an hour before it, the rest after
+        rise = (rps - rps.shift(10)).fillna(0.0)
+        at = rise.idxmax() if float(rise.max()) > 0 else rps.index[0]
+        begin = max(rps.index[0], at - pd.Timedelta(hours=1))
+        end = begin + pd.Timedelta(hours=zoom_hours)
+        z = rps[(rps.index >= begin) & (rps.index < end)]
         ax_zoom.fill_between(z.index, z.to_numpy(), step="post", color="#cccccc", label="demand")
         for name, r in results.items():
-            c = r.capacity[r.capacity.index < end]
+            c = r.capacity[(r.capacity.index >= begin) & (r.capacity.index < end)]
             ax_zoom.step(c.index, c.to_numpy() * model.capacity_rps_per_instance, where="post", lw=1.2,
                          label=f"{name} capacity", color=COLOURS.get(name))
         ax_zoom.set_ylabel("requests/s")
-        ax_zoom.set_title(f"first {zoom_hours:g} h: demand vs capacity (in-service instances x "
-                          f"{model.capacity_rps_per_instance:g} req/s)", fontsize=10)
-        ax_zoom.legend(loc="upper right", fontsize=8, ncol=3)
+        ax_zoom.set_title(f"{zoom_hours:g} h around the steepest rise ({at:%Y-%m-%d %H:%M} UTC): demand vs "
+                          f"capacity (in-service instances x {model.capacity_rps_per_instance:g} req/s)", fontsize=10)
+        ax_zoom.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=6, frameon=False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

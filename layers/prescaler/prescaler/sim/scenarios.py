@@ -111,19 +111,41 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
     if frame.empty or len(frame.columns) < 1:
         raise HistoryError(f"{path} has no rows")
     ts = frame.iloc[:, 0]
-    if requests:
-        return from_requests(ts)
-    if column is None:
-        if len(frame.columns) < 2:
-            raise HistoryError(f"{path} has no value column (columns: {', '.join(frame.columns)})")
-        column = str(frame.columns[1])
-    if column not in frame.columns:
-        raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))})")
-    values = pd.to_numeric(frame[column], errors="coerce")
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
-        raise HistoryError(f"{path} line {row + 2}: {column!r} is not a number: {frame[column].iloc[row]!r}")
-    return per_minute(ts, values)
+    try:
+        if requests:
+            return from_requests(ts)
+        if column is None:
+            if len(frame.columns) < 2:
+                hint = " (semicolon-separated? the file must use commas)" if ";" in str(frame.columns[0]) else ""
+                raise HistoryError(f"{path} has no value column (columns: {', '.join(frame.columns)}){hint}")
+            column = str(frame.columns[1])
+        if column not in frame.columns:
+            raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))})")
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = values.isna().to_numpy() | (values.to_numpy(dtype=float, na_value=np.nan) < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            cell = raw.iloc[row]
+            what = ("is empty" if pd.isna(cell) else
+                    f"is negative ({cell})" if not np.isnan(values.iloc[row]) else f"is not a number: {cell!s}")
+            raise HistoryError(f"{path} line {row + 2}: {column!r} {what}")
+        return per_minute(ts, values)
+    except HistoryError as exc:
+        message = str(exc)
+        raise HistoryError(message if str(path) in message else f"{path}: {message}") from exc
+
+
+def sub_minute_rows(path: str | Path) -> bool:
+    """Whether most rows of a trace CSV are less than a minute apart (a per-request log read as
+    counts?). Cheap: looks at the first 1,000 rows only."""
+    try:
+        head = pd.read_csv(path, nrows=1000, usecols=[0]).iloc[:, 0]
+        times = pd.to_datetime(head, utc=True, format="ISO8601").sort_values()
+    except (ValueError, TypeError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return False
+    gaps = np.diff(times.to_numpy().astype("datetime64[ns]").astype(np.int64))
+    return len(gaps) > 10 and float(np.median(gaps)) < 60e9
 
 
 def from_minutes(invocations: pd.Series, name: str, peak_rps: float | None = None,
