@@ -12,19 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from prescaler import service
 from prescaler.observability import logger, metrics, tracer
-from prescaler.settings import ScalerSettings, SettingsError, load
+from prescaler.settings import ScalerSettings
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        settings = load(ScalerSettings)
-    except SettingsError as exc:
-        return service.invalid_settings("prescale", exc)
-    try:
-        tick = service.parse_tick(event)
-    except service.InvalidEvent as exc:
-        return service.invalid_event("prescale", exc)
-    return service.prescale(settings, tick)
+    return service.handle("prescale", ScalerSettings, service.prescale, event)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from aws_lambda_powertools.metrics import MetricUnit
@@ -51,7 +51,7 @@ from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_p
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
 from prescaler.observability import logger, metrics, tracer
 from prescaler.plan import Decision, TargetState, decide
-from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError
+from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, load
 
 #: A raise whose scaling activity failed is reported on the ticks within this window.
 FAILURE_LOOKBACK = pd.Timedelta(minutes=15)
@@ -78,6 +78,9 @@ class Tick:
     now: pd.Timestamp
     event_id: str | None
     clock: str  # "event" or "wall"
+
+
+SettingsT = TypeVar("SettingsT", bound=FunctionSettings)
 
 
 class InvalidEvent(ValueError):
@@ -348,6 +351,21 @@ def _decision_result(
     return result
 
 
+def _unapplied(
+    function: str, settings: ScalerSettings, tick: Tick, obs: Observation, applied: ApplyResult | str
+) -> dict | None:
+    """The ``hold`` result when a MinCapacity change was not made (another tick claimed it first, or
+    Application Auto Scaling deferred or refused it); None when it was applied."""
+    if applied == "duplicate":
+        reason, outcome = "another tick changed the ledger first; nothing done twice", "duplicate"
+    elif isinstance(applied, ApplyResult) and applied.outcome != "applied":
+        reason, outcome = f"{obs.decision.reason}; not applied: {applied.message}", applied.outcome
+    else:
+        return None
+    return _decision_result(function, settings, tick, obs, action="hold", outcome=outcome,
+                            new_min=obs.target.min_capacity, reason=reason)
+
+
 def _details(obs: Observation, tick: Tick, new_min: int, reason: str, **more: object) -> dict[str, object]:
     fc = obs.decision.forecast
     return {
@@ -461,29 +479,9 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
         _details(obs, tick, d.min_capacity, d.reason, floor_min_capacity=floor),
         floor,
     )
-    if applied == "duplicate":
-        return _decision_result(
-            "prescale",
-            settings,
-            tick,
-            obs,
-            action="hold",
-            outcome="duplicate",
-            new_min=obs.target.min_capacity,
-            reason="another tick changed the ledger first; nothing done twice",
-        )
-    assert isinstance(applied, ApplyResult)
-    if applied.outcome != "applied":
-        return _decision_result(
-            "prescale",
-            settings,
-            tick,
-            obs,
-            action="hold",
-            outcome=applied.outcome,
-            new_min=obs.target.min_capacity,
-            reason=f"{d.reason}; not applied: {applied.message}",
-        )
+    unapplied = _unapplied("prescale", settings, tick, obs, applied)
+    if unapplied is not None:
+        return unapplied
     return _decision_result(
         "prescale",
         settings,
@@ -559,29 +557,9 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
             obs.entry.floor_min_capacity if owned else None,
             tick.now if d.watchdog_fired else None,
         )
-        if applied == "duplicate":
-            return _decision_result(
-                "relax",
-                settings,
-                tick,
-                obs,
-                action="hold",
-                outcome="duplicate",
-                new_min=obs.target.min_capacity,
-                reason="another tick changed the ledger first; nothing done twice",
-            )
-        assert isinstance(applied, ApplyResult)
-        if applied.outcome != "applied":
-            return _decision_result(
-                "relax",
-                settings,
-                tick,
-                obs,
-                action="hold",
-                outcome=applied.outcome,
-                new_min=obs.target.min_capacity,
-                reason=f"{d.reason}; not applied: {applied.message}",
-            )
+        unapplied = _unapplied("relax", settings, tick, obs, applied)
+        if unapplied is not None:
+            return unapplied
         new_min = target_min
         notes.append(f"MinCapacity lowered {obs.target.min_capacity} -> {new_min}")
     desired_outcome = None
@@ -694,6 +672,23 @@ def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None
 
 # --------------------------------------------------------------------------------------------------
 # user mistakes
+
+
+def handle(function: str, settings_model: type[SettingsT], run: Callable[[SettingsT, Tick], dict],
+           event: Any) -> dict:
+    """What every handler does: settings validated from the environment, the tick read from the
+    event, one call to ``run``. User mistakes (a missing or invalid setting, an unreadable event) come
+    back as error results (:func:`invalid_settings`, :func:`invalid_event`), never as stack traces.
+    """
+    try:
+        settings = load(settings_model)
+    except SettingsError as exc:
+        return invalid_settings(function, exc)
+    try:
+        tick = parse_tick(event)
+    except InvalidEvent as exc:
+        return invalid_event(function, exc)
+    return run(settings, tick)
 
 
 def invalid_event(function: str, exc: InvalidEvent) -> dict:

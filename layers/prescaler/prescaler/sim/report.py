@@ -98,7 +98,7 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
     if len(rps):
         # zoom on the steepest rise (what pre-scaling is for): an hour before it, the rest after
         rise = (rps - rps.shift(10)).fillna(0.0)
-        at = rise.idxmax() if float(rise.max()) > 0 else rps.index[0]
+        at = rps.index[int(rise.to_numpy().argmax())] if float(rise.max()) > 0 else rps.index[0]
         begin = max(rps.index[0], at - pd.Timedelta(hours=1))
         end = begin + pd.Timedelta(hours=zoom_hours)
         z = rps[(rps.index >= begin) & (rps.index < end)]
