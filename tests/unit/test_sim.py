@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from prescaler.history import complete_end
 from prescaler.sim import scenarios, twin
 from prescaler.sim.scenarios import Demand
 
@@ -95,18 +96,19 @@ def test_predictive_sees_no_future_data() -> None:
     # When the predictive policy runs on both
     ra = twin.run(a, policies=("predictive",), seed=5)["predictive"]
     rb = twin.run(b, policies=("predictive",), seed=5)["predictive"]
-    # Then every decision made up to the first minute whose data could show the change (12:00 is
-    # published at 12:02) is identical, reasons and numbers included
+    # Then every decision made up to the first minute whose data could show the change (the Lambda
+    # reads 12:00 at 12:03, when it is complete) is identical, reasons and numbers included
     def upto(res: twin.PolicyResult) -> list[tuple]:
         return [(t, d.action, d.min_capacity, d.reason) for t, d in res.decisions
-                if t <= cut + pd.Timedelta(minutes=1)]
+                if t <= cut + pd.Timedelta(minutes=2)]
     assert upto(ra) == upto(rb)
     assert len(upto(ra)) > 0
-    # and the hook itself never hands the planner a minute that is not yet published
+    # and the hook hands the planner what the Lambda would read: complete minutes before now - 2
     hook = twin._PredictiveHook(np.arange(100.0), pd.date_range(a.start, periods=100, freq="min"),
                                 twin.default_planner_settings(twin.EndpointModel()), twin.EndpointModel())
     visible = hook.visible_history(50)
-    assert visible.index[-1] == a.start + pd.Timedelta(minutes=48)
+    now = a.start + pd.Timedelta(minutes=50)
+    assert visible.index[-1] == complete_end(now) - pd.Timedelta(minutes=1) == a.start + pd.Timedelta(minutes=47)
     assert k == 6
 
 

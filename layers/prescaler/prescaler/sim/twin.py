@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prescaler.history import INCOMPLETE_MINUTES
 from prescaler.plan import Decision, PlannerSettings, TargetState, decide
 from prescaler.sim.scenarios import Demand
 
@@ -275,10 +276,12 @@ class _PredictiveHook:
         self.owned_since: pd.Timestamp | None = None
         self.watchdog_at: pd.Timestamp | None = None
         self.decisions: list[tuple[pd.Timestamp, Decision]] = []
-        self.visible_lag = 1 + model.metric_delay_s // 60
+        # What the Lambda reads at a tick: the complete minutes before floor(now) - 2 (the CloudWatch
+        # reader drops the newest two as incomplete), or less if the twin publishes later than that.
+        self.visible_lag = max(INCOMPLETE_MINUTES + 1, 1 + model.metric_delay_s // 60)
 
     def visible_history(self, mi: int) -> pd.Series:
-        """Minutes whose datapoint is published by minute ``mi``'s start (newest 2 are not)."""
+        """The minutes the Lambda would read at minute ``mi``'s start: ``[.., mi - 3]`` by default."""
         end = max(0, mi - self.visible_lag + 1)
         start = max(0, end - self.history_minutes)
         # a copy: later minutes of the run must never show through
