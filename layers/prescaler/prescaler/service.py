@@ -351,6 +351,19 @@ def _decision_result(
     return result
 
 
+def _unless_mine(
+    function: str, mine: str, whose: str, settings: ScalerSettings, tick: Tick, obs: Observation
+) -> dict | None:
+    """The ``hold`` result unless the core decided this function's own action (the pre-scaler only
+    raises, the relaxer only lowers); None when it did."""
+    d = obs.decision
+    if d.action == mine:
+        return None
+    reason = d.reason if d.action == "hold" else f"hold ({whose}): {d.reason}"
+    return _decision_result(function, settings, tick, obs, action="hold", outcome="hold",
+                            new_min=obs.target.min_capacity, reason=reason)
+
+
 def _unapplied(
     function: str, settings: ScalerSettings, tick: Tick, obs: Observation, applied: ApplyResult | str
 ) -> dict | None:
@@ -435,18 +448,9 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    if d.action != "raise":
-        reason = d.reason if d.action == "hold" else f"hold (relaxing is the relaxer's job): {d.reason}"
-        return _decision_result(
-            "prescale",
-            settings,
-            tick,
-            obs,
-            action="hold",
-            outcome="hold",
-            new_min=obs.target.min_capacity,
-            reason=reason,
-        )
+    held = _unless_mine("prescale", "raise", "relaxing is the relaxer's job", settings, tick, obs)
+    if held is not None:
+        return held
     if settings.dry_run:
         return _decision_result(
             "prescale",
@@ -509,18 +513,9 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    if d.action != "relax":
-        reason = d.reason if d.action == "hold" else f"hold (raising is the pre-scaler's job): {d.reason}"
-        return _decision_result(
-            "relax",
-            settings,
-            tick,
-            obs,
-            action="hold",
-            outcome="hold",
-            new_min=obs.target.min_capacity,
-            reason=reason,
-        )
+    held = _unless_mine("relax", "relax", "raising is the pre-scaler's job", settings, tick, obs)
+    if held is not None:
+        return held
     instances = obs.endpoint.variants[settings.variant_name].desired_instances
     if settings.dry_run:
         return _decision_result(
