@@ -351,14 +351,16 @@ def _decision_result(
     return result
 
 
-def _unless_mine(
-    function: str, mine: str, whose: str, settings: ScalerSettings, tick: Tick, obs: Observation
-) -> dict | None:
-    """The ``hold`` result unless the core decided this function's own action (the pre-scaler only
-    raises, the relaxer only lowers); None when it did."""
+def _observe_own(
+    function: str, mine: str, whose: str, settings: ScalerSettings, tick: Tick, ad: Adapters
+) -> Observation | dict:
+    """Observe and decide for one scaler tick; a ``hold`` result unless the core decided this
+    function's own action (the pre-scaler only raises, the relaxer only lowers)."""
+    _metric_context(settings)
+    obs = _observe(function, settings, tick, ad)
+    if isinstance(obs, dict) or obs.decision.action == mine:
+        return obs
     d = obs.decision
-    if d.action == mine:
-        return None
     reason = d.reason if d.action == "hold" else f"hold ({whose}): {d.reason}"
     return _decision_result(function, settings, tick, obs, action="hold", outcome="hold",
                             new_min=obs.target.min_capacity, reason=reason)
@@ -443,14 +445,10 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
         ``new_min_capacity``, ``reason``, ``forecast_peak_invocations_per_minute``, ``lead_time_s``.
     """
     ad = adapters or Adapters.default(settings.ledger_table_name)
-    _metric_context(settings)
-    obs = _observe("prescale", settings, tick, ad)
+    obs = _observe_own("prescale", "raise", "relaxing is the relaxer's job", settings, tick, ad)
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    held = _unless_mine("prescale", "raise", "relaxing is the relaxer's job", settings, tick, obs)
-    if held is not None:
-        return held
     if settings.dry_run:
         return _decision_result(
             "prescale",
@@ -508,14 +506,10 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
         lowered MinCapacity or a prompt scale-in request: instances leave later, not now).
     """
     ad = adapters or Adapters.default(settings.ledger_table_name)
-    _metric_context(settings)
-    obs = _observe("relax", settings, tick, ad)
+    obs = _observe_own("relax", "relax", "raising is the pre-scaler's job", settings, tick, ad)
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    held = _unless_mine("relax", "relax", "raising is the pre-scaler's job", settings, tick, obs)
-    if held is not None:
-        return held
     instances = obs.endpoint.variants[settings.variant_name].desired_instances
     if settings.dry_run:
         return _decision_result(
