@@ -28,7 +28,8 @@ def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert set(data["policies"]) == {"cpu-target-tracking", "invocations-target-tracking",
-                                     "scheduled-prewarm", "predictive", "oracle"}
+                                     "concurrency-target-tracking", "scheduled-prewarm",
+                                     "aws-predictive-scaling", "predictive", "oracle"}
     for scores in data["policies"].values():
         assert set(scores) == POLICY_KEYS
         assert isinstance(scores["breach_minutes"], int)

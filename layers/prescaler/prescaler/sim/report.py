@@ -17,7 +17,9 @@ from prescaler.sim.twin import EndpointModel, PolicyResult
 COLOURS = {
     "cpu-target-tracking": "#d62728",
     "invocations-target-tracking": "#ff7f0e",
+    "concurrency-target-tracking": "#1f77b4",
     "scheduled-prewarm": "#9467bd",
+    "aws-predictive-scaling": "#8c564b",
     "predictive": "#2ca02c",
     "oracle": "#7f7f7f",
 }
