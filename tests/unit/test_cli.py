@@ -42,6 +42,7 @@ def test_simulate_table_shows_the_json_numbers_for_every_policy(capsys) -> None:
     code, out, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "0")
     assert code == 0
     code_json, out_json, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "0", "--json")
+    assert code_json == 0
     data = json.loads(out_json)
     # Then each policy's row carries its own breach minutes and instance-hours, in the JSON's order
     rows = [line for line in out.splitlines() if line.startswith("│")]

@@ -98,7 +98,8 @@ def _endpoint_model(args: argparse.Namespace) -> Any:
         raise UsageError(f"--slo-ms {args.slo_ms:g} must be above the service time (--service-time-ms "
                          f"{args.service_time_ms:g}): no request could meet it")
     if not 0 <= args.scheduling_buffer_s <= 3600:
-        raise UsageError(f"--scheduling-buffer-s must be 0-3600 (AWS's SchedulingBufferTime), got {args.scheduling_buffer_s}")
+        raise UsageError("--scheduling-buffer-s must be 0-3600 (AWS's SchedulingBufferTime), "
+                         f"got {args.scheduling_buffer_s}")
     return twin.EndpointModel(
         capacity_rps_per_instance=args.capacity_rps,
         service_time_s=args.service_time_ms / 1000.0,
@@ -181,7 +182,8 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     else:
         m = data["model"]
         console.print(f"endpoint model: {m['capacity_rps_per_instance']:g} req/s per instance, service "
-                      f"{m['service_time_ms']:g} ms, provisioning {m['provisioning_s'][0]:g}-{m['provisioning_s'][1]:g} s, "
+                      f"{m['service_time_ms']:g} ms, provisioning "
+                      f"{m['provisioning_s'][0]:g}-{m['provisioning_s'][1]:g} s, "
                       f"MinCapacity {m['min_capacity']}, MaxCapacity {m['max_capacity']}, target "
                       f"{m['target_invocations_per_instance']:g} invocations/instance/min (concurrency "
                       f"{m['target_concurrency_per_instance']:g}), SLO p99 {m['slo_p99_ms']:g} ms, backstop "
