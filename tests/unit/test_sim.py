@@ -335,3 +335,20 @@ def test_real_trace_end_to_end_elb() -> None:
 def test_unknown_policy_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown policy"):
         twin.run(flat(10, 10), policies=("magic",))
+
+
+def test_the_plot_zoom_names_the_minute_the_rise_starts() -> None:
+    from prescaler.sim import report
+
+    # Given 40 req/s, a 3-minute ramp to 220 from 10:07, then 220
+    index = pd.date_range("2026-03-02 09:00", periods=180, freq="min", tz="UTC")
+    values = np.full(180, 40.0)
+    values[67:70] = [100.0, 160.0, 220.0]
+    values[70:] = 220.0
+    starts, steepest = report.rise_start(pd.Series(values, index=index))
+    # Then the rise starts at 10:07 (not at the end of the steepest 10-minute window)
+    assert starts == pd.Timestamp("2026-03-02 10:07", tz="UTC")
+    assert steepest >= starts
+    # and a flat series has no rise: its first minute
+    flat_start, _ = report.rise_start(pd.Series(40.0, index=index))
+    assert flat_start == index[0]
