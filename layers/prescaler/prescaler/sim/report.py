@@ -163,7 +163,8 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
         ax_zoom.axvline(starts, color="black", lw=0.8, ls=":")
         ax_zoom.set_ylabel("requests/s")
         ax_zoom.set_title(f"zoom: the rise starts at {starts:%Y-%m-%d %H:%M} UTC (steepest at {steepest:%H:%M}): "
-                          f"demand (grey) vs capacity (in-service instances x {model.capacity_rps_per_instance:g} req/s)",
+                          "demand (grey) vs capacity (in-service instances x "
+                          f"{model.capacity_rps_per_instance:g} req/s)",
                           fontsize=10)
         ax_queue.axvline(starts, color="black", lw=0.8, ls=":")
         ax_queue.set_ylabel("queue (requests waiting,\npeak per minute)")
