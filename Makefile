@@ -49,9 +49,9 @@ clean: ## Remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
 
 .PHONY: results
-results: $(STAMP) ## Regenerate docs/results.md: the reference simulation + a backtest of every real trace
+results: $(STAMP) ## Regenerate docs/results.md and the README's table: reference (3 seeds) + every real trace, 7 policies (~3 min)
 	@mkdir -p docs
-	$(BIN)/python scripts/results.py > docs/results.md
+	$(BIN)/python scripts/results.py --readme README.md > docs/results.md
 	@cat docs/results.md
 
 .PHONY: sam

@@ -1,8 +1,8 @@
 """``prescaler``: simulate, backtest and forecast from the command line.
 
     prescaler simulate [--scenario reference] [--days N] [--warmup-days N] [--seed N] [--json] [--plot PNG]
-    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--warmup-days N]
-                       [--days N] [--json] [--plot PNG]
+    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--start ISO8601]
+                       [--warmup-days N] [--days N] [--json] [--plot PNG] [endpoint model options]
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
     prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
 
@@ -257,6 +257,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if float(minutes.sum()) == 0:
             raise UsageError(f"{name} has no Invocations datapoints in the last {args.days or 14} days "
                              "(check the endpoint and variant names, and the region)")
+    if getattr(args, "start", None) and args.trace:
+        start = to_utc(args.start)
+        if start >= minutes.index[-1]:
+            raise UsageError(f"--start {start.isoformat()} is after the trace ends ({minutes.index[-1].isoformat()})")
+        minutes = minutes[minutes.index >= start]
     if args.days is not None and args.trace:
         span_days = len(minutes) / 1440
         end = minutes.index[0] + pd.Timedelta(days=min(args.warmup_days + args.days, span_days + 1))
@@ -372,6 +377,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--peak-rps", type=float, help="scale so the 99.9th-percentile minute is this many req/s")
     b.add_argument("--warmup-days", type=float, default=2.0, help="days simulated before scoring (default 2)")
     b.add_argument("--days", type=float, help="evaluated days after the warm-up (default: all; --endpoint: 14)")
+    b.add_argument("--start", metavar="ISO8601",
+                   help="replay the trace from this instant (the warm-up starts here; default: its first row)")
     b.add_argument("--endpoint", help="a SageMaker endpoint: replay its own CloudWatch Invocations history")
     b.add_argument("--variant", default="AllTraffic", help="production variant (default AllTraffic)")
     sim_options(b)
