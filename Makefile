@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml layers/prescaler/requirements.txt
 venv: $(STAMP) ## Create the virtual environment (.venv) and install the project with dev extras
 
 .PHONY: demo
-demo: $(STAMP) ## Run the simulator on the reference traffic: all five policies, table + plot in out/
+demo: $(STAMP) ## Run the simulator on the reference traffic: all seven policies, table + plot in out/
 	@mkdir -p $(OUT)
 	$(BIN)/prescaler simulate --scenario reference --plot $(OUT)/reference.png
 

@@ -131,6 +131,12 @@ def test_the_oracle_honours_max_capacity() -> None:
     assert r.capacity.max() == 8
     assert r.instance_hours == pytest.approx(8.0)
     assert r.breach_minutes > 0 and r.peak_queue == pytest.approx(100 * 3600, rel=0.01)
+    # and after such an overload it keeps what drains the backlog fastest: no policy breaches less
+    burst = per_minute(np.r_[np.full(10, 500.0), np.full(50, 100.0)])
+    runs = twin.run(burst, policies=("invocations-target-tracking", "concurrency-target-tracking", "oracle"))
+    assert runs["oracle"].breach_minutes > 0
+    assert all(runs["oracle"].breach_minutes <= r.breach_minutes for r in runs.values())
+    assert runs["oracle"].desired.iloc[10] == 8  # the backlog is still draining at full MaxCapacity
     # and with MaxCapacity 10 it serves everything, with no queue
     wide = twin.run(demand, policies=("oracle",), model=twin.EndpointModel(max_capacity=10))["oracle"]
     assert wide.breach_minutes == 0 and wide.peak_queue == 0 and wide.instance_hours == pytest.approx(10.0)

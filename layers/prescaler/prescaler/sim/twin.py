@@ -162,6 +162,7 @@ class _Fleet:
         self.max_capacity = model.max_capacity
         self.updating_until = -1e9
         self.refused = 0
+        self.backlog = 0.0  # requests waiting at the start of the current step (for the oracle)
 
     @property
     def desired(self) -> int:
@@ -325,6 +326,7 @@ def _simulate(
             if j:
                 fleet.catch_up(t)
             if step_hook is not None:
+                fleet.backlog = backlog
                 step_hook(s, fleet, t)
             if tt_metric == "concurrency" and tt is not None:
                 tt.scale_out(_tail(conc_step, s - delay_steps, model.scale_out_datapoints), fleet, t)
@@ -511,12 +513,15 @@ class _PredictiveHook:
 
 def _oracle(demand: Demand, model: EndpointModel, progress: Callable[[int], None] | None = None) -> PolicyResult:
     """Knows the future and provisions instantly, within the baseline MinCapacity and MaxCapacity:
-    in-service capacity each step is ``clip(ceil(demand / per-instance capacity), MinCapacity,
-    MaxCapacity)``, served through the same queue (so it breaches only where MaxCapacity cannot serve)."""
-    need = np.ceil(np.round(demand.rps / model.capacity_rps_per_instance, 9)).astype(int)
+    in-service capacity each step is what serves the step's arrivals and any backlog,
+    ``clip(ceil((arrivals + backlog) / per-instance capacity per step), MinCapacity, MaxCapacity)``,
+    through the same queue. It breaches only where MaxCapacity cannot serve the demand, and drains
+    such a backlog as fast as MaxCapacity allows (no policy can drain it faster)."""
+    dt = float(demand.step_s)
+    per_step = model.capacity_rps_per_instance * dt
 
     def step(s: int, fleet: _Fleet, t: float) -> None:
-        fleet.request(int(need[s]), t)
+        fleet.request(math.ceil(round((demand.rps[s] * dt + fleet.backlog) / per_step, 9)), t)
 
     return _simulate("oracle", demand, model, 0, None, None, progress, step_hook=step, instant=True)
 def default_planner_settings(model: EndpointModel) -> PlannerSettings:
