@@ -201,3 +201,17 @@ def test_backtest_endpoint_without_a_region_is_a_one_line_usage_error(capsys, mo
     code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
     # Then one line tells them what to set, exit 2
     assert code == 2 and err.count("\n") == 1 and "AWS_REGION" in err
+
+
+def test_backtest_start_replays_a_slice_of_a_long_trace(capsys) -> None:
+    # When the ELB trace is replayed from 2014-04-15 with one day of warm-up and one scored day
+    code, out, _ = run(capsys, "backtest", "--trace", ELB, "--start", "2014-04-15", "--warmup-days", "1",
+                       "--days", "1", "--json")
+    assert code == 0
+    demand = json.loads(out)["demand"]
+    # Then scoring starts a day after --start and lasts a day
+    assert demand["evaluated_start"] == "2014-04-16T00:00:00+00:00"
+    assert demand["evaluated_minutes"] == 1440
+    # and a start after the trace's end is one line, exit 2
+    code, _, err = run(capsys, "backtest", "--trace", ELB, "--start", "2020-01-01")
+    assert code == 2 and "after the trace ends" in err and err.count("\n") == 1
