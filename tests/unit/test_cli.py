@@ -35,6 +35,12 @@ def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
         assert isinstance(scores["breach_minutes"], int)
     assert data["demand"]["evaluated_minutes"] == 1440
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # and the Updating lock shows: target tracking's scale-outs refused during an update are counted,
+    # the pre-scaler's deferred ticks too, and the oracle (instant provisioning) is never refused
+    updating = data["updating"]
+    assert updating["invocations-target-tracking"]["changes_refused"] > 0
+    assert updating["predictive"]["ticks_deferred"] > 0
+    assert updating["oracle"] == {"changes_refused": 0, "ticks_deferred": 0}
 
 
 def test_simulate_table_shows_the_json_numbers_for_every_policy(capsys) -> None:

@@ -27,7 +27,8 @@ COLOURS = {
 
 def to_dict(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The stable JSON shape: ``{"policies": {name: scores}, "demand": {...}, "slo": {...}}``."""
+    """The stable JSON shape: ``{"policies": {name: scores}, "demand": {...}, "slo": {...},
+    "updating": {name: {"changes_refused", "ticks_deferred"}}, "instance_hours_vs_oracle": {...}}``."""
     k = demand.steps_per_minute
     first = demand.warmup_steps // k
     index = demand.per_minute_invocations().index
@@ -44,6 +45,10 @@ def to_dict(demand: Demand, results: dict[str, PolicyResult], model: EndpointMod
         },
         "slo": {"p99_latency_s": model.slo_p99_s},
     }
+    # the Updating lock at work: scaling requests refused while the endpoint was Updating, and
+    # pre-scaler ticks deferred for that reason (whole run, warm-up included)
+    out["updating"] = {name: {"changes_refused": r.refused, "ticks_deferred": r.deferred}
+                       for name, r in results.items()}
     if "oracle" in results and results["oracle"].instance_hours > 0:
         o = results["oracle"].instance_hours
         out["instance_hours_vs_oracle"] = {n: round(r.instance_hours / o, 3) for n, r in results.items()}
