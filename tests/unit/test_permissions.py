@@ -114,9 +114,9 @@ def resolve(node: Any, refs: dict[str, str]) -> Any:
     return {k: resolve(v, refs) for k, v in node.items()}
 
 
-def deployed(cfn: dict, src: dict, logical_id: str) -> tuple[list[dict], list[dict]]:
+def deployed(template: dict, src: dict, logical_id: str) -> tuple[list[dict], list[dict]]:
     """(inline policy documents, AWS managed policy documents) of a function's role, resolved."""
-    role = cfn["Resources"][f"{logical_id}Role"]["Properties"]
+    role = template["Resources"][f"{logical_id}Role"]["Properties"]
     inline = [resolve(p["PolicyDocument"], _refs(src)) for p in role["Policies"]]
     managed_data = json.loads(aws_managed_policies_data)
     managed = []
@@ -146,7 +146,8 @@ def allowed(docs: list[dict], action: str, resource: str, context: dict[str, str
         for operator in statement.get("Condition", {}):
             assert operator in EVALUATED_OPERATORS, f"the evaluator does not evaluate {operator}: {statement}"
         policy = IAMPolicy(json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
-        if policy.is_action_permitted(action, resource, incoming_condition_values=context) == PermissionResult.PERMITTED:
+        decision = policy.is_action_permitted(action, resource, incoming_condition_values=context)
+        if decision == PermissionResult.PERMITTED:
             return True
     return False
 
