@@ -146,3 +146,20 @@ def test_backtest_endpoint_without_a_region_is_a_one_line_usage_error(capsys, mo
     code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
     # Then one line tells them what to set, exit 2
     assert code == 2 and err.count("\n") == 1 and "AWS_REGION" in err
+
+
+def test_aws_region_alone_is_accepted(capsys, monkeypatch, tmp_path: Path) -> None:
+    # Given only AWS_REGION (botocore itself reads AWS_DEFAULT_REGION or a profile, not AWS_REGION)
+    moto = pytest.importorskip("moto")
+    for var in ("AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(var, "testing")
+    # When the user backtests their endpoint (moto: no datapoints)
+    with moto.mock_aws():
+        code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
+    # Then the region was taken: the answer is about the data, not about the region
+    assert "no AWS region" not in err and "Invocations datapoints" in err and code != 0

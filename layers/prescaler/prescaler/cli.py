@@ -152,15 +152,15 @@ def _note(message: str) -> None:
 
 
 def _endpoint_history(args: argparse.Namespace) -> pd.Series:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+    from prescaler.aws.clients import session
     from prescaler.aws.cloudwatch import read_invocations
 
     end = complete_end(pd.Timestamp.now(tz="UTC"))
     start = end - pd.Timedelta(days=args.days or 14)
     try:
-        client = boto3.client("cloudwatch")
+        client = session().client("cloudwatch")
         return read_invocations(client, args.endpoint, args.variant, start, end)
     except NoRegionError as exc:
         raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
