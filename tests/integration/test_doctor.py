@@ -126,7 +126,7 @@ def test_an_adopted_endpoint_with_history_and_permissions_is_ready(world: World,
     assert report.ready and report.manage_scalable_target is False
     assert "ManageScalableTarget=false" in detail(report, "scalable target")
     assert "ml.g4dn.xlarge: 1 GPU" in detail(report, "instance type")
-    assert detail(report, "Invocations history").startswith("2.0 days")
+    assert detail(report, "Invocations history").startswith("2.0 days with traffic in the last 14 (48 active hours")
     assert ROLE in detail(report, "caller's permissions")  # the role with its path, not the session
 
 

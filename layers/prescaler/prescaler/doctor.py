@@ -250,6 +250,7 @@ class Doctor:
             self.add("newest minute", "not checked", "no datapoint in the last 3 hours" if "no AWS" in str(exc)
                      else "history unreadable")
             return
+        hourly = hourly.resample("1h").sum()  # read_invocations spreads each hour over its minutes
         active = hourly[hourly > 0]
         span = (active.index[-1] - active.index[0] + pd.Timedelta(hours=1)) if len(active) else pd.Timedelta(0)
         days = span / pd.Timedelta(days=1)
