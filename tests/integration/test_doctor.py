@@ -132,7 +132,8 @@ def test_an_adopted_endpoint_with_history_and_permissions_is_ready(world: World,
 
 def test_no_scalable_target_means_manage_it(world: World, stubs: Stubs) -> None:
     world.autoscaling.deregister_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID, ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+        ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     _history(world)
     stubs.simulate()
     report = doctor.diagnose(ENDPOINT, VARIANT, stubs.factory, REGION)
