@@ -233,3 +233,40 @@ def test_cli_without_a_region_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch
     code = main(["doctor", "--endpoint", ENDPOINT])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no AWS region" in err
+
+
+@pytest.mark.parametrize(("caller", "expected"), [
+    (f"arn:aws:iam::{ACCOUNT}:user/ops/bob", f"arn:aws:iam::{ACCOUNT}:user/ops/bob"),
+    (f"arn:aws:iam::{ACCOUNT}:root", None),
+    (f"arn:aws:sts::{ACCOUNT}:federated-user/carol", None),
+])
+def test_principal_arn_for_users_root_and_federated(caller: str, expected: str | None) -> None:
+    assert doctor.principal_arn(caller, iam=None) == expected
+
+
+def test_an_assumed_role_without_get_role_is_simulated_without_its_path() -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    with Stubber(iam) as stub:
+        stub.add_client_error("get_role", "AccessDenied", "not authorized", 403)
+        assert doctor.principal_arn(CALLER, iam) == f"arn:aws:iam::{ACCOUNT}:role/Deployer"
+
+
+def test_cli_with_rejected_credentials_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    sts = boto3.client("sts", region_name=REGION)
+    stub = Stubber(sts)
+    stub.add_client_error("get_caller_identity", "ExpiredToken", "The security token included in the request is "
+                          "expired", 403)
+
+    class Session:
+        region_name = REGION
+
+        def client(self, service: str, **_: Any) -> Any:
+            assert service == "sts", "no other call before the caller is known"
+            return sts
+
+    monkeypatch.setattr(clients, "session", lambda: Session())
+    with stub:
+        code = main(["doctor", "--endpoint", ENDPOINT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "ExpiredToken" in err

@@ -287,3 +287,26 @@ def test_a_missing_alarm_permission_is_reported(cfn: dict, source: dict) -> None
 
     found = mismatches("relax", _mutated(cfn, source, remove))
     assert found and all("cloudwatch:DeleteAlarms" in m for m in found)
+
+
+def test_each_row_names_its_aws_documentation_page() -> None:
+    for row in perms.PERMISSIONS:
+        assert row.doc.startswith("https://docs.aws.amazon.com/"), row
+        assert row.function in perms.FUNCTIONS and ":" in row.action
+
+
+def test_register_scalable_target_rows_carry_what_application_auto_scaling_validates_on_the_caller() -> None:
+    # Application Auto Scaling user guide, "Permissions validation for API calls on target resources"
+    documented = {"sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                  "sagemaker:UpdateEndpointWeightsAndCapacities", "cloudwatch:PutMetricAlarm",
+                  "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
+    for function in ("prescale", "relax"):
+        validated = {r.action for r in perms.for_function(function)
+                     if r.validated_by == "application-autoscaling:RegisterScalableTarget"}
+        assert validated == documented
+    assert not [r for r in perms.for_function("gpu_metric") if r.validated_by]
+
+
+def test_a_function_without_rows_is_an_error() -> None:
+    with pytest.raises(KeyError, match="RestoreBaselineFunction"):
+        perms.for_function("RestoreBaselineFunction")
