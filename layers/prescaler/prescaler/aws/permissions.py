@@ -242,6 +242,7 @@ def for_function(function: str, deployment: Deployment | None = None) -> list[Pe
 
 
 def api_calls(function: str) -> set[str]:
-    """The ``service:Operation`` calls a function makes itself (not those made on its behalf)."""
-    return {p.call for p in for_function(function) if not p.validated_by and ":" in p.call
-            and not p.call.startswith(("lambda:", "logs:", "xray:"))}
+    """The ``service:Operation`` calls a function's code makes itself: not those Application Auto
+    Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue."""
+    return {p.call for p in for_function(function)
+            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
