@@ -191,6 +191,17 @@ def test_short_history_and_a_late_newest_minute_warn(world: World, stubs: Stubs)
     assert report.ready  # warnings do not fail the run
 
 
+def test_an_endpoint_idle_for_hours_is_ready_with_a_warning(world: World, stubs: Stubs) -> None:
+    # Given two days of traffic that stopped five hours ago (a quiet night)
+    _history(world, lag_minutes=300)
+    stubs.simulate()
+    report = doctor.diagnose(ENDPOINT, VARIANT, stubs.factory, REGION)
+    assert verdicts(report)["Invocations history"] == "ok"
+    assert verdicts(report)["newest minute"] == "warn" and "no Invocations in the last 3 hours" in detail(
+        report, "newest minute")
+    assert report.ready
+
+
 def test_an_endpoint_that_is_missing_fails(aws: None, stubs: Stubs) -> None:
     stubs.simulate(endpoint="no-such-endpoint")
     report = doctor.diagnose("no-such-endpoint", VARIANT, stubs.factory, REGION)

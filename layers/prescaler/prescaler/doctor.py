@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from prescaler.aws import permissions
 from prescaler.aws.autoscaling import resource_id
-from prescaler.aws.cloudwatch import SAGEMAKER_NAMESPACE, MetricReadError, read_invocations
+from prescaler.aws.cloudwatch import SAGEMAKER_NAMESPACE, MetricReadError, NoMetricData, read_invocations
 from prescaler.aws.sagemaker import IN_SERVICE, UnknownInstanceType, gpus_per_instance
 from prescaler.forecast import MIN_HISTORY
 from prescaler.history import complete_end
@@ -244,11 +244,9 @@ class Doctor:
         end = complete_end(self.now, incomplete_minutes=0)
         try:
             hourly = read_invocations(cw, self.endpoint, self.variant, end - HISTORY, end, period_s=3600)
-            recent = read_invocations(cw, self.endpoint, self.variant, end - pd.Timedelta(hours=3), end)
         except MetricReadError as exc:
             self.add("Invocations history", "fail", str(exc))
-            self.add("newest minute", "not checked", "no datapoint in the last 3 hours" if "no AWS" in str(exc)
-                     else "history unreadable")
+            self.add("newest minute", "not checked", "no history")
             return
         hourly = hourly.resample("1h").sum()  # read_invocations spreads each hour over its minutes
         active = hourly[hourly > 0]
@@ -259,10 +257,15 @@ class Doctor:
                  f"{days:.1f} days with traffic in the last 14 ({len(active)} active hours, "
                  f"{active.sum():,.0f} invocations)" + ("" if enough else
                  f"; the forecast needs {MIN_HISTORY / pd.Timedelta(hours=1):.0f} h before any raise"))
-        newest = recent[recent > 0].index.max() if (recent > 0).any() else None
-        if newest is None:
+        try:
+            recent = read_invocations(cw, self.endpoint, self.variant, end - pd.Timedelta(hours=3), end)
+        except NoMetricData:
             self.add("newest minute", "warn", "no Invocations in the last 3 hours (idle, or CloudWatch is late)")
             return
+        except MetricReadError as exc:
+            self.add("newest minute", "fail", str(exc))
+            return
+        newest = recent[recent > 0].index.max()
         age = self.now - (newest + pd.Timedelta(minutes=1))
         minutes = age / pd.Timedelta(minutes=1)
         self.add("newest minute", "ok" if age <= LATE_AFTER else "warn",
