@@ -189,7 +189,8 @@ def _register_min_capacity(function: Function) -> list[Permission]:
         # Which alarm name Application Auto Scaling probes with is not documented: any alarm of
         # the account and region (the target-tracking alarms are named by the service).
         ("cloudwatch:PutMetricAlarm", ALARM_ARN),
-        ("cloudwatch:DescribeAlarms", ALARM_ARN),
+        # read-only, and a narrower scope only filters what DescribeAlarms returns: "*", the safe reading
+        ("cloudwatch:DescribeAlarms", ANY),
         ("cloudwatch:DeleteAlarms", ALARM_ARN),
     ):
         rows.append(Permission(function, call, action, resource, DOC_AAS_VALIDATION, validated_by=call))
