@@ -281,24 +281,20 @@ class Doctor:
         if principal is None:
             self.add("caller's permissions", "not checked", f"{caller_arn} cannot be simulated (root or federated)")
             return
-        rows = {}
-        for function in permissions.FUNCTIONS:
-            for r in permissions.for_function(function, deployment):
-                if r.granted_by == "inline" and not r.call.startswith("lambda:"):
-                    rows[(r.action, r.resource, tuple(sorted(r.context.items())))] = r
+        rows = permissions.for_caller(deployment)
         missing = []
         try:
-            for (action, resource, context), _ in sorted(rows.items()):
-                request: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": [action]}
-                if resource != "*":
-                    request["ResourceArns"] = [resource]
-                if context:
+            for row in rows:
+                request: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": [row.action]}
+                if row.resource != "*":
+                    request["ResourceArns"] = [row.resource]
+                if row.context:
                     request["ContextEntries"] = [{"ContextKeyName": k, "ContextKeyValues": [v],
-                                                  "ContextKeyType": "string"} for k, v in context]
+                                                  "ContextKeyType": "string"} for k, v in sorted(row.context.items())]
                 for page in iam.get_paginator("simulate_principal_policy").paginate(**request):
                     for result in page.get("EvaluationResults", []):
                         if result.get("EvalDecision") != "allowed":
-                            missing.append(f"{action} on {resource} ({result.get('EvalDecision')})")
+                            missing.append(f"{row.action} on {row.resource} ({result.get('EvalDecision')})")
         except ClientError as exc:
             reason = "the caller may not call iam:SimulatePrincipalPolicy" if _denied(exc) else _error(exc)
             self.add("caller's permissions", "not checked", f"{principal}: {reason}")

@@ -247,3 +247,16 @@ def api_calls(function: str) -> set[str]:
     Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue."""
     return {p.call for p in for_function(function)
             if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
+
+
+def for_caller(deployment: Deployment) -> list[Permission]:
+    """What a principal needs to do what the functions' code does (and what Application Auto
+    Scaling validates on it), once per (action, resource, context), rendered for ``deployment``:
+    ``prescaler doctor`` simulates these for its caller. Lambda's own logs, traces and failure
+    queue are left out (the functions' roles get them, a deployer does not need them)."""
+    rows: dict[tuple[str, str, tuple[tuple[str, str], ...]], Permission] = {}
+    for function in FUNCTIONS:
+        for r in for_function(function, deployment):
+            if r.granted_by == "inline" and not r.call.startswith("lambda:"):
+                rows.setdefault((r.action, r.resource, tuple(sorted(r.context.items()))), r)
+    return [rows[k] for k in sorted(rows)]
