@@ -221,3 +221,20 @@ def test_backtest_start_replays_a_slice_of_a_long_trace(capsys) -> None:
     # and a start after the trace's end is one line, exit 2
     code, _, err = run(capsys, "backtest", "--trace", ELB, "--start", "2020-01-01")
     assert code == 2 and "after the trace ends" in err and err.count("\n") == 1
+
+
+def test_aws_region_alone_is_accepted(capsys, monkeypatch, tmp_path: Path) -> None:
+    # Given only AWS_REGION (botocore itself reads AWS_DEFAULT_REGION or a profile, not AWS_REGION)
+    moto = pytest.importorskip("moto")
+    for var in ("AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(var, "testing")
+    # When the user backtests their endpoint (moto: no datapoints)
+    with moto.mock_aws():
+        code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
+    # Then the region was taken: the answer is about the data, not about the region
+    assert "no AWS region" not in err and "Invocations datapoints" in err and code != 0

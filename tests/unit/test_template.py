@@ -165,7 +165,9 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingActivities",
         "application-autoscaling:RegisterScalableTarget", "sagemaker:DescribeEndpoint",
         "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities",
-        "cloudwatch:GetMetricData", "dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"}
+        "cloudwatch:GetMetricData", "dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage",
+        # validated on the caller of RegisterScalableTarget (see prescaler/aws/permissions.py)
+        "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     assert actions(cfn, "RelaxFunction") == actions(cfn, "PrescaleFunction")
     assert actions(cfn, "GpuMetricFunction") == {
         "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricData",
@@ -182,12 +184,13 @@ def test_put_metric_data_only_in_the_projects_namespace(cfn: dict) -> None:
 
 
 def test_sagemaker_and_dynamodb_limited_to_the_endpoint_and_the_table(cfn: dict) -> None:
-    endpoint = {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"}
+    # the endpoint's name lower-cased (SageMaker's ARNs are lower case): tests/unit/test_permissions.py
+    endpoint = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointArnName}"
     for function in FUNCTIONS:
         for s in statements(cfn, function):
             acts = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
             if {"sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"} & set(acts):
-                assert s["Resource"] == endpoint
+                assert s["Resource"]["Fn::Sub"][0] == endpoint
             if any(a.startswith("dynamodb:") for a in acts):
                 assert s["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
             if s["Resource"] == "*":

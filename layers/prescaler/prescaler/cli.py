@@ -5,8 +5,10 @@
                        [--warmup-days N] [--days N] [--json] [--plot PNG] [endpoint model options]
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
     prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
+    prescaler doctor --endpoint NAME [--variant V] [--json]
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error.
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error
+(``doctor``: 1 when a check fails).
 """
 
 from __future__ import annotations
@@ -218,15 +220,15 @@ def _note(message: str) -> None:
 
 
 def _endpoint_history(args: argparse.Namespace) -> pd.Series:
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+    from prescaler.aws.clients import session
     from prescaler.aws.cloudwatch import read_invocations
 
     end = complete_end(pd.Timestamp.now(tz="UTC"))
     start = end - pd.Timedelta(days=args.days or 14)
     try:
-        client = boto3.client("cloudwatch")
+        client = session().client("cloudwatch")
         return read_invocations(client, args.endpoint, args.variant, start, end)
     except NoRegionError as exc:
         raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
@@ -321,6 +323,45 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the account before deploying (read-only); exit 0 only when no check fails."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from prescaler import doctor
+    from prescaler.aws.clients import CONFIG, session
+
+    aws = session()
+    if not aws.region_name:
+        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+    made: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in made:
+            made[service] = aws.client(service, config=CONFIG)
+        return made[service]
+
+    try:
+        report = doctor.diagnose(args.endpoint, args.variant, client, aws.region_name)
+    except NoCredentialsError as exc:
+        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise UsageError(f"AWS refused the credentials ({err.get('Code')}: {err.get('Message', '')})") from exc
+    except BotoCoreError as exc:
+        raise RuntimeError(f"doctor: {exc}") from exc
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        from rich.console import Console
+
+        console = Console(width=None if sys.stdout.isatty() else 120)
+        console.print(doctor.render(report))
+        if report.manage_scalable_target is not None:
+            console.print(f"ManageScalableTarget={str(report.manage_scalable_target).lower()}")
+        console.print("[green]ready to deploy[/]" if report.ready else "[bold red]not ready: fix the failed lines[/]")
+    return 0 if report.ready else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=(
         "Predictive pre-scaler for SageMaker endpoints: simulate and backtest it against the policies "
@@ -397,6 +438,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print JSON")
     planner_options(f)
     f.set_defaults(func=cmd_forecast)
+
+    d = sub.add_parser("doctor", help="check an endpoint and your account before deploying (read-only)")
+    d.add_argument("--endpoint", required=True, help="the SageMaker endpoint's name, exactly as SageMaker shows it")
+    d.add_argument("--variant", default="AllTraffic", help="production variant (default AllTraffic)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_doctor)
     return p
 
 
