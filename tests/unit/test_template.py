@@ -290,7 +290,8 @@ def json_refs(value: Any) -> set[str]:
 def test_issue8_reserved_concurrency_is_a_parameter_default_none(source: dict, cfn: dict) -> None:
     p = source["Parameters"]["ReservedConcurrency"]
     assert p["Default"] == "" and re.fullmatch(p["AllowedPattern"], "") and re.fullmatch(p["AllowedPattern"], "1")
-    assert cfn["Conditions"]["HasReservedConcurrency"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]}
+    assert cfn["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]}
 
 
 @pytest.mark.parametrize("name", ["Catalogue-Tagger", "catalogue-tagger", "A", "x" * 63, "a--b"])
