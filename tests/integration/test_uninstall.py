@@ -28,7 +28,7 @@ def cloudformation() -> Iterator[tuple[str, list[dict]]]:
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        def do_PUT(self) -> None:
             length = int(self.headers["Content-Length"])
             received.append({"content_type": self.headers.get("Content-Type"),
                              "body": json.loads(self.rfile.read(length))})
