@@ -203,7 +203,10 @@ def test_dry_run_changes_nothing_but_logs_and_publishes_the_decision(
     assert (run.response["action"], run.response["outcome"]) == ("raise", "dry_run"), run.response
     assert run.response["proposed_min_capacity"] > BASELINE_MIN
     assert _min_capacity(moto, seeded) == BASELINE_MIN
-    assert _ledger(moto, seeded) == {}
+    # (the ledger holds only the hourly DryRun preflight's verdict: no raise, no ownership)
+    entry = _ledger(moto, seeded)
+    assert not {"version", "owned_min_capacity", "last_raise"} & set(entry), entry
+    assert run.response["can_apply"] is True and entry["preflight_prescale_can_apply"] == {"BOOL": True}
     # and the decision is logged and published as EMF metrics in the function's log stream
     assert "ForecastPeakInvocationsPerMinute" in run.stderr and "DesiredMinCapacity" in run.stderr
     assert '"_aws"' in run.stderr  # the Embedded Metric Format envelope CloudWatch turns into metrics
