@@ -411,3 +411,40 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     for k, q in queried.items():
         if q[0] in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
             assert {d for d, _ in q[2]} == {"EndpointName", "VariantName"}, k
+
+
+# --------------------------------------------------------------------------------------------------
+# section 6: FaultHold feeds the stuck alarm: 1 for a fault, 0 for a healthy tick or an empty history
+
+
+def _fault_hold(capsys: pytest.CaptureFixture[str]) -> list[float]:
+    values = metric_values(emf(capsys)).get("FaultHold")
+    return values if isinstance(values, list) else [values]
+
+
+def test_issue8_fault_holds_are_counted_for_the_stuck_alarm(
+        world: World, scaler_env: dict, lambda_context: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    prescale = HANDLERS["prescale"].lambda_handler
+    # a healthy tick: 0
+    _seed(world, PRESCALE_TIME)
+    prescale(_tick(PRESCALE_TIME, 1), lambda_context)
+    assert _fault_hold(capsys) == [0.0]
+    # an empty history (a quiet endpoint, not a fault): 0
+    result = prescale(_tick(PRESCALE_TIME + pd.Timedelta(days=20), 2), lambda_context)
+    assert result["outcome"] == "no_data" and _fault_hold(capsys) == [0.0]
+
+    # metrics unreadable (CloudWatch answers an error for the query): 1
+    def unreadable(parsed: dict | None = None, **_: Any) -> None:
+        for r in (parsed or {}).get("MetricDataResults", []):
+            r["StatusCode"] = "InternalError"
+            r["Messages"] = [{"Code": "InternalError", "Value": "Internal error"}]
+
+    world.cloudwatch.meta.events.register("after-call.cloudwatch.GetMetricData", unreadable)
+    result = prescale(_tick(PRESCALE_TIME, 3), lambda_context)
+    world.cloudwatch.meta.events.unregister("after-call.cloudwatch.GetMetricData", unreadable)
+    assert result["outcome"] == "no_data" and _fault_hold(capsys) == [1.0]
+    # the scalable target missing: 1
+    world.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
+                                                 ScalableDimension=DIMENSION)
+    result = prescale(_tick(PRESCALE_TIME, 4), lambda_context)
+    assert result["outcome"] == "target_missing" and _fault_hold(capsys) == [1.0]
