@@ -215,6 +215,28 @@ def test_issue8_a_raise_written_back_by_a_stack_update_is_reapplied_within_one_t
     assert world.ledger_item()["owned_since"] == since  # type: ignore[index]
 
 
+def test_issue8_a_reverted_raise_no_spike_needs_any_more_is_released_not_reapplied(
+        world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a raise to 6 for the 10:00 spike, written back to 2 by a stack update after the spike
+    monkeypatch.setenv("DRY_RUN", "false")
+    _seed(world, PRESCALE_TIME)
+    prescale = HANDLERS["prescale"].lambda_handler
+    prescale(_tick(PRESCALE_TIME, 1), lambda_context)
+    world.autoscaling.register_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID, ScalableDimension=DIMENSION, MinCapacity=2)
+    capsys.readouterr()
+    # When the pre-scaler ticks at 10:20, with no spike ahead
+    result = prescale(_tick(RELAX_TIME, 2), lambda_context)
+    # Then it does not raise again, and the ledger stops claiming the raise (no revert reported forever)
+    assert result["action"] == "hold" and world.target()["MinCapacity"] == 2
+    item = world.ledger_item()
+    assert item is not None and "owned_min_capacity" not in item
+    assert metric_values(emf(capsys)).get("MinCapacityReverted") in (1.0, [1.0])
+    prescale(_tick(RELAX_TIME + pd.Timedelta(minutes=1), 3), lambda_context)
+    assert "MinCapacityReverted" not in metric_values(emf(capsys))
+
+
 def test_issue8_an_operators_other_value_is_not_mistaken_for_a_stack_update(
         world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a raise to 6, then an operator setting MinCapacity 7 by hand

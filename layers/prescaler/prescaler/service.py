@@ -388,6 +388,8 @@ def _observe_own(
                 "REVERT_DRIFT wrote the template's value back",
                 extra={"min_capacity": obs.target.min_capacity, "owned_min_capacity": obs.reverted_from},
             )
+            if obs.decision.action != "raise" and not settings.dry_run:
+                _release(ad, obs, tick)
     if obs.decision.action == mine:
         return obs
     d = obs.decision
@@ -408,6 +410,18 @@ def _reverted(settings: ScalerSettings, obs: Observation) -> int | None:
     if obs.target.min_capacity not in (baseline, obs.entry.floor_min_capacity):
         return None
     return owned
+
+
+def _release(ad: Adapters, obs: Observation, tick: Tick) -> None:
+    """A reverted raise the forecast no longer needs: the ledger stops claiming it (conditional
+    write; nothing is registered), so the relaxer and the next raise start from what is set."""
+    assert ad.ledger is not None
+    reason = (f"MinCapacity written back to {obs.target.min_capacity} while {obs.reverted_from} was held, and no "
+              f"spike needs the raise any more: ownership released")
+    ad.ledger.record(obs.entry, "relax", owned_min_capacity=None, owned_since=None, now=tick.now,
+                     details={"min_capacity": obs.target.min_capacity, "previous_min_capacity": obs.reverted_from,
+                              "at": tick.now.isoformat(), "reason": reason, "event_id": tick.event_id})
+    logger.info(reason)
 
 
 def _preflight(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters, obs: Observation) -> dict[str, Any]:
