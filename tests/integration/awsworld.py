@@ -110,6 +110,17 @@ def put_gauge(cw: Any, namespace: str, metric: str, minute: pd.Timestamp, value:
         "Dimensions": [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]}])
 
 
+def put_heartbeat(cw: Any, start: pd.Timestamp, end: pd.Timestamp, cpu: float = 20.0) -> None:
+    """CPUUtilization every minute in ``[start, end)``: what SageMaker's instances publish whether or
+    not there is traffic (the sign that a minute without Invocations is idle, not late)."""
+    minutes = pd.date_range(start.floor("min"), end.floor("min"), freq="min", inclusive="left")
+    data = [{"MetricName": "CPUUtilization", "Timestamp": m.to_pydatetime(), "Value": cpu,
+             "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": VARIANT}]}
+            for m in minutes]
+    for i in range(0, len(data), 1000):
+        cw.put_metric_data(Namespace="/aws/sagemaker/Endpoints", MetricData=data[i:i + 1000])
+
+
 def hourly_spikes(end: pd.Timestamp, days: float = HISTORY_HOURS / 24, base: float = 2400, spike: float = 13200,
                   spike_minutes: int = 8) -> pd.Series:
     """Per-minute demand: ``base`` per minute with a ``spike`` at minutes 0..spike_minutes-1 of every hour."""

@@ -17,6 +17,7 @@ from awsworld import (
     load_handler,
     metric_values,
     put_gauge,
+    put_heartbeat,
     put_invocations,
     scale_activity,
 )
@@ -38,6 +39,14 @@ def seed_history(world: World, end: pd.Timestamp, **kw: Any) -> pd.Series:
 
 def invoke(name: str, evt: Any, ctx: Any) -> dict:
     return HANDLERS[name].lambda_handler(evt, ctx)
+
+
+def at_wall_clock(monkeypatch: pytest.MonkeyPatch, when: pd.Timestamp) -> None:
+    """The functions' wall clock reads ``when`` (the 14-day PutMetricData limit and the event-age
+    check are against it)."""
+    from prescaler import service
+
+    monkeypatch.setattr(service, "wall_clock", lambda: when)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,6 +80,7 @@ def test_gpu_metric_handler_accepts_every_sample_event(event_file: str, aws: Non
     minute = ref.floor("min") - pd.Timedelta(minutes=2)
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 64.0)
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, ref)  # a what-if at the event's own time: CloudWatch accepts the point
     # When the GPU metric handler runs
     result = invoke("gpu_metric", evt, lambda_context)
     # Then it publishes 64% per GPU
@@ -170,7 +180,7 @@ def test_a_raise_over_an_operators_min_capacity_relaxes_back_to_it_not_below(
     # Given an operator's MinCapacity 5 and a spike that needs 6
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("PROMPT_SCALE_IN", "false")
-    seed_history(world, PRESCALE_TIME)
+    seed_history(world, RELAX_TIME)
     world.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
                                                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
                                                MinCapacity=5)
@@ -273,9 +283,11 @@ def test_issue5_8_a_raise_whose_scaling_activity_failed_is_reported_not_claimed(
 def test_issue5_9_relax_while_traffic_stopped_says_scale_in_pending_not_scaled_down(
         prompt: str, world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a raise to 6 the pre-scaler owns, 6 instances running, and traffic that has stopped
+    # (the instances kept publishing CPUUtilization: the missing Invocations are idle minutes)
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("PROMPT_SCALE_IN", prompt)
     seed_history(world, PRESCALE_TIME)
+    put_heartbeat(world.cloudwatch, PRESCALE_TIME, RELAX_TIME)
     invoke("prescale", event("prescale_scheduled.json"), lambda_context)
     world.set_instances(6)
     # When the relaxer ticks after the spike
@@ -387,6 +399,7 @@ def test_issue5_6_gpu_utilisation_is_divided_by_the_instance_gpus_and_latency_re
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 320.0)
     put_gauge(world.cloudwatch, "AWS/SageMaker", "ModelLatency", minute, 250000.0)
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, now)
     # When the GPU metric function ticks
     result = invoke("gpu_metric", event("gpu_metric_scheduled.json"), lambda_context)
     # Then it publishes 80 (Percent) per GPU in the project's namespace and reads latency as 250 ms
@@ -416,12 +429,16 @@ GENERATED = {"id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", "detail-type": "Sched
 
 
 @pytest.mark.parametrize("function", ["prescale", "relax"])
-def test_sam_generate_event_output_is_accepted_and_holds_on_its_empty_1970_window(
+def test_sam_generate_event_output_is_refused_as_stale_and_replayed_holds_on_its_empty_1970_window(
         function: str, world: World, scaler_env: dict, lambda_context: Any) -> None:
     # Given the generated scheduled event (time 1970: no history there)
-    # When the handler runs on it
-    result = invoke(function, GENERATED, lambda_context)
-    # Then it runs, uses the event's time, and holds for lack of data
+    # When the handler runs on it as delivered
+    refused = invoke(function, GENERATED, lambda_context)
+    # Then a time 56 years from the clock is refused: a late delivery must not act
+    assert (refused["action"], refused["outcome"]) == ("hold", "stale_event")
+    assert '"prescaler-replay": true' in refused["reason"]
+    # When it asks to be replayed, Then it runs on the event's time and holds for lack of data
+    result = invoke(function, dict(GENERATED, **{"prescaler-replay": True}), lambda_context)
     assert (result["action"], result["outcome"]) == ("hold", "no_data")
     assert result["now"].startswith("1970-01-01")
 
