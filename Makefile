@@ -54,6 +54,11 @@ results: $(STAMP) ## Regenerate docs/results.md: the reference simulation + a ba
 	$(BIN)/python scripts/results.py > docs/results.md
 	@cat docs/results.md
 
+.PHONY: faults
+faults: $(STAMP) ## Regenerate docs/faults.md: every AWS call of every function x every fault (moto, no AWS)
+	@mkdir -p docs
+	$(BIN)/python scripts/faults.py
+
 .PHONY: sam
 sam: $(STAMP) ## sam validate --lint + sam build (installs aws-sam-cli into the venv when missing), then sizes
 	@test -x $(BIN)/sam || $(BIN)/python -m pip install --quiet -e '.[sam]'

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -151,11 +153,6 @@ class World:
             EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[{"VariantName": VARIANT, "DesiredInstanceCount": n}])
 
 
-class _Http:
-    status_code = 200
-    headers: dict = {}  # noqa: RUF012
-
-
 def build_world(instance_type: str = "ml.g4dn.xlarge") -> World:
     """Create the resources from the template's values (inside an active moto mock)."""
     t = tv.template()
@@ -178,15 +175,56 @@ def build_world(instance_type: str = "ml.g4dn.xlarge") -> World:
     ddb.create_table(TableName=TABLE, AttributeDefinitions=table["AttributeDefinitions"],
                      KeySchema=table["KeySchema"], BillingMode=table["BillingMode"])
 
-    # moto does not implement DescribeScalingActivities: answer it from a list the test controls,
-    # in the real response shape, through botocore's before-call hook on the cached client.
+    # moto does not implement DescribeScalingActivities: answer it from a list the test controls, as
+    # the HTTP response AWS sends (JSON 1.1, epoch-second times), so botocore parses it and its
+    # retries and the fault-injection hooks (faultinjection.py) see a real HTTP exchange.
     activities: list[dict] = []
 
-    def _activities(**_: Any) -> tuple[_Http, dict]:
-        return _Http(), {"ScalingActivities": list(activities)}
+    def _activities(request: Any, **_: Any) -> AWSResponse:
+        body = json.dumps({"ScalingActivities": [
+            {k: (v.timestamp() if hasattr(v, "timestamp") else v) for k, v in a.items()} for a in activities]})
+        return http_response(request.url, 200, body.encode(), {"Content-Type": "application/x-amz-json-1.1"}, request)
 
-    aas.meta.events.register("before-call.application-autoscaling.DescribeScalingActivities", _activities)
+    aas.meta.events.register("before-send.application-auto-scaling.DescribeScalingActivities", _activities)
     return World(sm, aas, clients.client("cloudwatch"), ddb, activities)
+
+
+class _Raw:
+    """The ``raw`` of an AWSResponse: botocore reads the body through ``stream()``."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _moto_unless_answered() -> None:
+    """botocore calls *every* ``before-send`` handler and uses the first response; moto's would still
+    run the request (changing its state, or raising for an action it lacks) after a test's hook
+    answered it. A request a test answered (``answered_by_test``) is left alone by moto."""
+    moto_call = BotocoreStubber.__call__
+    if getattr(moto_call, "answered_by_test", False):
+        return
+
+    def call(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(request, "answered_by_test", False):
+            return None
+        return moto_call(self, event_name, request, **kwargs)
+
+    call.answered_by_test = True  # type: ignore[attr-defined]
+    BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+
+
+_moto_unless_answered()
+
+
+def http_response(url: str, status: int, body: bytes, headers: dict[str, str], request: Any = None) -> AWSResponse:
+    """An HTTP response as a ``before-send`` hook returns it instead of sending ``request`` (which is
+    marked answered, so moto does not run it as well)."""
+    if request is not None:
+        request.answered_by_test = True
+    return AWSResponse(url, status, HTTPHeaders({"x-amzn-RequestId": "4c6c3d5e-test", **headers}), _Raw(body))
 
 
 @pytest.fixture

@@ -845,7 +845,12 @@ def handle(function: str, settings_model: type[SettingsT], run: Callable[[Settin
 
 class TickFailed(RuntimeError):
     """An AWS error that the next tick will not fix (permissions, a rejected request): the function
-    fails on purpose so the platform's ``Errors`` alarm fires. The message is one line."""
+    fails on purpose so the platform's ``Errors`` alarm fires. The message is one line; ``outcome``
+    is the decided outcome (``permission_denied``, ``rejected``)."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 def aws_fault(function: str, settings: FunctionSettings, tick: Tick, fault: AwsFault) -> dict:
@@ -863,7 +868,7 @@ def aws_fault(function: str, settings: FunctionSettings, tick: Tick, fault: AwsF
                      reason=reason, aws_operation=fault.operation, aws_error_code=fault.code, clock=tick.clock)
     if fault.alarm:
         logger.error(reason, extra={"outcome": fault.outcome, "result": result})
-        raise TickFailed(f"{function}: {fault.outcome}: {fault.describe()}")
+        raise TickFailed(f"{function}: {fault.outcome}: {fault.describe()}", fault.outcome)
     logger.warning(reason, extra={"outcome": fault.outcome})
     return result
 

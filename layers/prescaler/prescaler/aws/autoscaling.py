@@ -86,7 +86,7 @@ def _deferrable(exc: ClientError) -> bool:
     if code == "ConcurrentUpdateException":
         return True
     return code == "ValidationException" and bool(
-        re.search(r"status|Updating|Creating|InService|in progress", msg, re.IGNORECASE)
+        re.search(r"status|Updating|Creating|InService|in[- ]progress", msg, re.IGNORECASE)
     )
 
 
