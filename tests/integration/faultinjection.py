@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import template_values as tv
 from awsworld import (
     ENDPOINT,
     RESOURCE_ID,
@@ -35,14 +36,12 @@ from awsworld import (
 )
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from moto import mock_aws
-import template_values as tv
-from template_values import event
-
 from prescaler import service
 from prescaler.aws import clients
+from template_values import event
 
 
-class Killed(BaseException):  # noqa: N818 - it is what happens to the invocation, not an error class
+class Killed(BaseException):
     """The invocation dies here (Lambda timeout, OOM): nothing after it runs, no ``except Exception``
     sees it."""
 
@@ -347,7 +346,7 @@ class Bench:
                 outcome = "killed -> " + str(handler.lambda_handler(self._event(later), self.ctx).get("outcome"))
         except service.TickFailed as exc:
             outcome = f"{exc.outcome}: fails (Errors alarm)"
-        except Exception as exc:  # noqa: BLE001 - recorded, and the tests fail on it: an undecided error
+        except Exception as exc:
             outcome = f"UNHANDLED {type(exc).__name__}: {exc}"
         finally:
             detach()

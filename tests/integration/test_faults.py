@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import template_values as tv
 from faultinjection import FAULTS_BY_NAME, generate, render
-
 from prescaler import service
 from prescaler.aws import clients
 
