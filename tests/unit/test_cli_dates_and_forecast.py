@@ -23,7 +23,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def write_csv(path: Path, times: list[str], values: list[float], sep: str = ",") -> Path:
-    path.write_text(f"timestamp{sep}invocations\n" + "".join(f"{t}{sep}{v:g}\n" for t, v in zip(times, values, strict=True)))
+    rows = "".join(f"{t}{sep}{v:g}\n" for t, v in zip(times, values, strict=True))
+    path.write_text(f"timestamp{sep}invocations\n" + rows)
     return path
 
 
