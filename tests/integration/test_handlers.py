@@ -53,21 +53,46 @@ def at_wall_clock(monkeypatch: pytest.MonkeyPatch, when: pd.Timestamp) -> None:
 # every handler x every sample event
 
 
+#: What each scaler does on each sample event (DryRun on, as in events/env.json; MinCapacity at
+#: the baseline 2, history of hourly 8-minute spikes of 13,200/min over 2,400/min up to the tick):
+#: 09:55 and 10:05 see the 10:00 spike in lead time + horizon (6 instances), 10:20 does not.
+#: Scheduler's {} runs on the wall clock, set here to 09:55.
+EXPECTED = {
+    ("prescale", "prescale_scheduled.json"): ("raise", "dry_run", 6),
+    ("prescale", "gpu_metric_scheduled.json"): ("raise", "dry_run", 6),
+    ("prescale", "relax_scheduled.json"): ("hold", "hold", 2),
+    ("prescale", "scheduler_empty.json"): ("raise", "dry_run", 6),
+    ("relax", "prescale_scheduled.json"): ("hold", "hold", 6),
+    ("relax", "gpu_metric_scheduled.json"): ("hold", "hold", 6),
+    ("relax", "relax_scheduled.json"): ("hold", "hold", 2),
+    ("relax", "scheduler_empty.json"): ("hold", "hold", 6),
+}
+
+
 @pytest.mark.parametrize("event_file", EVENT_FILES)
 @pytest.mark.parametrize("function", ["prescale", "relax"])
 def test_scaler_handlers_accept_every_sample_event(function: str, event_file: str, world: World,
-                                                   scaler_env: dict, lambda_context: Any) -> None:
-    # Given three days of hourly spikes up to the event's time (or now, for Scheduler's {})
+                                                   scaler_env: dict, lambda_context: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given hourly spikes up to the event's time (or, for Scheduler's {}, a wall clock at 09:55), dry
+    # run as events/env.json sets it for `sam local invoke`
+    monkeypatch.setenv("DRY_RUN", "true")
     evt = event(event_file)
-    ref = pd.Timestamp(evt["time"]) if "time" in evt else pd.Timestamp.now(tz="UTC")
+    ref = pd.Timestamp(evt["time"]) if "time" in evt else PRESCALE_TIME
+    at_wall_clock(monkeypatch, ref)
     seed_history(world, ref)
     # When the handler runs on the sample event
     result = invoke(function, evt, lambda_context)
-    # Then it returns the small JSON result with the reference clock it used
-    assert result["function"] == function
-    assert result["action"] in ("raise", "hold", "relax")
-    assert {"old_min_capacity", "new_min_capacity", "reason", "forecast_peak_invocations_per_minute"} <= set(result)
+    # Then it decides what the forecast says, changes nothing (dry run), and says which clock it used
+    action, outcome, wanted = EXPECTED[(function, event_file)]
+    assert (result["function"], result["action"], result["outcome"]) == (function, action, outcome), result
+    assert result["old_min_capacity"] == result["new_min_capacity"] == world.target()["MinCapacity"] == 2
+    assert result.get("proposed_min_capacity", 2) == (wanted if action == "raise" else 2)
+    assert result["forecast_pattern"] == "hourly" and result["forecast_usable"] is True
+    peak = 13200 if wanted == 6 else 2400
+    assert result["forecast_peak_invocations_per_minute"] == pytest.approx(peak)
     assert result["clock"] == ("event" if "time" in evt else "wall")
+    assert pd.Timestamp(result["now"]) == ref
 
 
 @pytest.mark.parametrize("event_file", EVENT_FILES)
@@ -443,12 +468,63 @@ def test_sam_generate_event_output_is_refused_as_stale_and_replayed_holds_on_its
     assert result["now"].startswith("1970-01-01")
 
 
+def _requirement_closure(requirements: list[str]) -> set[str]:
+    """Normalised names of the requirements and, transitively, of what they require (extras
+    included), from the installed distributions' metadata."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [(Requirement(r), frozenset(Requirement(r).extras)) for r in requirements]
+    while todo:
+        req, extras = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for dep in metadata.requires(req.name) or []:
+            child = Requirement(dep)
+            envs = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if child.marker is None or any(child.marker.evaluate(env) for env in envs):
+                todo.append((child, frozenset(child.extras)))
+    return seen
+
+
 def test_layer_ships_what_the_handlers_import() -> None:
-    # Powertools' Tracer imports aws-xray-sdk, which the Lambda runtime does not have
+    # Given the layer's requirements (what `sam build` installs into the layer)
+    import subprocess
+    import sys
+
+    from packaging.utils import canonicalize_name
     from template_values import ROOT
 
-    requirements = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text()
-    assert "aws-lambda-powertools[tracer]" in requirements
+    lines = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text().splitlines()
+    requirements = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    shipped = _requirement_closure(requirements)
+    # When each handler module is imported in a fresh interpreter, the way Lambda loads it
+    script = (
+        "import importlib.util, json, sys\n"
+        "from importlib import metadata\n"
+        "before = set(sys.modules)  # the interpreter's own start-up (.pth hooks) is not the handlers'\n"
+        f"for name in ('prescale', 'relax', 'gpu_metric'):\n"
+        f"    spec = importlib.util.spec_from_file_location('app_' + name, {str(ROOT)!r} + f'/functions/{{name}}/app.py')\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "dists = metadata.packages_distributions()\n"
+        "tops = {m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names) - {'prescaler'}\n"
+        "print(json.dumps(sorted({d for t in tops for d in dists.get(t, [])})))\n"
+    )
+    env = {"POWERTOOLS_TRACE_DISABLED": "0", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    imported = {canonicalize_name(d) for d in __import__("json").loads(out.stdout)}
+    # Then every third-party distribution they load is a requirement or comes with one (Powertools'
+    # Tracer pulls aws-xray-sdk: the [tracer] extra), and the core libraries are among them
+    assert {"aws-xray-sdk", "aws-lambda-powertools", "pandas", "numpy", "pydantic", "pydantic-settings",
+            "boto3", "botocore"} <= imported, imported
+    # (certifi: botocore's httpsession imports it when present and falls back to its own CA bundle)
+    optional = {"certifi"}
+    assert imported - shipped - optional == set(), f"imported by the handlers but not shipped: {imported - shipped}"
     assert "numpy>=1.26,<2.3" in requirements  # AL2 glibc 2.26: numpy >= 2.3 has manylinux_2_28 wheels only
 
 

@@ -829,11 +829,11 @@ def handle(function: str, settings_model: type[SettingsT], run: Callable[[Settin
         settings = load(settings_model)
     except SettingsError as exc:
         return invalid_settings(function, exc)
+    now = wall_clock()
     try:
-        tick = parse_tick(event)
+        tick = parse_tick(event, lambda: now)
     except InvalidEvent as exc:
         return invalid_event(function, exc)
-    now = wall_clock()
     skew = event_skew(tick, now)
     if skew is not None:
         return stale_event(function, settings, tick, now, skew)
