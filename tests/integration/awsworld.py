@@ -242,6 +242,14 @@ def scaler_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return env
 
 
+def at_wall_clock(monkeypatch: pytest.MonkeyPatch, when: pd.Timestamp) -> None:
+    """The functions' wall clock reads ``when`` (the event-age check, Scheduler's ``{}`` and the 14-day
+    PutMetricData limit are against it): a what-if at that time."""
+    from prescaler import service
+
+    monkeypatch.setattr(service, "wall_clock", lambda: when)
+
+
 def load_handler(name: str) -> ModuleType:
     """functions/<name>/app.py as a module of its own (the three are all called ``app``)."""
     path = tv.ROOT / "functions" / name / "app.py"

@@ -12,6 +12,7 @@ from awsworld import (
     ENDPOINT,
     RESOURCE_ID,
     World,
+    at_wall_clock,
     build_world,
     emf,
     hourly_spikes,
@@ -48,10 +49,6 @@ def tick(name: str, at: pd.Timestamp, replay: bool = True) -> dict:
     if not replay:
         evt.pop(service.REPLAY_FIELD, None)
     return evt
-
-
-def at_wall_clock(monkeypatch: pytest.MonkeyPatch, when: pd.Timestamp) -> None:
-    monkeypatch.setattr(service, "wall_clock", lambda: when)
 
 
 def set_min_capacity(world: World, n: int, suspended: dict[str, bool] | None = None) -> None:
