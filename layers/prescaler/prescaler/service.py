@@ -557,6 +557,9 @@ def _change_min(
         if 0 < status < 500:
             _settle(ledger.discard, claimed, tick, f"RegisterScalableTarget failed: {classify(exc).describe()}")
         raise
+    except ValueError as exc:  # refused before the call (MinCapacity outside [1, MaxCapacity])
+        _settle(ledger.discard, claimed, tick, f"not sent: {exc}")
+        raise
     if applied.outcome != "applied":
         _settle(ledger.discard, claimed, tick, f"not applied: {applied.message}")
         _count("Deferred" if applied.outcome == "deferred" else "TargetMissing")
