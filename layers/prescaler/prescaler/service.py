@@ -51,7 +51,7 @@ from prescaler.aws.cloudwatch import (
     put_metric,
     read_many,
 )
-from prescaler.aws.errors import AwsFault, classify
+from prescaler.aws.errors import AwsFault, classify, http_status
 from prescaler.aws.ledger import Intent, Ledger, LedgerEntry
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
@@ -553,7 +553,7 @@ def _change_min(
     except ClientError as exc:
         # AWS answered: the change was refused, not made. (A timeout or connection error leaves the
         # outcome unknown: the intent stays and the next tick compares it with the target.)
-        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode", 0) or 0)
+        status = http_status(exc)
         if 0 < status < 500:
             _settle(ledger.discard, claimed, tick, f"RegisterScalableTarget failed: {classify(exc).describe()}")
         raise

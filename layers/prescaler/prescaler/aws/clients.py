@@ -38,10 +38,9 @@ def worst_case_call_s(attempts: int = ATTEMPTS) -> float:
     throttling, plus at most 5 s when the service sends ``x-amz-retry-after``)."""
     from botocore.retries.standard import ExponentialBackoff
 
-    backoff = sum(
-        min(2**i, ExponentialBackoff._MAX_BACKOFF) + ExponentialBackoff._RETRY_AFTER_MAX_ADDITIONAL
-        for i in range(attempts - 1)
-    )
+    max_backoff = int(getattr(ExponentialBackoff, "_MAX_BACKOFF", 20))
+    retry_after_extra = int(getattr(ExponentialBackoff, "_RETRY_AFTER_MAX_ADDITIONAL", 5))
+    backoff = sum(min(2**i, max_backoff) + retry_after_extra for i in range(attempts - 1))
     return attempts * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoff
 
 

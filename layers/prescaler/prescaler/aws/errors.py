@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -42,8 +43,8 @@ from botocore.exceptions import (
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 #: botocore's own lists (standard retry mode): what it retried before giving up.
-THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
-TRANSIENT_CODES = frozenset(TransientRetryableChecker._TRANSIENT_ERROR_CODES) | {
+THROTTLING_CODES = frozenset(getattr(ThrottledRetryableChecker, "_THROTTLED_ERROR_CODES", ()))
+TRANSIENT_CODES = frozenset(getattr(TransientRetryableChecker, "_TRANSIENT_ERROR_CODES", ())) | {
     "InternalFailure", "InternalServerError", "InternalServiceError", "InternalServiceException",
     "ServiceUnavailableException", "InternalError",
 }
@@ -93,13 +94,19 @@ class AwsFault:
         return f"{self.operation} failed: {self.code}: {self.message}"
 
 
+def http_status(exc: ClientError) -> int:
+    """The HTTP status of the response behind ``exc`` (0 when unknown)."""
+    meta: dict[str, Any] = dict(exc.response.get("ResponseMetadata") or {})
+    return int(meta.get("HTTPStatusCode") or 0)
+
+
 def classify(exc: ClientError | BotoCoreError) -> AwsFault:
     """Decide an AWS error (after botocore's retries). Never raises."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {}) or {}
         code = str(err.get("Code", "") or "Unknown")
         message = " ".join(str(err.get("Message", "") or "").split())[:300]
-        status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode", 0) or 0)
+        status = http_status(exc)
         op = exc.operation_name or "?"
         if code in THROTTLING_CODES:
             return AwsFault("throttled", op, code, message, False)
