@@ -318,3 +318,30 @@ def test_case7_a_gpu_datapoint_older_than_14_days_is_dropped_with_a_warning(
     at_wall_clock(monkeypatch, when + pd.Timedelta(days=13))
     again = invoke("gpu_metric", event("gpu_metric_scheduled.json"), lambda_context)
     assert again["outcome"] == "applied", again
+
+
+# --------------------------------------------------------------------------------------------------
+# case 5: throttling and service errors past botocore's retries (the full matrix: test_faults.py)
+
+
+@pytest.mark.parametrize("operation", ["GetMetricData", "DescribeScalableTargets"])
+def test_case5_throttled_past_botocores_retries_holds_with_a_reason_and_a_metric(
+        operation: str, world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from faultinjection import FAULTS_BY_NAME, Injector, no_backoff
+
+    # Given a raise to 6 the pre-scaler owns, the spike over, and CloudWatch / Application Auto
+    # Scaling throttling every attempt
+    put_invocations(world.cloudwatch, hourly_spikes(RELAX_TIME + 10 * MINUTE))
+    raised_to_6(world, lambda_context, monkeypatch)
+    injector = Injector(operation, 1, FAULTS_BY_NAME["throttled"])
+    injector.attach()
+    capsys.readouterr()
+    # When the relaxer ticks
+    with no_backoff(monkeypatch):
+        result = invoke("relax", tick("relax", RELAX_TIME), lambda_context)
+    # Then botocore tried 3 times, the tick holds and says which call, and nothing is lowered
+    assert injector.attempts == 3
+    assert (result["action"], result["outcome"], result["aws_operation"]) == ("hold", "throttled", operation)
+    assert "Throttling" in result["reason"] and world.target()["MinCapacity"] == 6
+    assert metric_values(emf(capsys))["AwsThrottled"] == [1.0]
