@@ -98,9 +98,25 @@ def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     assert target["ResourceId"] == {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}
     assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     policy = r["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
-    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
-    assert (policy["TargetValue"], policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == (
-        {"Ref": "TargetInvocationsPerInstance"}, {"Ref": "ScaleOutCooldown"}, {"Ref": "ScaleInCooldown"})
+    # the backstop's metric is a parameter: InvocationsPerInstance by default, or the high-resolution
+    # concurrency metric (AWS's predefined metric type names) with its own target
+    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == {"Fn::If": [
+        "ConcurrencyBackstop", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+        "SageMakerVariantInvocationsPerInstance"]}
+    assert policy["TargetValue"] == {"Fn::If": ["ConcurrencyBackstop", {"Ref": "TargetConcurrentRequestsPerModel"},
+                                                {"Ref": "TargetInvocationsPerInstance"}]}
+    assert (policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == ({"Ref": "ScaleOutCooldown"},
+                                                                       {"Ref": "ScaleInCooldown"})
+    params = cfn["Parameters"]
+    assert params["BackstopMetric"]["Default"] == "InvocationsPerInstance"
+    assert set(params["BackstopMetric"]["AllowedValues"]) == {"InvocationsPerInstance",
+                                                             "ConcurrentRequestsPerModelHighResolution"}
+    assert cfn["Conditions"]["ConcurrencyBackstop"] == {
+        "Fn::Equals": [{"Ref": "BackstopMetric"}, "ConcurrentRequestsPerModelHighResolution"]}
+    # the default target is the twin's: the same saturation as the invocations target
+    from prescaler.sim.twin import EndpointModel
+
+    assert params["TargetConcurrentRequestsPerModel"]["Default"] == pytest.approx(EndpointModel().concurrency_target)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -149,7 +165,9 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingActivities",
         "application-autoscaling:RegisterScalableTarget", "sagemaker:DescribeEndpoint",
         "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities",
-        "cloudwatch:GetMetricData", "dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"}
+        "cloudwatch:GetMetricData", "dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage",
+        # validated on the caller of RegisterScalableTarget (see prescaler/aws/permissions.py)
+        "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     assert actions(cfn, "RelaxFunction") == actions(cfn, "PrescaleFunction")
     assert actions(cfn, "GpuMetricFunction") == {
         "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricData",
@@ -166,12 +184,13 @@ def test_put_metric_data_only_in_the_projects_namespace(cfn: dict) -> None:
 
 
 def test_sagemaker_and_dynamodb_limited_to_the_endpoint_and_the_table(cfn: dict) -> None:
-    endpoint = {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"}
+    # the endpoint's name lower-cased (SageMaker's ARNs are lower case): tests/unit/test_permissions.py
+    endpoint = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointArnName}"
     for function in FUNCTIONS:
         for s in statements(cfn, function):
             acts = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
             if {"sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"} & set(acts):
-                assert s["Resource"] == endpoint
+                assert s["Resource"]["Fn::Sub"][0] == endpoint
             if any(a.startswith("dynamodb:") for a in acts):
                 assert s["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
             if s["Resource"] == "*":

@@ -14,6 +14,7 @@ backoff between attempts (:func:`worst_case_call_s`); it must fit the functions'
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import boto3
@@ -44,10 +45,20 @@ def worst_case_call_s(attempts: int = ATTEMPTS) -> float:
     return attempts * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) + backoff
 
 
+def session() -> Any:
+    """A boto3 Session. Region: botocore's own chain (``AWS_DEFAULT_REGION``, the profile's
+    ``region``), else ``AWS_REGION``, which every other AWS SDK and the Lambda runtime set but
+    botocore alone ignores (``AWS_REGION=eu-west-1 prescaler ...`` would otherwise be told, in a
+    loop, to set AWS_REGION)."""
+    found: Any = boto3.session.Session()
+    if found.region_name is None and os.environ.get("AWS_REGION"):
+        found = boto3.session.Session(region_name=os.environ["AWS_REGION"])
+    return found
+
+
 @functools.cache
 def client(service: str) -> Any:
     """A boto3 client for ``service`` ("cloudwatch", "application-autoscaling", "sagemaker",
     "dynamodb"), created on first use and cached. Region and credentials come from the environment.
     Tests call ``client.cache_clear()`` between moto mocks."""
-    session: Any = boto3.session.Session()  # Any: boto3-stubs' per-service overloads need a literal
-    return session.client(service, config=CONFIG)
+    return session().client(service, config=CONFIG)

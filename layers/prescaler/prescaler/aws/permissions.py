@@ -1,0 +1,262 @@
+"""Every AWS call each function makes, and the IAM actions it needs: the table, in code.
+
+One :class:`Permission` per (function, API call, IAM action), with the resource the action applies
+to, the request context (condition keys) it is evaluated with, who grants it in the template
+(an inline ``Policies:`` statement, or an AWS managed policy that SAM attaches), and the AWS
+documentation page that says so. ``tests/unit/test_permissions.py`` checks the SAM-transformed
+template against this table with an IAM policy evaluator (every row allowed on its resource,
+nothing else), and ``prescaler doctor`` asks IAM (``SimulatePrincipalPolicy``) about the same rows
+for the caller.
+
+Application Auto Scaling checks, on EVERY ``RegisterScalableTarget`` (updates included), that the
+*caller* may act on the target: for a SageMaker variant ``sagemaker:DescribeEndpoint``,
+``sagemaker:DescribeEndpointConfig``, ``sagemaker:UpdateEndpointWeightsAndCapacities``,
+``cloudwatch:PutMetricAlarm``, ``cloudwatch:DescribeAlarms`` and ``cloudwatch:DeleteAlarms``; a
+missing one fails the call with ``ValidationException`` naming it. Those rows have
+``validated_by`` set.
+
+Resources are templates (``str.format`` fields, see :class:`Deployment`). Case: SageMaker writes
+its ARNs in lower case whatever the endpoint name's case (``Catalogue-Tagger`` ->
+``endpoint/catalogue-tagger``), so IAM resources use :attr:`Deployment.endpoint_arn_name`;
+API calls and CloudWatch dimensions use the name as given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Literal
+
+Function = Literal["prescale", "relax", "gpu_metric"]
+FUNCTIONS: tuple[Function, ...] = ("prescale", "relax", "gpu_metric")
+
+#: Where each function is declared in template.yaml (logical id).
+LOGICAL_IDS: dict[Function, str] = {
+    "prescale": "PrescaleFunction",
+    "relax": "RelaxFunction",
+    "gpu_metric": "GpuMetricFunction",
+}
+
+#: The AWS managed policies SAM attaches to each function's role (``Tracing: Active`` adds X-Ray).
+MANAGED_POLICIES = ("AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess")
+
+_SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
+DOC_AAS = f"{_SAR}/list_applicationautoscaling.html"
+DOC_AAS_VALIDATION = (
+    "https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_permission_validation.html"
+)
+DOC_AAS_SAGEMAKER = (
+    "https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_id-based-policy-examples.html"
+)
+DOC_SAGEMAKER = f"{_SAR}/list_amazonsagemaker.html"
+DOC_CLOUDWATCH = f"{_SAR}/list_amazoncloudwatch.html"
+DOC_CLOUDWATCH_NAMESPACE = (
+    "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html"
+)
+DOC_DYNAMODB = f"{_SAR}/list_amazondynamodb.html"
+DOC_LAMBDA_DESTINATION = "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"
+DOC_LAMBDA_LOGS = "https://docs.aws.amazon.com/lambda/latest/dg/permissions-executionrole.html"
+DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html"
+
+ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
+ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/*"
+ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
+TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
+QUEUE_ARN = "arn:{partition}:sqs:{region}:{account}:{failure_queue}"
+LOG_STREAM_ARN = "arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{stack}-{log_suffix}:log-stream:*"
+ANY = "*"
+
+#: RegisterScalableTarget is narrowed by its condition keys (the target's ARN is generated).
+SAGEMAKER_VARIANT = {
+    "application-autoscaling:service-namespace": "sagemaker",
+    "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+}
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One IAM action one function needs.
+
+    Attributes:
+        function: ``prescale``, ``relax`` or ``gpu_metric``.
+        call: the API call that needs it, ``service:Operation`` (boto3 service name).
+        action: the IAM action, ``prefix:Action``.
+        resource: the resource ARN template (``*`` where the action has no resource-level
+            permissions, per the Service Authorization Reference; the ARN may end in ``*``).
+        context: condition keys and values the request carries (templates too).
+        doc: the AWS documentation page for this row.
+        validated_by: set when Application Auto Scaling checks this action on the caller of that
+            call (``RegisterScalableTarget``) rather than the function calling it itself.
+        granted_by: ``inline`` (the function's ``Policies:``) or the AWS managed policy's name.
+    """
+
+    function: Function
+    call: str
+    action: str
+    resource: str
+    doc: str
+    context: dict[str, str] = field(default_factory=dict)
+    validated_by: str = ""
+    granted_by: str = "inline"
+
+    def render(self, deployment: Deployment) -> Permission:
+        """This row with its resource and context filled in for one deployment."""
+        values = deployment.values(self.function)
+        return Permission(
+            self.function,
+            self.call,
+            self.action,
+            self.resource.format(**values),
+            self.doc,
+            {k: v.format(**values) for k, v in self.context.items()},
+            self.validated_by,
+            self.granted_by,
+        )
+
+    def covers(self, action: str, resource: str, context: dict[str, str]) -> bool:
+        """True when a request (action, resource, context) is what this rendered row allows: same
+        action (IAM action names are case-insensitive), the resource matched by this row's ARN
+        (case-sensitive, ``*`` wildcards), and every condition key of the row present with its value."""
+        return (
+            action.lower() == self.action.lower()
+            and fnmatchcase(resource, self.resource)
+            and all(context.get(k) == v for k, v in self.context.items())
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The values a deployed stack fills the table's templates with.
+
+    ``endpoint_name`` is the name as SageMaker's API and CloudWatch's ``EndpointName`` dimension
+    spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs.
+    """
+
+    partition: str
+    region: str
+    account: str
+    endpoint_name: str
+    variant_name: str = "AllTraffic"
+    namespace: str = "SageMakerPrescaler"
+    ledger_table: str = "*"
+    failure_queue: str = "*"
+    stack: str = "*"
+
+    @property
+    def endpoint_arn_name(self) -> str:
+        return self.endpoint_name.lower()
+
+    def values(self, function: Function) -> dict[str, str]:
+        return {
+            "partition": self.partition,
+            "region": self.region,
+            "account": self.account,
+            "endpoint_name": self.endpoint_name,
+            "endpoint_arn_name": self.endpoint_arn_name,
+            "variant_name": self.variant_name,
+            "namespace": self.namespace,
+            "ledger_table": self.ledger_table,
+            "failure_queue": self.failure_queue,
+            "stack": self.stack,
+            "log_suffix": function.replace("_", "-"),
+        }
+
+
+def _platform(function: Function) -> list[Permission]:
+    """What the Lambda service does with the function's role: logs, X-Ray, the failure destination."""
+    return [
+        Permission(function, "lambda:OnFailureDestination", "sqs:SendMessage", QUEUE_ARN, DOC_LAMBDA_DESTINATION),
+        Permission(function, "logs:CreateLogStream", "logs:CreateLogStream", LOG_STREAM_ARN, DOC_LAMBDA_LOGS,
+                   granted_by="AWSLambdaBasicExecutionRole"),
+        Permission(function, "logs:PutLogEvents", "logs:PutLogEvents", LOG_STREAM_ARN, DOC_LAMBDA_LOGS,
+                   granted_by="AWSLambdaBasicExecutionRole"),
+        Permission(function, "xray:PutTraceSegments", "xray:PutTraceSegments", ANY, DOC_LAMBDA_XRAY,
+                   granted_by="AWSXrayWriteOnlyAccess"),
+        Permission(function, "xray:PutTelemetryRecords", "xray:PutTelemetryRecords", ANY, DOC_LAMBDA_XRAY,
+                   granted_by="AWSXrayWriteOnlyAccess"),
+    ]
+
+
+def _register_min_capacity(function: Function) -> list[Permission]:
+    """RegisterScalableTarget and what Application Auto Scaling validates on its caller."""
+    call = "application-autoscaling:RegisterScalableTarget"
+    rows = [Permission(function, call, "application-autoscaling:RegisterScalableTarget", ANY, DOC_AAS,
+                       dict(SAGEMAKER_VARIANT))]
+    for action, resource in (
+        ("sagemaker:DescribeEndpoint", ENDPOINT_ARN),
+        ("sagemaker:DescribeEndpointConfig", ENDPOINT_CONFIG_ARN),
+        ("sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN),
+        # Which alarm name Application Auto Scaling probes with is not documented: any alarm of
+        # the account and region (the target-tracking alarms are named by the service).
+        ("cloudwatch:PutMetricAlarm", ALARM_ARN),
+        # read-only, and a narrower scope only filters what DescribeAlarms returns: "*", the safe reading
+        ("cloudwatch:DescribeAlarms", ANY),
+        ("cloudwatch:DeleteAlarms", ALARM_ARN),
+    ):
+        rows.append(Permission(function, call, action, resource, DOC_AAS_VALIDATION, validated_by=call))
+    return rows
+
+
+def _scaler(function: Function) -> list[Permission]:
+    """What prescale and relax both do on a tick (see ``service._observe`` and ``_change_min``)."""
+    return [
+        Permission(function, "application-autoscaling:DescribeScalableTargets",
+                   "application-autoscaling:DescribeScalableTargets", ANY, DOC_AAS),
+        Permission(function, "application-autoscaling:DescribeScalingActivities",
+                   "application-autoscaling:DescribeScalingActivities", ANY, DOC_AAS),
+        Permission(function, "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", ENDPOINT_ARN, DOC_SAGEMAKER),
+        Permission(function, "cloudwatch:GetMetricData", "cloudwatch:GetMetricData", ANY, DOC_CLOUDWATCH),
+        Permission(function, "dynamodb:GetItem", "dynamodb:GetItem", TABLE_ARN, DOC_DYNAMODB),
+        Permission(function, "dynamodb:UpdateItem", "dynamodb:UpdateItem", TABLE_ARN, DOC_DYNAMODB),
+        *_register_min_capacity(function),
+        *_platform(function),
+    ]
+
+
+#: The table. Keep it in step with the adapters: a new call without a row fails the tests.
+PERMISSIONS: tuple[Permission, ...] = (
+    *_scaler("prescale"),
+    *_scaler("relax"),
+    # prompt scale-in: the variant's desired instance count
+    Permission("relax", "sagemaker:UpdateEndpointWeightsAndCapacities",
+               "sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN, DOC_SAGEMAKER),
+    Permission("gpu_metric", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", ENDPOINT_ARN, DOC_SAGEMAKER),
+    Permission("gpu_metric", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpointConfig",
+               ENDPOINT_CONFIG_ARN, DOC_SAGEMAKER),
+    Permission("gpu_metric", "cloudwatch:GetMetricData", "cloudwatch:GetMetricData", ANY, DOC_CLOUDWATCH),
+    Permission("gpu_metric", "cloudwatch:PutMetricData", "cloudwatch:PutMetricData", ANY, DOC_CLOUDWATCH_NAMESPACE,
+               {"cloudwatch:namespace": "{namespace}"}),
+    *_platform("gpu_metric"),
+)
+
+
+def for_function(function: str, deployment: Deployment | None = None) -> list[Permission]:
+    """The rows of one function, rendered for ``deployment`` when given.
+
+    Raises:
+        KeyError: ``function`` has no rows (not one of :data:`FUNCTIONS`).
+    """
+    rows = [p for p in PERMISSIONS if p.function == function]
+    if not rows:
+        raise KeyError(f"no permissions table entry for function {function!r}")
+    return [p.render(deployment) for p in rows] if deployment else rows
+
+
+def api_calls(function: str) -> set[str]:
+    """The ``service:Operation`` calls a function's code makes itself: not those Application Auto
+    Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue."""
+    return {p.call for p in for_function(function)
+            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
+
+
+def for_caller(deployment: Deployment) -> list[Permission]:
+    """What a principal needs to do what the functions' code does (and what Application Auto
+    Scaling validates on it), once per (action, resource, context), rendered for ``deployment``:
+    ``prescaler doctor`` simulates these for its caller. Lambda's own logs, traces and failure
+    queue are left out (the functions' roles get them, a deployer does not need them)."""
+    rows: dict[tuple[str, str, tuple[tuple[str, str], ...]], Permission] = {}
+    for function in FUNCTIONS:
+        for r in for_function(function, deployment):
+            if r.granted_by == "inline" and not r.call.startswith("lambda:"):
+                rows.setdefault((r.action, r.resource, tuple(sorted(r.context.items()))), r)
+    return [rows[k] for k in sorted(rows)]

@@ -1,0 +1,90 @@
+"""Every AWS call each function really makes has a row in ``prescaler/aws/permissions.py``.
+
+Each handler runs against moto through the paths that call the most (a raise, a relax with prompt
+scale-in, a GPU metric publish); botocore's ``before-parameter-build`` event records every
+operation on every client. A call the table does not list fails here, and so does a table row for
+a call no path makes (the table would grant more than the code needs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from awsworld import (
+    ENDPOINT,
+    World,
+    at_wall_clock,
+    build_world,
+    hourly_spikes,
+    load_handler,
+    put_gauge,
+    put_invocations,
+)
+from prescaler.aws import clients, permissions
+from template_values import event
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("sagemaker", "application-autoscaling", "cloudwatch", "dynamodb")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: set[str] = set()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls.add(f"{model.service_model.service_name}:{model.name}")
+
+    def attach(self) -> None:
+        for service in SERVICES:
+            clients.client(service).meta.events.register("before-parameter-build", self)
+
+    def check_no_other_client(self) -> None:
+        assert clients.client.cache_info().currsize == len(SERVICES), "a client the recorder does not watch"
+
+
+@pytest.fixture
+def recorder(world: World) -> Iterator[Recorder]:
+    rec = Recorder()
+    rec.attach()
+    yield rec
+    rec.check_no_other_client()
+
+
+def _tick(name: str, file: str, ctx: Any) -> dict:
+    return load_handler(name).lambda_handler(event(file), ctx)
+
+
+def test_prescale_and_relax_make_only_the_calls_in_the_table(
+        world: World, recorder: Recorder, scaler_env: dict, lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRY_RUN", "false")
+    monkeypatch.setenv("PROMPT_SCALE_IN", "true")
+    # history up to the relax tick: history that stopped at 09:55 would be stale at 10:20 (issue 9)
+    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("relax_scheduled.json")["time"])))
+    recorder.calls.clear()  # the test's own setup calls
+    assert _tick("prescale", "prescale_scheduled.json", lambda_context)["outcome"] == "applied"
+    prescale_calls = set(recorder.calls)
+    world.set_instances(6)
+    recorder.calls.clear()
+    relaxed = _tick("relax", "relax_scheduled.json", lambda_context)
+    assert relaxed["action"] == "relax" and relaxed["prompt_scale_in"] == "applied"
+    assert prescale_calls == permissions.api_calls("prescale")
+    assert recorder.calls == permissions.api_calls("relax")
+
+
+def test_gpu_metric_makes_only_the_calls_in_the_table(aws: None, lambda_context: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build_world("ml.g4dn.12xlarge")
+    rec = Recorder()
+    rec.attach()
+    minute = pd.Timestamp(event("gpu_metric_scheduled.json")["time"]) - pd.Timedelta(minutes=2)
+    put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 320.0)
+    rec.calls.clear()
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, minute)  # PutMetricData refuses points older than 14 days (issue 9)
+    assert _tick("gpu_metric", "gpu_metric_scheduled.json", lambda_context)["outcome"] == "applied"
+    assert rec.calls == permissions.api_calls("gpu_metric")
+    rec.check_no_other_client()
