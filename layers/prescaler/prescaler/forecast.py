@@ -103,6 +103,10 @@ class CostModel:
             (metric delay + 3 datapoints + provisioning).
         backstop_hold_minutes: how long target tracking keeps capacity after the demand that asked
             for it (15 low datapoints before scale-in).
+        backstop_datapoints: consecutive datapoints above target before target tracking scales out
+            (3): it sizes from demand sustained that long, and misses shorter bursts.
+        saturation_ratio: what an instance serves before latency breaks, over the target (1.25: a
+            target set 20% under saturation, as AWS advises and as the reference endpoint has).
     """
 
     target_invocations_per_instance: float = 2400.0
@@ -111,6 +115,8 @@ class CostModel:
     lookahead_minutes: int = 6
     backstop_reaction_minutes: int = 7
     backstop_hold_minutes: int = 15
+    backstop_datapoints: int = 3
+    saturation_ratio: float = 1.25
 
 
 @dataclass(frozen=True)
@@ -215,8 +221,8 @@ def discover_periods(y: np.ndarray, limit: int = MAX_DISCOVERED) -> list[int]:
     Method: subtract the centred day-long moving average (the daily swell would otherwise dominate),
     take the autocorrelation by FFT (Wiener-Khinchin), and keep its local maxima between
     ``MIN_PERIOD`` and ``min(MAX_DISCOVERED_PERIOD, len(y) / 2)`` minutes whose value is at least
-    ``MIN_AUTOCORRELATION``. A peak at a whole multiple of a stronger kept period (its harmonic) is
-    dropped unless it is clearly stronger than that period's own peak.
+    ``MIN_AUTOCORRELATION`` and at least half the strongest; of those, a peak at a whole multiple of
+    a shorter kept period (within a minute) is that period's echo and is dropped.
     """
     n = len(y)
     top = min(MAX_DISCOVERED_PERIOD, n // 2)
@@ -228,29 +234,32 @@ def discover_periods(y: np.ndarray, limit: int = MAX_DISCOVERED) -> list[int]:
     lo = np.clip(np.arange(n) - half, 0, n)
     hi = np.clip(np.arange(n) + half + 1, 0, n)
     x = y - (c[hi] - c[lo]) / (hi - lo)
-    var = float(np.dot(x, x))
+    var = float((x * x).sum())  # not np.dot: BLAS threads cost milliseconds on a busy machine
     if var <= 0 or not math.isfinite(var):
         return []
-    size = 1 << (2 * n - 1).bit_length()
+    size = 1 << (n + top + 2).bit_length()  # zero padding past the largest lag: no wrap-around
     spec = np.fft.rfft(x, size)
-    acf = np.fft.irfft(spec * np.conj(spec), size)[: top + 2] / var
+    acf = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, size)[: top + 2] / var
     # unbiased: a lag of L has n - L pairs
     acf = acf * n / np.maximum(n - np.arange(len(acf)), 1)
     lags = np.arange(MIN_PERIOD, top + 1)
     a = acf[lags]
     peaks = lags[(a >= MIN_AUTOCORRELATION) & (a >= acf[lags - 1]) & (a >= acf[lags + 1])]
+    if len(peaks) == 0:
+        return []
+    # the fundamental, not its multiples: in lag order, among peaks close to the strongest
+    strong = peaks[acf[peaks] >= max(MIN_AUTOCORRELATION, 0.5 * float(acf[peaks].max()))]
     kept: list[int] = []
-    for lag in sorted(peaks, key=lambda lag_: -acf[lag_]):
+    for lag in strong:
         if any(lag % k <= 1 or k - lag % k <= 1 for k in kept):
-            continue  # a harmonic of a period already kept
+            continue  # a multiple of a shorter period already kept
         kept.append(int(lag))
-        if len(kept) >= limit:
-            break
-    return kept
+    kept.sort(key=lambda lag_: -acf[lag_])
+    return kept[:limit]
 
 
-def _lagged(
-    ymax: np.ndarray,
+def _lag_matrix(
+    values: np.ndarray,
     targets: np.ndarray,
     origin: pd.Timestamp,
     pattern: Pattern,
@@ -258,12 +267,12 @@ def _lagged(
     observed_until: np.ndarray,
     drift: int,
 ) -> np.ndarray:
-    """The evidence-supported value for each target: the ``EVIDENCE_CYCLES``-th largest lagged value.
+    """``values`` one to ``pattern.cycles`` periods before each target: shape ``(cycles, targets)``,
+    ``-inf`` where unreadable.
 
     ``targets`` are minute positions relative to ``origin`` (the history's first minute);
-    ``observed_until[i]`` is the exclusive end of what may be read for target ``i``. With fewer
-    lagged values readable than ``EVIDENCE_CYCLES`` (only in the backtest, near the history's
-    start), the largest readable one is used; with none, NaN.
+    ``observed_until[i]`` is the exclusive end of what may be read for target ``i`` (``drift`` minutes
+    of margin: the values are drift-widened).
     """
     cycles = pattern.cycles
     lagged = np.full((cycles, len(targets)), -np.inf)
@@ -271,34 +280,50 @@ def _lagged(
     if pattern.wall_clock and timezone not in ("UTC", "Etc/UTC"):
         times = origin + pd.to_timedelta(targets, unit="min")
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
-    n = len(ymax)
+    n = len(values)
     for k in range(1, cycles + 1):
         src = targets - k * pattern.period_minutes
         if offsets_t is not None:
             src_times = origin + pd.to_timedelta(src, unit="min")
             src = src + (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
         ok = (src >= 0) & (src < n) & (src + drift < observed_until)
-        lagged[k - 1] = np.where(ok, ymax.take(src, mode="clip"), -np.inf)
+        lagged[k - 1] = np.where(ok, values.take(src, mode="clip"), -np.inf)
+    return lagged
+
+
+def _evidence(lagged: np.ndarray, breached: np.ndarray) -> np.ndarray:
+    """The level at least ``EVIDENCE_CYCLES`` (2) of the lagged cycles reached, where the backstop
+    breached at that minute of the cycle in at least as many of them; 0 elsewhere (nothing to act on),
+    NaN where nothing is readable.
+
+    With fewer readable cycles than ``EVIDENCE_CYCLES`` (only in the backtest, near the history's
+    start) one cycle is taken as evidence.
+    """
+    cycles = lagged.shape[0]
     readable = np.isfinite(lagged).sum(axis=0)
-    lagged.sort(axis=0)
-    pick = np.clip(cycles - np.minimum(readable, EVIDENCE_CYCLES), 0, cycles - 1)
-    out = lagged[pick, np.arange(len(targets))]
+    need = np.minimum(np.maximum(readable, 1), EVIDENCE_CYCLES)
+    top = lagged.max(axis=0)
+    below = np.where(lagged < top, lagged, -np.inf).max(axis=0)
+    second = np.where((lagged == top).sum(axis=0) >= EVIDENCE_CYCLES, top, below)
+    out = np.where(readable >= EVIDENCE_CYCLES, second, top) if cycles > 1 else top
+    out = np.where((breached > 0).sum(axis=0) >= need, out, 0.0)
     out[readable == 0] = np.nan
     return out
 
 
 def _instances(x: np.ndarray, cost: CostModel) -> np.ndarray:
-    return np.ceil(np.round(x / cost.target_invocations_per_instance, 9))
+    return np.ceil(x / cost.target_invocations_per_instance - 1e-9)
 
 
 @dataclass
 class _Backtest:
-    """The backtest span's arrays, shared by every candidate."""
+    """The backstop replayed over the whole history; the newest ``span`` minutes are scored."""
 
     targets: np.ndarray
-    need: np.ndarray  # instances the demand needed each minute
-    backstop: np.ndarray  # instances the backstop alone had
+    need: np.ndarray  # instances the demand needed each scored minute at saturation (fewer breach it)
+    backstop: np.ndarray  # instances the backstop alone had each scored minute
     backstop_breaches: int
+    breached: np.ndarray  # each minute of history: the backstop breached within ±(drift + 1) min
     cost: CostModel
 
     def score(self, pred: np.ndarray) -> tuple[float, int, float]:
@@ -312,15 +337,19 @@ class _Backtest:
         return prevented * self.cost.breach_minute_cost - spent, prevented, spent
 
 
-def _backtest(y: np.ndarray, span: int, cost: CostModel) -> _Backtest:
+def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtest:
     n = len(y)
-    targets = np.arange(n - span, n)
-    need = _instances(y[targets], cost)
-    seen = _trailing_max(y, cost.backstop_hold_minutes)
-    src = targets - cost.backstop_reaction_minutes
-    had = np.where(src >= 0, seen.take(src, mode="clip"), y[targets])
+    need = np.ceil(y / (cost.target_invocations_per_instance * cost.saturation_ratio) - 1e-9)
+    # target tracking scales out on 3 datapoints in a row above target: it sees sustained demand
+    sustained = -_trailing_max(-y, cost.backstop_datapoints)
+    seen = _trailing_max(sustained, cost.backstop_hold_minutes)
+    lag = cost.backstop_reaction_minutes
+    had = np.concatenate((y[:lag], seen[: n - lag])) if n > lag else y.copy()
     backstop = np.maximum(cost.baseline_instances, _instances(had, cost))
-    return _Backtest(targets, need, backstop, int((need > backstop).sum()), cost)
+    breach = (need > backstop).astype(float)
+    targets = np.arange(n - span, n)
+    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()),
+                     _rolling_max(breach, drift + 1), cost)
 
 
 def forecast(
@@ -391,13 +420,15 @@ def forecast(
     origin = history.index[0]
     longest = max(p.period_minutes for p in eligible)
     span = min(max(SKILL_MINUTES, longest), n - min(p.period_minutes for p in eligible))
-    bt = _backtest(y, span, cost)
+    bt = _backtest(y, span, cost, drift_minutes)
     observed_until = bt.targets - cost.lookahead_minutes
     preds: dict[str, np.ndarray] = {}
     skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
     scored: list[tuple[float, int, Pattern]] = []
     for p in eligible:
-        preds[p.name] = _lagged(ymax, bt.targets, origin, p, timezone, observed_until, drift_minutes)
+        preds[p.name] = _evidence(
+            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift_minutes),
+            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift_minutes + 1))
         net, prevented, _spent = bt.score(preds[p.name])
         skill[p.name] = round(net, 1)
         if net > 0 and prevented > 0:
@@ -414,14 +445,16 @@ def forecast(
     if not chosen:
         best = max(eligible, key=lambda p: skill[p.name])
         return unusable(
-            f"no pattern worth acting on: the best ({best.name}) would have cost {-skill[best.name]:,.0f} "
-            f"instance-minutes more than it saved over the last {span / 1440:.1f} days (a breach minute = "
+            f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
+            f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
             f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)",
             skill, periods)
 
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
-    votes = {p.name: _lagged(ymax, targets, origin, p, timezone, observed, drift_minutes) for p in chosen}
+    votes = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
+                               _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift_minutes + 1))
+             for p in chosen}
     pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)

@@ -172,21 +172,21 @@ SPIKE_EXTENT_MINUTES = 30
 def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Timestamp, pd.Timestamp]:
     """Peak (invocations per minute) and window of what the next lead time + horizon must prepare for.
 
-    The largest forecast minute in the lookahead; when the forecast is still above the baseline at
-    the lookahead's end (a spike that has started and not peaked), the run continues until the
-    forecast is back to what the baseline serves (or the forecast ends), and the whole run's peak
-    counts: raise once, to what the spike needs, rather than 2 -> 3 then 3 -> 6 a minute later (the
-    endpoint is ``Updating`` after the first change and refuses the second).
+    The largest forecast minute in the lookahead; when the forecast is rising at the lookahead's end
+    (a spike that has started and not peaked: its last minute needs more instances than its first),
+    the run continues while the forecast stays at least at that level (or the forecast ends), and
+    the whole run's peak counts: raise once, to what the spike needs, rather than 2 -> 3 then 3 -> 6
+    a minute later (the endpoint is ``Updating`` after the first change and refuses the second).
     """
     values = fc.values.to_numpy(dtype=float)
     if len(values) == 0:
         return 0.0, fc.start, fc.end
     head = min(settings.lookahead_minutes, len(values))
     per = settings.target_invocations_per_instance / (1 + settings.headroom)
-    above = np.ceil(np.round(values / per, 9)) > settings.baseline_min_capacity
+    need = np.ceil(np.round(values / per, 9))
     stop = head
-    if above[head - 1]:
-        while stop < len(values) and above[stop]:
+    if need[head - 1] > need[:head].min():
+        while stop < len(values) and need[stop] >= need[head - 1]:
             stop += 1
     part = values[:stop]
     at = int(np.argmax(part))
@@ -362,7 +362,7 @@ def _prompt_scale_in(
     own is left to target tracking (never worse than the backstop alone)."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
-    if required > settings.baseline_min_capacity:
+    if required > new_min:
         numbers["scale_in_blocked"] = "spike forecast"
         return None
     observed_peak = float(history.to_numpy()[-settings.scale_in_low_minutes:].max())
