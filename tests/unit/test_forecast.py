@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from prescaler.forecast import Forecast, forecast
+from prescaler.forecast import CostModel, Forecast, discover_periods, forecast
 from prescaler.history import MINUTE, SERIES_NAME
+from prescaler.plan import PlannerSettings
 
 pytestmark = pytest.mark.unit
 
@@ -466,3 +467,118 @@ def test_forecast_is_never_nan_or_negative(hist, offset, width, drift, timezone)
         assert (in_window >= 0.9 * fc.peak_invocations_per_minute - 1e-9).all()
     # And the JSON summary is valid JSON
     json.dumps(fc.to_dict(), allow_nan=False)
+
+
+# --- issue 10 §3: any period, cost-aware, short history; issue 9 case 6: calendar span --------------
+
+
+@pytest.mark.parametrize("period", [30, 120, 480])
+def test_recurring_periods_are_discovered_from_the_demand(synth, period: int) -> None:
+    # Given 4 days of 10-minute spikes every `period` minutes (not an hour, a day or a week)
+    hist = synth.history(4 * DAY, lambda i: ((i - synth.MONDAY) // MINUTE) % period < 10)
+    # When the autocorrelation is searched for periods
+    found = discover_periods(hist.to_numpy())
+    # Then the period itself comes first, not one of its multiples
+    assert found[0] == period
+
+
+def test_a_two_hour_period_is_discovered_and_forecast(synth) -> None:
+    # Given 2 days of 10-minute spikes every 2 hours, at even hours only
+    hist = synth.history(2 * DAY, lambda i: (i.hour % 2 == 0) & (i.minute < 10))
+    end = _end(hist)  # midnight: the next spike is at 00:00, the one after at 02:00
+    # When the next 3 hours are forecast
+    fc = forecast(hist, end + 50 * MINUTE, end + 130 * MINUTE, drift_minutes=0)
+    # Then the discovered 2-hour pattern forecasts the 02:00 spike and not a 01:00 one
+    assert fc.usable
+    assert fc.pattern == "2-hour"
+    assert 120 in fc.periods
+    two = end + 120 * MINUTE
+    assert (fc.window_start, fc.window_end) == (two, two + 10 * MINUTE)
+    assert fc.values.loc[end + 60 * MINUTE: end + 69 * MINUTE].max() < 1.2 * synth.BASELINE
+    # And the hourly cycle alone would have been refused by the backtest (it forecasts 01:00 too)
+    assert fc.skill["2-hour"] > fc.skill.get("hourly", -np.inf)
+
+
+def test_case6_daily_spike_with_an_idle_dawn_and_a_missing_day_picks_daily(synth) -> None:
+    # Given 14 days of a 09:00 UTC spike on an endpoint idle 05:00-09:00 (zero demand), and
+    # yesterday's spike missing (a holiday)
+    hist = synth.history(2 * WEEK, _daily_at_nine)
+    hist[(hist.index.hour >= 5) & (hist.index.hour < 9)] = 0.0
+    yesterday = hist.index.normalize() == hist.index[-1].normalize()
+    hist[yesterday & _daily_at_nine(hist.index)] = synth.BASELINE
+    end = _end(hist)
+    nine = end + 9 * 60 * MINUTE
+    # When 08:30-09:30 is forecast
+    fc = forecast(hist, nine - 30 * MINUTE, nine + 30 * MINUTE, drift_minutes=0)
+    # Then the daily pattern is chosen (the calendar span counts; idle minutes are data)
+    assert fc.history_minutes == 2 * WEEK
+    assert fc.usable, fc.reason
+    assert fc.pattern == "daily"
+    assert (fc.window_start, fc.window_end) == (nine, nine + 10 * MINUTE)
+    assert fc.peak_invocations_per_minute == pytest.approx(synth.SPIKE, rel=0.1)
+
+
+def test_case6_wednesday_only_spikes_over_15_days_pick_weekly(synth) -> None:
+    # Given 15 days of Wednesday 09:00 spikes on an endpoint idle at night, the window starting on an
+    # idle minute (Tuesday 02:00)
+    start = synth.MONDAY + DAY * MINUTE + 2 * 60 * MINUTE
+    wednesday = lambda i: (i.dayofweek == 2) & _daily_at_nine(i)  # noqa: E731
+    hist = synth.history(15 * DAY, wednesday, start=start)
+    hist[(hist.index.hour < 6)] = 0.0
+    end = _end(hist)  # a Wednesday 02:00
+    assert end.dayofweek == 2
+    nine = end + 7 * 60 * MINUTE
+    # When 08:30-09:30 is forecast
+    fc = forecast(hist, nine - 30 * MINUTE, nine + 30 * MINUTE, drift_minutes=0)
+    # Then the weekly pattern is considered and chosen
+    assert "weekly" in fc.skill
+    assert fc.usable, fc.reason
+    assert fc.pattern == "weekly"
+    assert (fc.window_start, fc.window_end) == (nine, nine + 10 * MINUTE)
+
+
+def test_a_pattern_the_backstop_serves_is_not_acted_on(synth) -> None:
+    # Given hourly bumps that the backstop's baseline serves without breaching (2 instances serve
+    # 2 x 2,400 x 1.25 = 6,000/min at saturation)
+    hist = synth.history(3 * DAY, synth.top_of_hour, baseline=1500.0, spike=5500.0)
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE)
+    # Then nothing is worth acting on: no breach to prevent, instance-minutes to spend
+    assert not fc.usable
+    assert fc.skill["backstop_breach_minutes"] == 0
+    assert "no pattern worth acting on" in fc.reason
+
+
+@pytest.mark.parametrize(("price", "acts"), [(0.5, False), (30.0, True)])
+def test_acting_depends_on_the_price_of_a_breach_minute(synth, price: float, acts: bool) -> None:
+    # Given hourly spikes that the backstop breaches at their start
+    hist = synth.history(3 * DAY, synth.top_of_hour)
+    end = _end(hist)
+    # When a breach minute is worth `price` instance-minutes
+    fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE, cost=CostModel(breach_minute_cost=price))
+    # Then the hourly spike is acted on only when the breaches it prevents are worth the instances
+    assert fc.usable is acts
+    assert fc.skill["backstop_breach_minutes"] > 0
+
+
+def test_the_azure_functions_cron_spikes_are_forecast_within_its_8_hours() -> None:
+    # Given the real Azure Functions 2019 timer-trigger sample (8 h, 1-min, cron spikes at :00 and :30)
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    demand = scenarios.from_minutes(minutes, "azure functions", peak_rps=220, warmup_days=0)
+    per_minute = demand.per_minute_invocations()
+    settings = PlannerSettings()
+    # When the pre-scaler's forecast is asked at :54 of each hour from what CloudWatch shows then
+    acted = []
+    for at in per_minute.index[per_minute.index.minute == 54]:
+        history = per_minute[per_minute.index < at - 2 * MINUTE]
+        fc = forecast(history, at, at + 36 * MINUTE, cost=settings.cost_model())
+        top = at + 6 * MINUTE
+        if fc.usable and fc.values.loc[top] >= 0.9 * per_minute.get(top, np.inf):
+            acted.append(at)
+    # Then the :00 spikes are forecast at full height before the trace ends (less than the 24 h
+    # the old rule asked for), and never in the first six hours (six cycles to prove them)
+    assert acted
+    assert acted[0] - per_minute.index[0] >= pd.Timedelta(hours=6)

@@ -577,3 +577,80 @@ def test_decide_raises_before_the_spike_and_relaxes_after_it(synth) -> None:
     assert all(d.desired_instances >= d.min_capacity for _, d in scale_ins)
     assert scale_ins[0][0] >= relaxed_at
     assert state.min_capacity == 2 and state.current_instances == 2
+
+
+# --- issue 10: raise once to what the spike needs; known events ---------------------------------------
+
+
+def _ramp(index: pd.DatetimeIndex) -> np.ndarray:
+    """Minute :00 ramps to 5,000/min (3 instances), :01-:10 hold 13,200/min (6 instances)."""
+    return np.where(index.minute == 0, 5000.0, np.where((index.minute >= 1) & (index.minute <= 10), 13200.0, 2400.0))
+
+
+def _tick_through(full: pd.Series, s: PlannerSettings, top: pd.Timestamp, minutes: range,
+                  state: TargetState) -> list[tuple[pd.Timestamp, Decision]]:
+    log = []
+    for minute in minutes:
+        now = top + minute * MINUTE + pd.Timedelta(seconds=5)
+        d = decide(full[full.index < complete_end(now)], state, s, now)
+        log.append((now, d))
+        after = _apply(d, state, s)
+        if d.action == "raise":  # the ledger records when this raise was made
+            after = TargetState(after.min_capacity, after.max_capacity, after.current_instances,
+                                after.owned_min_capacity, now)
+        state = after
+    return log
+
+
+def test_a_ramping_spike_is_raised_for_once_to_its_peak() -> None:
+    # Given 3 days of hourly spikes that ramp through 3 instances' worth to 6 instances' worth
+    index = pd.date_range("2026-03-02", periods=3 * 1440 + 5 * 60, freq="min", tz="UTC", name="minute")
+    full = pd.Series(_ramp(index), index=index, name=SERIES_NAME)
+    s = PlannerSettings(drift_minutes=0)
+    top = pd.Timestamp("2026-03-05 04:00", tz="UTC")
+    # When the pre-scaler ticks every minute from 03:40 to 04:05
+    log = _tick_through(full, s, top, range(-20, 6), TargetState(2, 8, 2))
+    raises = [(t, d) for t, d in log if d.action == "raise"]
+    # Then MinCapacity is raised once, straight to 6 (2 -> 3 then 3 -> 6 loses the second step on an
+    # endpoint that is Updating after the first)
+    assert [(d.previous_min_capacity, d.min_capacity) for _, d in raises] == [(2, 6)]
+    # And a lead time ahead of the ramp's first minute
+    assert (top - raises[0][0].floor("min")) / MINUTE >= s.lead_time_s / 60
+
+
+def test_a_spike_beyond_the_lookahead_is_not_pulled_in_by_a_flat_forecast() -> None:
+    # Given a forecast flat at 3 instances' worth over the lookahead and a spike later
+    fc = make_forecast(5000.0, minutes=DEFAULTS.lookahead_minutes + 20)
+    fc.values.iloc[:] = 5000.0
+    fc.values.iloc[DEFAULTS.lookahead_minutes + 10] = 13200.0
+    d = plan(fc, LOW, TargetState(2, 8, 2), DEFAULTS, NOW)
+    # Then the raise is to what the lookahead needs; the later spike waits for its own lead time
+    assert (d.action, d.min_capacity) == ("raise", 3)
+
+
+def test_a_known_event_is_raised_for_without_a_pattern_and_relaxed_after() -> None:
+    # Given one hour of flat history (no pattern can be proven) and a declared launch at 10:00-10:30
+    from prescaler.events import KnownEvent
+
+    start = pd.Timestamp("2026-03-05 09:00", tz="UTC")
+    index = pd.date_range(start, periods=180, freq="min", name="minute")
+    full = pd.Series(2000.0, index=index, name=SERIES_NAME)
+    launch = KnownEvent(name="launch", start="2026-03-05T10:00:00Z", end="2026-03-05T10:30:00Z",
+                        peak_invocations_per_minute=12000)
+    s = PlannerSettings(known_events=(launch,))
+    top = pd.Timestamp("2026-03-05 10:00", tz="UTC")
+    # When the pre-scaler ticks from 09:50 to 10:45
+    log = _tick_through(full, s, top, range(-10, 46), TargetState(2, 8, 2))
+    raises = [(t, d) for t, d in log if d.action == "raise"]
+    relaxes = [(t, d) for t, d in log if d.action == "relax" and d.changes_min_capacity]
+    # Then MinCapacity is raised once, a lead time ahead, to what the declared peak needs
+    assert [(d.min_capacity, d.forecast.pattern) for _, d in raises] == [(5, "calendar")]
+    assert (top - raises[0][0].floor("min")) / MINUTE >= s.lead_time_s / 60
+    assert "launch" in raises[0][1].reason
+    # And held through the window, then relaxed to the baseline after it
+    assert all(d.min_capacity == 5 for t, d in log if top <= t < top + 30 * MINUTE)
+    assert [(d.min_capacity) for _, d in relaxes] == [2]
+    assert relaxes[0][0] >= top + 30 * MINUTE
+    # And without the calendar nothing is raised on the same history
+    plain = _tick_through(full, DEFAULTS, top, range(-10, 46), TargetState(2, 8, 2))
+    assert all(d.action == "hold" for _, d in plain)

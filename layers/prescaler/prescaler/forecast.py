@@ -137,8 +137,8 @@ class Forecast:
             prevented x ``breach_minute_cost`` - instance-minutes spent above the backstop);
             ``backstop_breach_minutes`` is the backstop's own count on the same span.
         periods: the periods (minutes) that were candidates, discovered ones included.
-        calendar_only: the values come from declared events over an unusable pattern: a raise may
-            be based on them, a relax may not.
+        calendar_only: the values come from declared events alone (no usable pattern): 0 outside
+            the events' windows.
     """
 
     start: pd.Timestamp
@@ -487,27 +487,37 @@ def _peak_window(values: pd.Series) -> tuple[float, pd.Timestamp, pd.Timestamp]:
     return peak, values.index[a], values.index[b] + MINUTE
 
 
-def with_events(fc: Forecast, events: Sequence[KnownEventLike]) -> Forecast:
+def with_events(fc: Forecast, events: Sequence[KnownEventLike], active_since: pd.Timestamp | None = None) -> Forecast:
     """``fc`` with declared events laid over it: each minute is the larger of the forecast and the
-    expected peak of every event covering it. An event in range makes the forecast usable; over an
-    unusable forecast it is ``calendar_only`` (a raise may be based on it, a relax may not)."""
+    expected peak of every event covering it.
+
+    An event in the range makes the forecast usable. Over an unusable forecast the result is
+    ``calendar_only`` (its values are the events' peaks, 0 outside them), and stays so while an
+    event ended after ``active_since`` (default: the range start), so that the raise an event
+    caused is relaxed after it like any forecast spike's (down to what observed demand needs).
+    """
     index = fc.values.index
+    since = fc.start if active_since is None else active_since
     over = np.zeros(len(index))
     names: list[str] = []
+    recent = False
     for ev in events:
         inside = (index >= ev.start) & (index < ev.end)
         if inside.any():
             over = np.where(inside, np.maximum(over, ev.peak_invocations_per_minute), over)
             names.append(ev.name)
-    if not names:
+        elif ev.end > since and ev.start < fc.end:
+            recent = True
+    if not names and (fc.usable or not recent):
         return fc
     base = fc.values.to_numpy() if fc.usable else np.zeros(len(index))
     values = pd.Series(np.maximum(base, over), index=index, name=SERIES_NAME)
     peak, w_start, w_end = _peak_window(values)
     event_peak = float(over.max())
     pattern = fc.pattern if fc.usable and float(base.max()) >= event_peak else "calendar"
-    reason = (f"known event {', '.join(names)}: {event_peak:,.0f} invocations/min declared"
-              f"{'; ' + fc.reason if fc.usable else ' (no usable pattern: ' + fc.reason + ')'}")
+    declared = (f"known event {', '.join(names)}: {event_peak:,.0f} invocations/min declared" if names
+                else "a known event has ended")
+    reason = f"{declared}{'; ' + fc.reason if fc.usable else ' (no usable pattern: ' + fc.reason + ')'}"
     return replace(fc, values=values, pattern=pattern, usable=True, peak_invocations_per_minute=peak,
                    window_start=w_start, window_end=w_end, reason=reason, calendar_only=not fc.usable)
 

@@ -14,9 +14,14 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 - Stale history (its newest minute older than ``now`` minus the publication delay and a minute of
   slack) never lowers anything.
 - A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
+- A relax never goes below what the last ``scale_in_low_minutes`` complete minutes of demand needed.
 - Prompt scale-in never asks for fewer instances than MinCapacity, and only after demand has been
   low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon
-  (the forecast needs no more than the baseline).
+  (the forecast needs no more than the new MinCapacity); only while the pre-scaler owns a raise, and
+  never more instances than that raise held in (what target tracking added is left to it).
+- A raise is made once per spike, to the spike's peak (:func:`spike_peak`), not in steps.
+- Declared events (``known_events``) are forecast windows: raised for a lead time ahead, relaxed
+  after, with or without a usable pattern.
 """
 
 from __future__ import annotations
@@ -296,8 +301,8 @@ def plan(
             f"no forecast-driven raise for {settings.watchdog_cooloff_minutes} min (forecast needs {required})"))
     if required > current:
         return decision("raise", required, (
-            f"raise MinCapacity {current} -> {required}: {fc.pattern} "
-            f"{'(declared event)' if fc.pattern == 'calendar' else 'pattern'} forecasts "
+            f"raise MinCapacity {current} -> {required}: "
+            f"{fc.reason.split(':')[0] if fc.pattern == 'calendar' else fc.pattern + ' pattern'} forecasts "
             f"{peak:,.0f} invocations/min in {window}; "
             f"{required} instances at {settings.target_invocations_per_instance:,.0f}/instance"
             f"{f' + {settings.headroom:.0%} headroom' if settings.headroom else ''}"
@@ -313,8 +318,6 @@ def plan(
     tail = history.to_numpy()[-settings.scale_in_low_minutes:]
     if not np.isfinite(tail).all() or (tail < 0).any():
         return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
-    if fc.calendar_only:
-        return decision("hold", current, f"{reason}; a declared event over no usable pattern: nothing is lowered")
     if current > baseline and required < current:
         observed_need = instances_for(float(tail.max()), settings) if len(tail) else 0
         # never below what the last minutes of demand needed: the spike may still be under way
@@ -393,4 +396,5 @@ def decide(
     start = to_utc(now).floor("min")
     fc = forecast(history, start, start + (settings.lookahead_minutes + SPIKE_EXTENT_MINUTES) * MINUTE,
                   drift_minutes=settings.drift_minutes, timezone=settings.timezone, cost=settings.cost_model())
-    return plan(with_events(fc, settings.known_events), history, state, settings, now)
+    fc = with_events(fc, settings.known_events, active_since=start - settings.max_hold_minutes * MINUTE)
+    return plan(fc, history, state, settings, now)
