@@ -34,11 +34,13 @@ minute, by the simulator's ``predictive`` policy.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -344,12 +346,104 @@ def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtes
     sustained = -_trailing_max(-y, cost.backstop_datapoints)
     seen = _trailing_max(sustained, cost.backstop_hold_minutes)
     lag = cost.backstop_reaction_minutes
-    had = np.concatenate((y[:lag], seen[: n - lag])) if n > lag else y.copy()
+    # before the history starts nothing is known: the backstop is taken to be at the baseline
+    had = np.concatenate((np.zeros(min(lag, n)), seen[: max(0, n - lag)]))
     backstop = np.maximum(cost.baseline_instances, _instances(had, cost))
     breach = (need > backstop).astype(float)
     targets = np.arange(n - span, n)
     return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()),
                      _rolling_max(breach, drift + 1), cost)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What the cost-aware backtest chose: ``chosen`` None when nothing is worth acting on."""
+
+    chosen: tuple[Pattern, ...] | None
+    skill: dict[str, float]
+    periods: tuple[int, ...]
+    span: int
+    reason: str = ""
+
+
+_MEMO: OrderedDict[tuple, Any] = OrderedDict()
+_MEMO_SIZE = 64
+
+
+def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
+    """A small LRU memo for pure results keyed on their inputs (the data by digest)."""
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = compute()
+    _MEMO[key] = value
+    if len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def _selection(
+    y: np.ndarray, origin: pd.Timestamp, span_minutes: int, cost: CostModel, drift: int, timezone: str
+) -> _Selection:
+    """Candidate periods, eligibility (on the history's whole calendar span ``span_minutes``) and the
+    cost-aware backtest of each on ``y`` (whole hours from ``origin``); memoised on the data."""
+    data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y)))
+    standard = {p.period_minutes for p in PATTERNS}
+    discovered = [Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
+                  for lag in found if all(abs(lag - s) > 1 for s in standard)]
+    candidates = [*PATTERNS, *discovered]
+    periods = tuple(p.period_minutes for p in candidates)
+    eligible = tuple(p for p in candidates if span_minutes >= p.min_span_minutes)
+    if not eligible:
+        shortest = min(candidates, key=lambda p: p.min_span_minutes)
+        return _Selection(None, {}, periods, 0, (
+            f"too little history: {span_minutes / 60:.1f} h, the shortest candidate ({shortest.name}) needs "
+            f"{shortest.min_span_minutes / 60:.1f} h (six cycles, at most 24 h, at least two)"))
+    key = ("select", *data_key, eligible, cost, drift, timezone)
+    return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
+
+
+def _backtest_patterns(
+    y: np.ndarray, origin: pd.Timestamp, eligible: tuple[Pattern, ...], periods: tuple[int, ...],
+    cost: CostModel, drift: int, timezone: str,
+) -> _Selection:
+    n = len(y)
+    shortest = min(p.period_minutes for p in eligible)
+    if n <= shortest:
+        return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
+    longest = max(p.period_minutes for p in eligible)
+    span = min(max(SKILL_MINUTES, longest), n - shortest)
+    ymax = _rolling_max(y, drift)
+    bt = _backtest(y, span, cost, drift)
+    observed_until = bt.targets - cost.lookahead_minutes
+    preds: dict[str, np.ndarray] = {}
+    skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
+    scored: list[tuple[float, int, Pattern]] = []
+    for p in eligible:
+        preds[p.name] = _evidence(
+            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift),
+            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1))
+        net, prevented, _spent = bt.score(preds[p.name])
+        skill[p.name] = round(net, 1)
+        if net > 0 and prevented > 0:
+            scored.append((net, prevented, p))
+    # greedy combination: each further pattern must raise the combination's net
+    chosen: list[Pattern] = []
+    combined: np.ndarray | None = None
+    best_net = 0.0
+    for _net, _prev, p in sorted(scored, key=lambda s: -s[0]):
+        trial = preds[p.name] if combined is None else np.fmax(combined, preds[p.name])
+        net, _, _ = bt.score(trial)
+        if net > best_net:
+            chosen, combined, best_net = [*chosen, p], trial, net
+    if not chosen:
+        best = max(eligible, key=lambda p: skill[p.name])
+        return _Selection(None, skill, periods, span, (
+            f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
+            f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
+            f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"))
+    return _Selection(tuple(chosen), skill, periods, span)
 
 
 def forecast(
@@ -401,55 +495,18 @@ def forecast(
     if n == 0 or not (y > 0).any():
         return unusable("no data: the history window holds no invocations")
 
-    standard = {p.period_minutes for p in PATTERNS}
-    discovered = [
-        Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
-        for lag in discover_periods(y)
-        if all(abs(lag - s) > 1 for s in standard)
-    ]
-    candidates = [*PATTERNS, *discovered]
-    periods = tuple(p.period_minutes for p in candidates)
-    eligible = [p for p in candidates if n >= p.min_span_minutes]
-    if not eligible:
-        shortest = min(candidates, key=lambda p: p.min_span_minutes)
-        return unusable(f"too little history: {n / 60:.1f} h, the shortest candidate ({shortest.name}) needs "
-                        f"{shortest.min_span_minutes / 60:.1f} h (six cycles, at most 24 h, at least two)",
-                        periods=periods)
-
+    # Patterns are chosen from whole hours of history (its newest whole hour back to an hour
+    # boundary), so that the choice is the same for every tick of an hour and is computed once
+    # (memoised on the data); the forecast values below use every minute.
+    sel_end = n - (history.index[-1] + MINUTE).minute
+    sel_start = sel_end % 60
+    sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, cost, drift_minutes, timezone)
+    if sel.chosen is None:
+        return unusable(sel.reason, sel.skill, sel.periods)
+    chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     ymax = _rolling_max(y, drift_minutes)
     origin = history.index[0]
-    longest = max(p.period_minutes for p in eligible)
-    span = min(max(SKILL_MINUTES, longest), n - min(p.period_minutes for p in eligible))
-    bt = _backtest(y, span, cost, drift_minutes)
-    observed_until = bt.targets - cost.lookahead_minutes
-    preds: dict[str, np.ndarray] = {}
-    skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
-    scored: list[tuple[float, int, Pattern]] = []
-    for p in eligible:
-        preds[p.name] = _evidence(
-            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift_minutes),
-            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift_minutes + 1))
-        net, prevented, _spent = bt.score(preds[p.name])
-        skill[p.name] = round(net, 1)
-        if net > 0 and prevented > 0:
-            scored.append((net, prevented, p))
-    # greedy combination: each further pattern must raise the combination's net
-    chosen: list[Pattern] = []
-    combined: np.ndarray | None = None
-    best_net = 0.0
-    for _net, _prev, p in sorted(scored, key=lambda s: -s[0]):
-        trial = preds[p.name] if combined is None else np.fmax(combined, preds[p.name])
-        net, _, _ = bt.score(trial)
-        if net > best_net:
-            chosen, combined, best_net = [*chosen, p], trial, net
-    if not chosen:
-        best = max(eligible, key=lambda p: skill[p.name])
-        return unusable(
-            f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
-            f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
-            f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)",
-            skill, periods)
-
+    bt = _backtest(y, 0, cost, drift_minutes)
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
     votes = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
