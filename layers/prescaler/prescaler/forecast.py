@@ -555,7 +555,7 @@ def with_events(fc: Forecast, events: Sequence[KnownEventLike], active_since: pd
     """
     index = fc.values.index
     since = fc.start if active_since is None else active_since
-    over = np.zeros(len(index))
+    over: np.ndarray = np.zeros(len(index))
     names: list[str] = []
     recent = False
     for ev in events:
