@@ -213,6 +213,12 @@ def _utc_offsets(times: pd.DatetimeIndex, timezone: str) -> np.ndarray:
     return ((local - times.tz_localize(None)) // MINUTE).to_numpy(dtype=np.int64)
 
 
+def _duration(minutes: int) -> str:
+    """``5 h 59 min``, ``6 h``, ``45 min``."""
+    h, m = divmod(int(minutes), 60)
+    return " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m or not h else "") if part)
+
+
 def _period_name(minutes: int) -> str:
     return f"{minutes // 60}-hour" if minutes % 60 == 0 else f"{minutes}-minute"
 
@@ -398,8 +404,8 @@ def _selection(
     if not eligible:
         shortest = min(candidates, key=lambda p: p.min_span_minutes)
         return _Selection(None, {}, periods, 0, (
-            f"too little history: {span_minutes / 60:.1f} h, the shortest candidate ({shortest.name}) needs "
-            f"{shortest.min_span_minutes / 60:.1f} h (six cycles, at most 24 h, at least two)"))
+            f"too little history: {_duration(span_minutes)}, the shortest candidate ({shortest.name}) needs "
+            f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two)"))
     key = ("select", *data_key, eligible, cost, drift, timezone)
     return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
 
