@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml layers/prescaler/requirements.txt
 venv: $(STAMP) ## Create the virtual environment (.venv) and install the project with dev extras
 
 .PHONY: demo
-demo: $(STAMP) ## Run the simulator on the reference traffic: all five policies, table + plot in out/
+demo: $(STAMP) ## Run the simulator on the reference traffic: all seven policies, table + plot in out/
 	@mkdir -p $(OUT)
 	$(BIN)/prescaler simulate --scenario reference --plot $(OUT)/reference.png
 
@@ -49,9 +49,9 @@ clean: ## Remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
 
 .PHONY: results
-results: $(STAMP) ## Regenerate docs/results.md: the reference simulation + a backtest of every real trace
+results: $(STAMP) ## Regenerate docs/results.md and the README's table: reference (3 seeds) + every real trace, 7 policies (~3 min)
 	@mkdir -p docs
-	$(BIN)/python scripts/results.py > docs/results.md
+	$(BIN)/python scripts/results.py --readme README.md > docs/results.md
 	@cat docs/results.md
 
 .PHONY: sam

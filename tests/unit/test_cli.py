@@ -28,7 +28,8 @@ def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
     assert code == 0
     data = json.loads(out)
     assert set(data["policies"]) == {"cpu-target-tracking", "invocations-target-tracking",
-                                     "scheduled-prewarm", "predictive", "oracle"}
+                                     "concurrency-target-tracking", "scheduled-prewarm",
+                                     "aws-predictive-scaling", "predictive", "oracle"}
     for scores in data["policies"].values():
         assert set(scores) == POLICY_KEYS
         assert isinstance(scores["breach_minutes"], int)
@@ -36,11 +37,61 @@ def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_simulate_table_names_every_policy(capsys) -> None:
+def test_simulate_table_shows_the_json_numbers_for_every_policy(capsys) -> None:
+    # Given the same simulation asked for as a table and as JSON
     code, out, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "0")
     assert code == 0
-    for name in ("cpu-target-tracking", "scheduled-prewarm", "predictive", "oracle"):
-        assert name in out
+    code_json, out_json, _ = run(capsys, "simulate", "--days", "1", "--warmup-days", "0", "--json")
+    assert code_json == 0
+    data = json.loads(out_json)
+    # Then each policy's row carries its own breach minutes and instance-hours, in the JSON's order
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == list(data["policies"])
+    for row, (name, scores) in zip(rows, data["policies"].items(), strict=True):
+        cells = [c.strip() for c in row.split("│")[1:-1]]
+        assert int(cells[1].replace(",", "")) == scores["breach_minutes"], name
+        assert float(cells[4].replace(",", "")) == pytest.approx(scores["instance_hours"], abs=0.05), name
+    # and the reactive policies' breaches show (the table is not all zeros)
+    assert data["policies"]["invocations-target-tracking"]["breach_minutes"] > 0
+    # and the endpoint model is printed above the table
+    assert out.index("endpoint model: 50 req/s per instance") < out.index("policy")
+
+
+def test_backtest_takes_the_endpoint_model_as_options(capsys) -> None:
+    common = ["backtest", "--trace", ELB, "--peak-rps", "220", "--warmup-days", "1", "--days", "1", "--json"]
+    # When the user's endpoint has a different target and a MaxCapacity of 4
+    code, out, _ = run(capsys, *common, "--target", "3000", "--max-capacity", "4", "--capacity-rps", "45",
+                       "--provisioning-s", "200", "400")
+    assert code == 0
+    small = json.loads(out)
+    _, out, _ = run(capsys, *common)
+    reference = json.loads(out)
+    # Then the JSON says which model was scored ...
+    assert small["model"]["max_capacity"] == 4 and small["model"]["target_invocations_per_instance"] == 3000
+    assert small["model"]["provisioning_s"] == [200, 400] and small["model"]["capacity_rps_per_instance"] == 45
+    assert reference["model"]["max_capacity"] == 8 and reference["model"]["target_concurrency_per_instance"] == 1.4
+    # ... and the model is the one simulated: 4 instances cannot serve the peak even for the oracle
+    # (24 h at most 4 instances), where 8 can
+    assert small["policies"]["oracle"]["instance_hours"] <= 4 * 24
+    assert small["policies"]["oracle"]["breach_minutes"] > 0 == reference["policies"]["oracle"]["breach_minutes"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--min-capacity", "5", "--max-capacity", "4"], "need 1 <= --min-capacity <= --max-capacity"),
+        (["--service-time-ms", "600"], "must be above the service time"),
+        (["--provisioning-s", "300", "100"], "LOW <= HIGH"),
+        (["--capacity-rps", "0"], "--capacity-rps must be a finite number > 0"),
+        (["--scheduling-buffer-s", "7200"], "0-3600"),
+        (["--target", "nan"], "--target must be a finite number"),
+    ],
+    ids=["min-above-max", "slo-below-service", "provisioning-order", "zero-capacity", "buffer", "nan-target"],
+)
+def test_a_bad_endpoint_model_option_is_one_line_and_exit_2(capsys, argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, "backtest", "--trace", ELB, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
 
 
 def test_backtest_a_slice_of_a_real_trace(capsys) -> None:
@@ -58,10 +109,14 @@ def test_backtest_per_request_rows(capsys) -> None:
                        "--requests", "--peak-rps", "220", "--json")
     assert code == 0
     data = json.loads(out)
-    # one hour of requests: too little history, so the pre-scaler makes no forecast-driven raise
-    assert data["demand"]["evaluated_minutes"] >= 55
-    assert data["policies"]["predictive"]["breach_minutes"] <= \
-        data["policies"]["invocations-target-tracking"]["breach_minutes"]
+    # one hour of requests, 58 minutes scored
+    assert data["demand"]["evaluated_minutes"] == 58
+    # the burst is real: its own backstop breaches
+    backstop = data["policies"]["invocations-target-tracking"]
+    assert backstop["breach_minutes"] > 0
+    # with too little history to forecast, the pre-scaler does nothing but its backstop: the same
+    # scores, not merely "no worse" (nothing raised on a guess, nothing taken away)
+    assert data["policies"]["predictive"] == backstop
 
 
 def test_forecast_json_shape_and_a_raise_before_the_spike(capsys, tmp_path: Path) -> None:

@@ -98,9 +98,25 @@ def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     assert target["ResourceId"] == {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}
     assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     policy = r["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
-    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
-    assert (policy["TargetValue"], policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == (
-        {"Ref": "TargetInvocationsPerInstance"}, {"Ref": "ScaleOutCooldown"}, {"Ref": "ScaleInCooldown"})
+    # the backstop's metric is a parameter: InvocationsPerInstance by default, or the high-resolution
+    # concurrency metric (AWS's predefined metric type names) with its own target
+    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == {"Fn::If": [
+        "ConcurrencyBackstop", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+        "SageMakerVariantInvocationsPerInstance"]}
+    assert policy["TargetValue"] == {"Fn::If": ["ConcurrencyBackstop", {"Ref": "TargetConcurrentRequestsPerModel"},
+                                                {"Ref": "TargetInvocationsPerInstance"}]}
+    assert (policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == ({"Ref": "ScaleOutCooldown"},
+                                                                       {"Ref": "ScaleInCooldown"})
+    params = cfn["Parameters"]
+    assert params["BackstopMetric"]["Default"] == "InvocationsPerInstance"
+    assert set(params["BackstopMetric"]["AllowedValues"]) == {"InvocationsPerInstance",
+                                                             "ConcurrentRequestsPerModelHighResolution"}
+    assert cfn["Conditions"]["ConcurrencyBackstop"] == {
+        "Fn::Equals": [{"Ref": "BackstopMetric"}, "ConcurrentRequestsPerModelHighResolution"]}
+    # the default target is the twin's: the same saturation as the invocations target
+    from prescaler.sim.twin import EndpointModel
+
+    assert params["TargetConcurrentRequestsPerModel"]["Default"] == pytest.approx(EndpointModel().concurrency_target)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

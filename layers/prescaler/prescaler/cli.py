@@ -1,8 +1,8 @@
 """``prescaler``: simulate, backtest and forecast from the command line.
 
     prescaler simulate [--scenario reference] [--days N] [--warmup-days N] [--seed N] [--json] [--plot PNG]
-    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--warmup-days N]
-                       [--days N] [--json] [--plot PNG]
+    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--start ISO8601]
+                       [--warmup-days N] [--days N] [--json] [--plot PNG] [endpoint model options]
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
     prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
 
@@ -84,12 +84,69 @@ def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: boo
 
 def _check_sim_options(args: argparse.Namespace) -> None:
     """Fail fast, before any file is read, on options that cannot work."""
-    from prescaler.sim import twin
-
     _finite("--slo-ms", args.slo_ms)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    _planner_settings(args, twin.EndpointModel())
+    _planner_settings(args, _endpoint_model(args))
+
+
+def _endpoint_model(args: argparse.Namespace) -> Any:
+    """The twin's endpoint model from the simulate/backtest options (reference values by default).
+
+    Raises:
+        UsageError: a value that is not finite, out of range, or inconsistent with another one.
+    """
+    from prescaler.sim import twin
+
+    _finite("--capacity-rps", args.capacity_rps)
+    _finite("--service-time-ms", args.service_time_ms)
+    _finite("--target", args.target)
+    _finite("--concurrency-target", args.concurrency_target)
+    _finite("--cpu-at-saturation", args.cpu_at_saturation)
+    lo, hi = args.provisioning_s
+    _finite("--provisioning-s", lo, strict=False)
+    _finite("--provisioning-s", hi, strict=False)
+    if lo > hi:
+        raise UsageError(f"--provisioning-s LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
+    if not 1 <= args.min_capacity <= args.max_capacity:
+        raise UsageError(f"need 1 <= --min-capacity <= --max-capacity, got {args.min_capacity} and {args.max_capacity}")
+    if args.service_time_ms >= args.slo_ms:
+        raise UsageError(f"--slo-ms {args.slo_ms:g} must be above the service time (--service-time-ms "
+                         f"{args.service_time_ms:g}): no request could meet it")
+    if not 0 <= args.scheduling_buffer_s <= 3600:
+        raise UsageError("--scheduling-buffer-s must be 0-3600 (AWS's SchedulingBufferTime), "
+                         f"got {args.scheduling_buffer_s}")
+    return twin.EndpointModel(
+        capacity_rps_per_instance=args.capacity_rps,
+        service_time_s=args.service_time_ms / 1000.0,
+        provisioning_s=(lo, hi),
+        slo_p99_s=args.slo_ms / 1000.0,
+        min_capacity=args.min_capacity,
+        max_capacity=args.max_capacity,
+        target_invocations_per_instance=args.target,
+        target_concurrency_per_instance=args.concurrency_target,
+        cpu_at_saturation_pct=args.cpu_at_saturation,
+        predictive_scaling_buffer_s=args.scheduling_buffer_s,
+        backstop=args.backstop,
+    )
+
+
+def model_summary(model: Any) -> dict[str, Any]:
+    """The endpoint model as printed above the table and put in the JSON report (units in the keys)."""
+    return {
+        "capacity_rps_per_instance": model.capacity_rps_per_instance,
+        "service_time_ms": round(model.service_time_s * 1000.0, 3),
+        "provisioning_s": list(model.provisioning_s),
+        "min_capacity": model.min_capacity,
+        "max_capacity": model.max_capacity,
+        "target_invocations_per_instance": model.target_invocations_per_instance,
+        "target_concurrency_per_instance": round(model.concurrency_target, 4),
+        "target_cpu_pct": model.target_cpu_pct,
+        "cpu_at_saturation_pct": model.cpu_at_saturation_pct,
+        "slo_p99_ms": round(model.slo_p99_s * 1000.0, 3),
+        "scheduling_buffer_s": model.predictive_scaling_buffer_s,
+        "backstop": model.backstop,
+    }
 
 
 def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
@@ -114,7 +171,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
 
     from prescaler.sim import report, twin
 
-    model = twin.EndpointModel(slo_p99_s=args.slo_ms / 1000.0)
+    model = _endpoint_model(args)
     settings = _planner_settings(args, model)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
     total = demand.minutes * (len(twin.POLICIES))
@@ -130,6 +187,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
         results = twin.run(demand, model=model, settings=settings, seed=args.seed, progress=tick)
     elapsed = time.perf_counter() - started
     data = report.to_dict(demand, results, model, {
+        "model": model_summary(model),
         "settings": settings.model_dump(),
         "elapsed_s": round(elapsed, 2),
     })
@@ -139,6 +197,14 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     else:
+        m = data["model"]
+        console.print(f"endpoint model: {m['capacity_rps_per_instance']:g} req/s per instance, service "
+                      f"{m['service_time_ms']:g} ms, provisioning "
+                      f"{m['provisioning_s'][0]:g}-{m['provisioning_s'][1]:g} s, "
+                      f"MinCapacity {m['min_capacity']}, MaxCapacity {m['max_capacity']}, target "
+                      f"{m['target_invocations_per_instance']:g} invocations/instance/min (concurrency "
+                      f"{m['target_concurrency_per_instance']:g}), SLO p99 {m['slo_p99_ms']:g} ms, backstop "
+                      f"{m['backstop']}")
         console.print(report.table(data, title))
         d = data["demand"]
         console.print(f"evaluated {d['evaluated_minutes'] / 1440:.2f} days from {d['evaluated_start']} "
@@ -208,6 +274,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if float(minutes.sum()) == 0:
             raise UsageError(f"{name} has no Invocations datapoints in the last {args.days or 14} days "
                              "(check the endpoint and variant names, and the region)")
+    if getattr(args, "start", None) and args.trace:
+        start = to_utc(args.start)
+        if start >= minutes.index[-1]:
+            raise UsageError(f"--start {start.isoformat()} is after the trace ends ({minutes.index[-1].isoformat()})")
+        minutes = minutes[minutes.index >= start]
     if args.days is not None and args.trace:
         span_days = len(minutes) / 1440
         end = minutes.index[0] + pd.Timedelta(days=min(args.warmup_days + args.days, span_days + 1))
@@ -279,6 +350,28 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
         sp.add_argument("--plot", metavar="PNG", help="write a plot of demand and capacity per policy")
         sp.add_argument("--slo-ms", type=float, default=500.0, help="p99 latency SLO in ms (default 500)")
+        m = sp.add_argument_group("endpoint model (measure these for your own model: see the README)")
+        m.add_argument("--capacity-rps", type=float, default=50.0,
+                       help="requests/s one instance serves at saturation, from a load test (default 50)")
+        m.add_argument("--service-time-ms", type=float, default=35.0,
+                       help="one request's latency at low load, ms (default 35)")
+        m.add_argument("--provisioning-s", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[120.0, 240.0],
+                       help="seconds from a scale-out to InService, uniform in LOW-HIGH, from the variant's "
+                            "scaling activities (default 120 240)")
+        m.add_argument("--min-capacity", "--baseline-min", dest="min_capacity", type=int, default=2,
+                       help="baseline MinCapacity (default 2)")
+        m.add_argument("--max-capacity", type=int, default=8, help="MaxCapacity (default 8)")
+        m.add_argument("--target", type=float, default=2400.0,
+                       help="target InvocationsPerInstance per minute (default 2400)")
+        m.add_argument("--concurrency-target", type=float,
+                       help="target ConcurrentRequestsPerModel per instance (default: the same saturation as "
+                            "--target by Little's law, target/60 x service time = 1.4)")
+        m.add_argument("--cpu-at-saturation", type=float, default=35.0,
+                       help="CPUUtilization %% at saturation (GPU-bound: low; default 35)")
+        m.add_argument("--scheduling-buffer-s", type=int, default=300,
+                       help="aws-predictive-scaling's SchedulingBufferTime, 0-3600 s (default 300)")
+        m.add_argument("--backstop", choices=("invocations", "concurrency"), default="invocations",
+                       help="the target tracking behind predictive (default invocations)")
         planner_options(sp)
 
     def planner_options(sp: argparse.ArgumentParser) -> None:
@@ -294,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
             "instance-minutes one SLO breach minute is worth: a pattern acts when the breach minutes it "
             "prevents in the backtest are worth more than the instance-minutes it spends (default 30)"))
 
-    s = sub.add_parser("simulate", help="run the five policies on a built-in scenario")
+    s = sub.add_parser("simulate", help="run the seven policies on a built-in scenario")
     s.add_argument("--scenario", default="reference", help="built-in scenario (default: reference)")
     s.add_argument("--days", type=int, default=3, help="evaluated days (default 3)")
     s.add_argument("--warmup-days", type=int, default=2, help="days of history before scoring (default 2)")
@@ -308,6 +401,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--peak-rps", type=float, help="scale so the 99.9th-percentile minute is this many req/s")
     b.add_argument("--warmup-days", type=float, default=2.0, help="days simulated before scoring (default 2)")
     b.add_argument("--days", type=float, help="evaluated days after the warm-up (default: all; --endpoint: 14)")
+    b.add_argument("--start", metavar="ISO8601",
+                   help="replay the trace from this instant (the warm-up starts here; default: its first row)")
     b.add_argument("--endpoint", help="a SageMaker endpoint: replay its own CloudWatch Invocations history")
     b.add_argument("--variant", default="AllTraffic", help="production variant (default AllTraffic)")
     sim_options(b)

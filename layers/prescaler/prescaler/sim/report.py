@@ -17,7 +17,9 @@ from prescaler.sim.twin import EndpointModel, PolicyResult
 COLOURS = {
     "cpu-target-tracking": "#d62728",
     "invocations-target-tracking": "#ff7f0e",
+    "concurrency-target-tracking": "#1f77b4",
     "scheduled-prewarm": "#9467bd",
+    "aws-predictive-scaling": "#8c564b",
     "predictive": "#2ca02c",
     "oracle": "#7f7f7f",
 }
@@ -70,10 +72,39 @@ def table(report: dict[str, Any], title: str):  # -> rich.table.Table
     return t
 
 
+#: Line styles per policy so that policies with the same capacity do not hide each other.
+STYLES = {
+    "cpu-target-tracking": ("-", 3.2),
+    "invocations-target-tracking": ("-", 2.6),
+    "concurrency-target-tracking": ("--", 2.0),
+    "scheduled-prewarm": (":", 2.0),
+    "aws-predictive-scaling": ("-.", 1.6),
+    "predictive": ("-", 1.1),
+    "oracle": ("--", 0.9),
+}
+
+
+def rise_start(rps: pd.Series, window: int = 10) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The steepest rise of a per-minute demand series: (the minute it starts, the minute of the
+    steepest ``window``-minute increase). The start is the first minute of that window above its
+    first minute by 10% of the increase. An empty or flat series gives its first minute twice."""
+    rise = (rps - rps.shift(window)).fillna(0.0)
+    if len(rps) == 0 or float(rise.max()) <= 0:
+        first = rps.index[0] if len(rps) else pd.Timestamp(0, tz="UTC")
+        return first, first
+    i = int(rise.to_numpy().argmax())
+    lo = max(0, i - window)
+    base, top = float(rps.iloc[lo]), float(rps.iloc[i])
+    above = rps.iloc[lo: i + 1].to_numpy() > base + 0.1 * (top - base)
+    return rps.index[lo + int(above.argmax())], rps.index[i]
+
+
 def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel, path: str | Path,
          title: str, zoom_hours: float = 3.0) -> Path:
-    """PNG: demand and each policy's in-service capacity (requests/s it can serve) over the evaluated
-    period, and a zoom on its first ``zoom_hours`` hours. Returns the path written."""
+    """PNG of what the table headlines. Panels: demand over the evaluated period; each policy's SLO
+    breach minutes (one row per policy, so none hides another); in-service instances (hourly mean);
+    and a zoom of ``zoom_hours`` around the steepest rise (titled with the minute it starts): demand vs
+    each policy's capacity, and each policy's queue (requests waiting). Returns the path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,33 +115,63 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
     k = demand.steps_per_minute
     first = demand.warmup_steps // k
     rps = demand.per_minute_invocations().iloc[first:] / 60.0
-    fig, axes = plt.subplots(3, 1, figsize=(13, 10), constrained_layout=True)
-    ax_demand, ax_cap, ax_zoom = axes
+    names = list(results)
+    fig = plt.figure(figsize=(14, 15), constrained_layout=True)
+    grid = fig.add_gridspec(5, 2, height_ratios=[1.0, 1.1, 1.1, 1.3, 1.3])
+    ax_demand = fig.add_subplot(grid[0, :])
+    ax_breach = fig.add_subplot(grid[1, :], sharex=ax_demand)
+    ax_cap = fig.add_subplot(grid[2, :], sharex=ax_demand)
+    ax_zoom = fig.add_subplot(grid[3, :])
+    ax_queue = fig.add_subplot(grid[4, :], sharex=ax_zoom)
     ax_demand.plot(rps.index, rps.to_numpy(), color="black", lw=0.6)
     ax_demand.set_ylabel("demand (requests/s)")
     ax_demand.set_title(title)
-    for name, r in results.items():
-        hourly = r.capacity.resample("1h").mean()
-        ax_cap.step(hourly.index, hourly.to_numpy(), where="post", lw=1.0, label=name, color=COLOURS.get(name))
+    # breach minutes: one row per policy
+    for row, name in enumerate(names):
+        r = results[name]
+        at = r.breach.index[r.breach.to_numpy()]
+        ax_breach.scatter(at, [row] * len(at), marker="|", s=60, color=COLOURS.get(name), linewidths=1.0)
+    ax_breach.set_yticks(range(len(names)))
+    ax_breach.set_yticklabels([f"{n} ({results[n].breach_minutes:,} min)" for n in names], fontsize=8)
+    ax_breach.set_ylim(-0.7, len(names) - 0.3)
+    ax_breach.invert_yaxis()
+    ax_breach.set_title(f"minutes over the SLO (p99 > {model.slo_p99_s * 1000:g} ms)", fontsize=10)
+    for name in names:
+        ls, lw = STYLES.get(name, ("-", 1.0))
+        hourly = results[name].capacity.resample("1h").mean()
+        ax_cap.step(hourly.index, hourly.to_numpy(), where="post", lw=lw, ls=ls, label=name,
+                    color=COLOURS.get(name), alpha=0.9)
     ax_cap.set_ylabel("in-service instances\n(hourly mean)")
     ax_cap.set_ylim(bottom=0)
-    ax_cap.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=len(results), frameon=False)
+    ax_cap.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=len(names), frameon=False)
     if len(rps):
-        # zoom on the steepest rise (what pre-scaling is for): an hour before it, the rest after
-        rise = (rps - rps.shift(10)).fillna(0.0)
-        at = rps.index[int(rise.to_numpy().argmax())] if float(rise.max()) > 0 else rps.index[0]
-        begin = max(rps.index[0], at - pd.Timedelta(hours=1))
+        starts, steepest = rise_start(rps)
+        begin = max(rps.index[0], starts - pd.Timedelta(minutes=30))
         end = begin + pd.Timedelta(hours=zoom_hours)
         z = rps[(rps.index >= begin) & (rps.index < end)]
-        ax_zoom.fill_between(z.index, z.to_numpy(), step="post", color="#cccccc", label="demand")
-        for name, r in results.items():
+        ax_zoom.fill_between(z.index, z.to_numpy(), step="post", color="#dddddd", label="demand")
+        for name in names:
+            ls, lw = STYLES.get(name, ("-", 1.0))
+            r = results[name]
             c = r.capacity[(r.capacity.index >= begin) & (r.capacity.index < end)]
-            ax_zoom.step(c.index, c.to_numpy() * model.capacity_rps_per_instance, where="post", lw=1.2,
-                         label=f"{name} capacity", color=COLOURS.get(name))
+            ax_zoom.step(c.index, c.to_numpy() * model.capacity_rps_per_instance, where="post", lw=lw, ls=ls,
+                         label=name, color=COLOURS.get(name), alpha=0.9)
+            if r.queue is not None:
+                q = r.queue[(r.queue.index >= begin) & (r.queue.index < end)]
+                ax_queue.step(q.index, q.to_numpy(), where="post", lw=lw, ls=ls, color=COLOURS.get(name),
+                              label=f"{name} ({int(r.breach[q.index].sum())} min over SLO here)", alpha=0.9)
+        ax_zoom.axvline(starts, color="black", lw=0.8, ls=":")
         ax_zoom.set_ylabel("requests/s")
-        ax_zoom.set_title(f"{zoom_hours:g} h around the steepest rise ({at:%Y-%m-%d %H:%M} UTC): demand vs "
-                          f"capacity (in-service instances x {model.capacity_rps_per_instance:g} req/s)", fontsize=10)
-        ax_zoom.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, ncol=6, frameon=False)
-    fig.savefig(path, dpi=110)
+        ax_zoom.set_title(f"zoom: the rise starts at {starts:%Y-%m-%d %H:%M} UTC (steepest at {steepest:%H:%M}): "
+                          "demand (grey) vs capacity (in-service instances x "
+                          f"{model.capacity_rps_per_instance:g} req/s)",
+                          fontsize=10)
+        ax_queue.axvline(starts, color="black", lw=0.8, ls=":")
+        ax_queue.set_ylabel("queue (requests waiting,\npeak per minute)")
+        ax_queue.set_title("the same window: requests waiting; a queue above "
+                           f"{model.slo_p99_s - model.service_time_s:g} s of the fleet's service rate breaches "
+                           "the SLO", fontsize=10)
+        ax_queue.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, ncol=4, frameon=False)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

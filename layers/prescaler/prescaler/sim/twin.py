@@ -1,19 +1,28 @@
 """The endpoint twin: one SageMaker variant under a demand curve, and the policies that scale it.
 
-Model (PROBLEM.md and ARCHITECTURE.md; constants in :class:`EndpointModel`):
+Model (PROBLEM.md and ARCHITECTURE.md; settings in :class:`EndpointModel`):
 - ``step_s``-second steps (10 s). Each in-service instance serves 50 requests/s; a request takes
   35 ms of service; what cannot be served waits in a FIFO backlog (fluid queue), so a request's
   latency is 35 ms plus the backlog ahead of it divided by the fleet's service rate.
-- Scaling: the desired instance count changes at once; a new instance is ``InService`` after a
-  provisioning delay drawn uniformly from 2-4 minutes (seeded) and is billed from the request;
-  scale-in removes pending instances first, at once.
+- Scaling, as SageMaker and Application Auto Scaling do it: a capacity change (a MinCapacity raise,
+  target tracking's scale-out or scale-in, the relaxer's prompt scale-in) is an endpoint update. A new
+  instance is ``InService`` after a provisioning delay drawn uniformly from 2-4 minutes (seeded) and is
+  billed from the request; scale-in removes pending instances first, at once. The endpoint is
+  ``Updating`` until every new instance is in service (after a scale-in: ``scale_in_update_s``), and a
+  change asked for meanwhile is refused: Application Auto Scaling retries its own (the alarm invokes
+  the policy again at its next evaluation; a MinCapacity above the desired count is caught up as soon
+  as the endpoint is ``InService``), the pre-scaler defers its whole tick as ``service.py`` does.
 - CloudWatch: one datapoint per minute (``Invocations`` Sum, ``InvocationsPerInstance`` = Invocations
   / in-service instances, ``CPUUtilization`` ~35% at GPU saturation), visible 60 s after its minute
-  ends. Target tracking: scale out when the 3 newest datapoints are above target, scale in when 15
-  are below 90% of target (AWS documents these), new capacity = ceil(capacity x metric / target),
-  cooldowns 60 s out and 300 s in. Raising MinCapacity scales out at once.
-- Policies act at each minute boundary. ``predictive`` calls :func:`prescaler.plan.decide` (the
-  code the Lambdas run) with only the datapoints visible at that moment.
+  ends; the high-resolution ``ConcurrentRequestsPerModel`` (requests in the container, queued ones
+  included, per in-service instance) one datapoint per 10 s, visible 10 s after it ends.
+- Target tracking (the alarms Application Auto Scaling creates): scale out when the 3 newest
+  datapoints are above target (1-minute metrics: 3 minutes; high resolution: 30 s), scale in when 15
+  one-minute datapoints are below 90% of target; new capacity = ceil(DESIRED capacity x metric /
+  target) -- instances still provisioning count, as AWS documents for the scale-out cooldown; scale-in
+  waits 300 s after any scaling activity.
+- Policies act at each minute boundary (the concurrency alarm every 10 s). ``predictive`` calls
+  :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then.
 
 Scores (evaluated period only): ``breach_minutes`` (minutes whose p99 latency exceeds the SLO),
 ``slo_violating_requests``, ``peak_queue`` (requests), ``instance_hours`` (billed, pending included).
@@ -35,31 +44,83 @@ from prescaler.sim.scenarios import Demand
 POLICIES = (
     "cpu-target-tracking",
     "invocations-target-tracking",
+    "concurrency-target-tracking",
     "scheduled-prewarm",
+    "aws-predictive-scaling",
     "predictive",
     "oracle",
 )
 
+#: The target-tracking metric behind ``predictive`` (its backstop): SageMakerVariantInvocationsPerInstance
+#: or SageMakerVariantConcurrentRequestsPerModelHighResolution.
+BACKSTOPS = ("invocations", "concurrency")
+
 
 @dataclass(frozen=True)
 class EndpointModel:
-    """Constants of the twin (defaults: PROBLEM.md's ml.g5.xlarge image classifier)."""
+    """The twin's endpoint (defaults: PROBLEM.md's ml.g5.xlarge image classifier).
 
-    capacity_rps_per_instance: float = 50.0  # one instance saturates at ~50 requests/s
-    service_time_s: float = 0.035  # GPU forward pass
-    provisioning_s: tuple[float, float] = (120.0, 240.0)  # API call to InService: 2-4 minutes
-    metric_delay_s: int = 60  # a minute's datapoint is visible about a minute after it ends
-    cpu_at_saturation_pct: float = 35.0  # GPU-bound: CPU is ~35% busy at saturation
-    slo_p99_s: float = 0.5  # p99 latency SLO (service + queueing)
+    Attributes:
+        capacity_rps_per_instance: requests/s one instance serves at saturation (a load test measures it).
+        service_time_s: one request's service time, seconds (the model's latency at low load).
+        provisioning_s: (low, high) seconds from a scale-out request to ``InService`` (uniform).
+        scale_in_update_s: seconds the endpoint stays ``Updating`` after a scale-in.
+        metric_delay_s: seconds after a 1-minute datapoint's end before it is visible.
+        high_resolution_delay_s: the same for a 10-second datapoint.
+        cpu_at_saturation_pct: CPUUtilization (%) at saturation (GPU-bound models: low).
+        slo_p99_s: p99 latency SLO, seconds.
+        min_capacity, max_capacity: the scalable target's baseline MinCapacity and MaxCapacity.
+        target_invocations_per_instance: InvocationsPerInstance target (per minute).
+        target_cpu_pct: CPUUtilization target (%).
+        target_concurrency_per_instance: ConcurrentRequestsPerModel target; None = the same saturation
+            as the invocations target by Little's law (target/60 x service time: 1.4 by default).
+        scale_out_cooldown_s, scale_in_cooldown_s: cooldowns (scale-out: a further scale-out during
+            it only when larger, which desired-capacity sizing always is; scale-in: blocks scale-in).
+        scale_out_datapoints, scale_in_datapoints, scale_in_ratio: the alarms' shape.
+        predictive_scaling_buffer_s: ``aws-predictive-scaling``'s SchedulingBufferTime (0-3600 s).
+        predictive_scaling_history_days: the history its hourly forecast reads (AWS: up to 14 days).
+        backstop: the target tracking behind ``predictive``: "invocations" or "concurrency".
+    """
+
+    capacity_rps_per_instance: float = 50.0
+    service_time_s: float = 0.035
+    provisioning_s: tuple[float, float] = (120.0, 240.0)
+    scale_in_update_s: float = 60.0
+    metric_delay_s: int = 60
+    high_resolution_delay_s: int = 10
+    cpu_at_saturation_pct: float = 35.0
+    slo_p99_s: float = 0.5
     min_capacity: int = 2
     max_capacity: int = 8
     target_invocations_per_instance: float = 2400.0  # per minute (= 40 RPS, 20% under saturation)
     target_cpu_pct: float = 70.0
+    target_concurrency_per_instance: float | None = None
     scale_out_cooldown_s: int = 60
     scale_in_cooldown_s: int = 300
     scale_out_datapoints: int = 3  # AWS documents 3 datapoints for scale-out
     scale_in_datapoints: int = 15  # ... and 15 below 90% of target for scale-in
     scale_in_ratio: float = 0.9
+    predictive_scaling_buffer_s: int = 300
+    predictive_scaling_history_days: int = 14
+    backstop: str = "invocations"
+
+    def __post_init__(self) -> None:
+        if self.backstop not in BACKSTOPS:
+            raise ValueError(f"backstop must be one of {', '.join(BACKSTOPS)}, got {self.backstop!r}")
+        if not 1 <= self.min_capacity <= self.max_capacity:
+            raise ValueError(f"need 1 <= MinCapacity <= MaxCapacity, got {self.min_capacity} and {self.max_capacity}")
+        if not 0 <= self.predictive_scaling_buffer_s <= 3600:
+            raise ValueError("SchedulingBufferTime must be 0-3600 s")
+        lo, hi = self.provisioning_s
+        if not 0 <= lo <= hi:
+            raise ValueError(f"provisioning delay must be 0 <= low <= high seconds, got {lo}-{hi}")
+
+    @property
+    def concurrency_target(self) -> float:
+        """ConcurrentRequestsPerModel target per instance (requests in the container)."""
+        if self.target_concurrency_per_instance is not None:
+            return self.target_concurrency_per_instance
+        return self.target_invocations_per_instance / 60.0 * self.service_time_s
 
 
 @dataclass
@@ -75,6 +136,10 @@ class PolicyResult:
     min_capacity: pd.Series  # MinCapacity per minute (evaluated period)
     breach: pd.Series  # True for each minute whose p99 latency is over the SLO (evaluated period)
     decisions: list[tuple[pd.Timestamp, Decision]] = field(default_factory=list)
+    queue: pd.Series | None = None  # peak backlog (requests) per minute (evaluated period)
+    desired: pd.Series | None = None  # desired instance count at each minute's end (evaluated period)
+    refused: int = 0  # capacity changes refused because the endpoint was Updating (whole run)
+    deferred: int = 0  # pre-scaler ticks deferred because the endpoint was Updating (whole run)
 
     def scores(self) -> dict[str, float | int]:
         return {
@@ -88,12 +153,16 @@ class PolicyResult:
 class _Fleet:
     """Instances of one variant: ready times in seconds; billing from the scaling request."""
 
-    def __init__(self, model: EndpointModel, rng: np.random.Generator, initial: int) -> None:
+    def __init__(self, model: EndpointModel, rng: np.random.Generator, initial: int, instant: bool = False) -> None:
         self.model = model
         self.rng = rng
+        self.instant = instant
         self.ready_at: list[float] = [-1e9] * initial
         self.min_capacity = model.min_capacity
         self.max_capacity = model.max_capacity
+        self.updating_until = -1e9
+        self.refused = 0
+        self.backlog = 0.0  # requests waiting at the start of the current step (for the oracle)
 
     @property
     def desired(self) -> int:
@@ -102,24 +171,44 @@ class _Fleet:
     def in_service(self, t: float) -> int:
         return sum(1 for r in self.ready_at if r <= t)
 
-    def set_desired(self, n: int, t: float) -> None:
+    def updating(self, t: float) -> bool:
+        """Whether the endpoint is ``Updating`` (a capacity change in progress) at ``t``."""
+        return t < self.updating_until
+
+    def request(self, n: int, t: float) -> bool:
+        """A scaling activity (UpdateEndpointWeightsAndCapacities): desired count ``n`` clamped to
+        [MinCapacity, MaxCapacity]. Refused (False) while the endpoint is ``Updating``."""
         n = max(self.min_capacity, min(self.max_capacity, n))
-        while len(self.ready_at) < n:
+        if n == self.desired:
+            return True
+        if self.updating(t):
+            self.refused += 1
+            return False
+        if n > self.desired:
             lo, hi = self.model.provisioning_s
-            self.ready_at.append(t + float(self.rng.uniform(lo, hi)))
-        if len(self.ready_at) > n:
+            new = [t if self.instant else t + float(self.rng.uniform(lo, hi)) for _ in range(n - self.desired)]
+            self.ready_at.extend(new)
+            self.updating_until = max(new)
+        else:
             self.ready_at.sort()  # pending (latest ready) are removed first
             del self.ready_at[n:]
+            self.updating_until = t if self.instant else t + self.model.scale_in_update_s
+        return True
 
-    def set_min_capacity(self, n: int, t: float) -> None:
-        """RegisterScalableTarget: a higher MinCapacity moves capacity into range at once."""
-        self.min_capacity = n
-        if self.desired < n:
-            self.set_desired(n, t)
+    def register(self, min_capacity: int, t: float) -> None:
+        """RegisterScalableTarget: the new MinCapacity is recorded at once; Application Auto Scaling
+        then scales into range, now or (endpoint ``Updating``) as soon as it can (:meth:`catch_up`)."""
+        self.min_capacity = min_capacity
+        self.catch_up(t)
+
+    def catch_up(self, t: float) -> None:
+        """Application Auto Scaling's retry of a MinCapacity the desired count is still below."""
+        if self.desired < self.min_capacity and not self.updating(t):
+            self.request(self.min_capacity, t)
 
 
 class _TargetTracking:
-    """A target-tracking policy: the alarms AWS creates for it, evaluated on visible datapoints."""
+    """A target-tracking policy: the two alarms AWS creates for it, on the datapoints visible now."""
 
     def __init__(self, model: EndpointModel, target: float) -> None:
         self.model = model
@@ -127,24 +216,38 @@ class _TargetTracking:
         self.last_out = -1e9
         self.last_in = -1e9
 
-    def evaluate(self, metric: np.ndarray, capacity: np.ndarray, newest: int, fleet: _Fleet, t: float) -> None:
+    def scale_out(self, newest: np.ndarray, fleet: _Fleet, t: float) -> bool:
+        """The scale-out alarm on ``newest`` (its datapoints, oldest first). Returns whether it is in
+        ALARM; then asks for ceil(desired x metric / target) instances (refused while Updating: the
+        alarm invokes the policy again at its next evaluation)."""
         m = self.model
-        n_out, n_in = m.scale_out_datapoints, m.scale_in_datapoints
-        if newest + 1 >= n_out and (metric[newest - n_out + 1: newest + 1] > self.target).all():
-            want = math.ceil(capacity[newest] * metric[newest] / self.target)
-            if want > fleet.desired and t - self.last_out >= m.scale_out_cooldown_s:
-                fleet.set_desired(want, t)
-                self.last_out = t
+        if len(newest) < m.scale_out_datapoints or not (newest > self.target).all():
+            return False
+        want = math.ceil(fleet.desired * float(newest[-1]) / self.target)
+        if want > fleet.desired and fleet.request(want, t):
+            self.last_out = t
+        return True
+
+    def scale_in(self, newest: np.ndarray, fleet: _Fleet, t: float) -> None:
+        """The scale-in alarm (15 datapoints below 90% of target) and the scale-in cooldown."""
+        m = self.model
+        if len(newest) < m.scale_in_datapoints or not (newest < m.scale_in_ratio * self.target).all():
             return
-        if newest + 1 >= n_in and (metric[newest - n_in + 1: newest + 1] < m.scale_in_ratio * self.target).all():
-            want = max(fleet.min_capacity, math.ceil(capacity[newest] * metric[newest] / self.target))
-            if (want < fleet.desired and t - self.last_in >= m.scale_in_cooldown_s
-                    and t - self.last_out >= m.scale_in_cooldown_s):
-                fleet.set_desired(want, t)
-                self.last_in = t
+        want = max(fleet.min_capacity, math.ceil(fleet.desired * float(newest[-1]) / self.target))
+        if (want < fleet.desired and t - self.last_in >= m.scale_in_cooldown_s
+                and t - self.last_out >= m.scale_in_cooldown_s and fleet.request(want, t)):
+            self.last_in = t
 
 
 MinuteHook = Callable[[pd.Timestamp, int, _Fleet, float], None]
+StepHook = Callable[[int, _Fleet, float], None]
+
+
+def _tail(values: np.ndarray, newest: int, n: int) -> np.ndarray:
+    """The ``n`` datapoints ending at index ``newest`` (fewer at the start; empty when newest < 0)."""
+    if newest < 0:
+        return values[:0]
+    return values[max(0, newest - n + 1): newest + 1]
 
 
 def _simulate(
@@ -155,15 +258,21 @@ def _simulate(
     tt_metric: str | None,
     hook_factory: Callable[[np.ndarray, pd.DatetimeIndex], MinuteHook] | None = None,
     progress: Callable[[int], None] | None = None,
+    step_hook: StepHook | None = None,
+    instant: bool = False,
 ) -> PolicyResult:
+    """Run one policy. ``tt_metric``: the target tracking in place ("invocations", "cpu",
+    "concurrency" or None); ``hook_factory``: a per-minute policy (given the invocations array the
+    run fills and the minute index); ``step_hook``: a per-step one; ``instant``: no provisioning delay."""
     rng = np.random.default_rng(seed)
-    fleet = _Fleet(model, rng, model.min_capacity)
+    fleet = _Fleet(model, rng, model.min_capacity, instant)
     k = demand.steps_per_minute
     minutes = demand.minutes
     dt = float(demand.step_s)
     index = pd.date_range(demand.start, periods=minutes, freq="min", name="minute")
     invocations = np.zeros(minutes)
     avg_in_service = np.zeros(minutes)
+    desired = np.zeros(minutes)
     cpu = np.zeros(minutes)
     min_cap = np.zeros(minutes)
     breach = np.zeros(minutes, dtype=bool)
@@ -171,23 +280,37 @@ def _simulate(
     queue_peak = np.zeros(minutes)
     billed = np.zeros(minutes)
     ipi = np.zeros(minutes)
+    conc_step = np.zeros(minutes * k)  # ConcurrentRequestsPerModel, one datapoint per step
+    conc_minute = np.zeros(minutes)
     tt = None
     if tt_metric == "invocations":
         tt = _TargetTracking(model, model.target_invocations_per_instance)
     elif tt_metric == "cpu":
         tt = _TargetTracking(model, model.target_cpu_pct)
+    elif tt_metric == "concurrency":
+        tt = _TargetTracking(model, model.concurrency_target)
+    minute_metric = {"invocations": ipi, "cpu": cpu, "concurrency": conc_minute}.get(tt_metric or "")
     hook = hook_factory(invocations, index) if hook_factory else None
     delay_minutes = 1 + model.metric_delay_s // 60  # newest visible datapoint at a minute boundary
+    delay_steps = 1 + math.ceil(model.high_resolution_delay_s / dt)
     backlog = 0.0
     mu1 = model.capacity_rps_per_instance
-    wait_budget = model.slo_p99_s - model.service_time_s
+    svc = model.service_time_s
+    wait_budget = model.slo_p99_s - svc
     rps = demand.rps
     for mi in range(minutes):
         t_min = mi * 60.0
         newest = mi - delay_minutes
-        if tt is not None and newest >= 0:
-            metric = ipi if tt_metric == "invocations" else cpu
-            tt.evaluate(metric, avg_in_service, newest, fleet, t_min)
+        fleet.catch_up(t_min)
+        if tt is not None and minute_metric is not None and newest >= 0:
+            fired = False
+            if tt_metric != "concurrency":
+                fired = tt.scale_out(_tail(minute_metric, newest, model.scale_out_datapoints), fleet, t_min)
+            else:  # scale-in on the 1-minute average unless the 10-second scale-out alarm is in ALARM
+                hr = _tail(conc_step, mi * k - delay_steps, model.scale_out_datapoints)
+                fired = len(hr) >= model.scale_out_datapoints and bool((hr > tt.target).all())
+            if not fired:
+                tt.scale_in(_tail(minute_metric, newest, model.scale_in_datapoints), fleet, t_min)
         if hook is not None:
             hook(index[mi], mi, fleet, t_min)
         min_cap[mi] = fleet.min_capacity
@@ -195,12 +318,21 @@ def _simulate(
         viol_minute = 0.0
         served_minute = 0.0
         in_service_sum = 0.0
+        conc_sum = 0.0
         qmax = 0.0
         for j in range(k):
+            s = mi * k + j
             t = t_min + j * dt
+            if j:
+                fleet.catch_up(t)
+            if step_hook is not None:
+                fleet.backlog = backlog
+                step_hook(s, fleet, t)
+            if tt_metric == "concurrency" and tt is not None:
+                tt.scale_out(_tail(conc_step, s - delay_steps, model.scale_out_datapoints), fleet, t)
             n = fleet.in_service(t)
             mu = n * mu1
-            lam = rps[mi * k + j]
+            lam = rps[s]
             a = lam * dt
             b0 = backlog
             b1 = max(0.0, b0 + a - mu * dt)
@@ -217,12 +349,17 @@ def _simulate(
             arrivals_minute += a
             served_minute += served
             in_service_sum += n
+            # requests in the containers (in service + queued), per in-service instance
+            conc_step[s] = (served / dt * svc + 0.5 * (b0 + b1)) / n if n else float(b1 + a)
+            conc_sum += conc_step[s]
             backlog = b1
             qmax = max(qmax, b1)
             billed[mi] += fleet.desired * dt / 3600.0
         invocations[mi] = arrivals_minute
         avg = in_service_sum / k
         avg_in_service[mi] = avg
+        desired[mi] = fleet.desired
+        conc_minute[mi] = conc_sum / k
         ipi[mi] = arrivals_minute / avg if avg else 0.0
         util = served_minute / (avg * mu1 * 60.0) if avg else 0.0
         cpu[mi] = model.cpu_at_saturation_pct * min(1.0, util)
@@ -233,37 +370,93 @@ def _simulate(
             progress(1)
     first = demand.warmup_steps // k
     decisions = getattr(hook, "decisions", [])
+    ev = index[first:]
     return PolicyResult(
         name=name,
         breach_minutes=int(breach[first:].sum()),
         slo_violating_requests=float(violating[first:].sum()),
         peak_queue=float(queue_peak[first:].max(initial=0.0)),
         instance_hours=float(billed[first:].sum()),
-        capacity=pd.Series(avg_in_service[first:], index=index[first:], name=name),
-        min_capacity=pd.Series(min_cap[first:], index=index[first:], name=name),
-        breach=pd.Series(breach[first:], index=index[first:], name=name),
+        capacity=pd.Series(avg_in_service[first:], index=ev, name=name),
+        min_capacity=pd.Series(min_cap[first:], index=ev, name=name),
+        breach=pd.Series(breach[first:], index=ev, name=name),
         decisions=[d for d in decisions if d[0] >= index[first]] if first < minutes else decisions,
+        queue=pd.Series(queue_peak[first:], index=ev, name=name),
+        desired=pd.Series(desired[first:], index=ev, name=name),
+        refused=fleet.refused,
+        deferred=int(getattr(hook, "deferred", 0)),
     )
 
 
 def _scheduled_prewarm(model: EndpointModel, raise_to: int = 4, at_minute: int = 58,
                        back_at_minute: int = 10) -> Callable[[np.ndarray, pd.DatetimeIndex], MinuteHook]:
-    """The hand-written schedule: MinCapacity 4 at minute 58 of every hour, back to 2 at minute 10."""
+    """The hand-written schedule: MinCapacity 4 at minute 58 of every hour, back to 2 at minute 10
+    (scheduled actions of Application Auto Scaling: RegisterScalableTarget at those minutes)."""
 
     def factory(_invocations: np.ndarray, _index: pd.DatetimeIndex) -> MinuteHook:
         def hook(now: pd.Timestamp, _mi: int, fleet: _Fleet, t: float) -> None:
             if now.minute == at_minute:
-                fleet.set_min_capacity(raise_to, t)
+                fleet.register(min(raise_to, model.max_capacity), t)
             elif now.minute == back_at_minute:
-                fleet.set_min_capacity(model.min_capacity, t)
+                fleet.register(model.min_capacity, t)
 
         return hook
 
     return factory
 
 
+class _AwsPredictiveScaling:
+    """What EC2/ECS predictive scaling would do for a SageMaker variant (mode ForecastAndScale).
+
+    From AWS's documentation of predictive scaling: the load metric (here ``Invocations``) is forecast
+    hourly from up to 14 days of history, and only once at least 24 hours are there; the capacity
+    forecast for each hour is the hourly load divided by the scaling metric's target (here
+    ``target_invocations_per_instance`` per minute); that capacity becomes the MinCapacity at the start
+    of the hour, ``SchedulingBufferTime`` earlier (default here 300 s, at most 3600 s); predictive scaling
+    only scales out (a lower forecast lowers MinCapacity, and target tracking does the scale-in), and
+    honours MaxCapacity. Target tracking on InvocationsPerInstance runs alongside. AWS's forecasting
+    model is not published: the hourly forecast here is the mean of the same hour of the day over the
+    days of history (up to 14).
+    """
+
+    def __init__(self, invocations: np.ndarray, index: pd.DatetimeIndex, model: EndpointModel) -> None:
+        self.invocations = invocations
+        self.index = index
+        self.model = model
+        self.visible_lag = 1 + model.metric_delay_s // 60
+        self.buffer = pd.Timedelta(seconds=model.predictive_scaling_buffer_s)
+        self.forecasts: list[tuple[pd.Timestamp, int]] = []  # (hour, capacity) for plots and tests
+
+    def forecast_capacity(self, mi: int, hour: pd.Timestamp) -> int | None:
+        """Capacity for the hour starting at ``hour``, from the minutes visible at minute ``mi``;
+        None with less than 24 hours of history."""
+        end = max(0, mi - self.visible_lag + 1)
+        start = max(0, end - self.model.predictive_scaling_history_days * 1440)
+        if end - start < 1440:
+            return None
+        hist = pd.Series(self.invocations[start:end], index=self.index[start:end])
+        hourly = hist.resample("h").agg(["sum", "count"])
+        same = hourly[(hourly["count"] == 60) & (pd.DatetimeIndex(hourly.index).hour == hour.hour)]
+        if same.empty:
+            return None
+        per_minute = float(same["sum"].mean()) / 60.0
+        return math.ceil(round(per_minute / self.model.target_invocations_per_instance, 9))
+
+    def __call__(self, now: pd.Timestamp, mi: int, fleet: _Fleet, t: float) -> None:
+        hour = now + self.buffer
+        if hour.minute != 0 or hour.second != 0:
+            return
+        capacity = self.forecast_capacity(mi, hour)
+        if capacity is None:
+            return
+        capacity = max(self.model.min_capacity, min(self.model.max_capacity, capacity))
+        self.forecasts.append((hour, capacity))
+        fleet.register(capacity, t)
+
+
 class _PredictiveHook:
-    """Each simulated minute: the same ``decide`` the Lambdas call, on what CloudWatch shows by then."""
+    """Each simulated minute: the same ``decide`` the Lambdas call, on what CloudWatch shows by then;
+    while the endpoint is ``Updating`` the tick defers (changes nothing), as ``service.py`` does."""
 
     def __init__(self, invocations: np.ndarray, index: pd.DatetimeIndex, settings: PlannerSettings,
                  model: EndpointModel, history_minutes: int = 14 * 1440) -> None:
@@ -276,6 +469,7 @@ class _PredictiveHook:
         self.owned_since: pd.Timestamp | None = None
         self.watchdog_at: pd.Timestamp | None = None
         self.decisions: list[tuple[pd.Timestamp, Decision]] = []
+        self.deferred = 0
         # What the Lambda reads at a tick: the complete minutes before floor(now) - 2 (the CloudWatch
         # reader drops the newest two as incomplete), or less if the twin publishes later than that.
         self.visible_lag = max(INCOMPLETE_MINUTES + 1, 1 + model.metric_delay_s // 60)
@@ -288,6 +482,9 @@ class _PredictiveHook:
         return pd.Series(self.invocations[start:end].copy(), index=self.index[start:end], name="invocations")
 
     def __call__(self, now: pd.Timestamp, mi: int, fleet: _Fleet, t: float) -> None:
+        if fleet.updating(t):
+            self.deferred += 1  # service.py: "endpoint ... is Updating, not InService: deferred"
+            return
         history = self.visible_history(mi)
         if len(history) == 0:
             return
@@ -299,42 +496,34 @@ class _PredictiveHook:
         if decision.action != "hold":
             self.decisions.append((now, decision))
         if decision.action == "raise":
-            fleet.set_min_capacity(decision.min_capacity, t)
+            fleet.register(decision.min_capacity, t)
             if self.owned is None:
                 self.owned_since = now
             self.owned = decision.min_capacity
         elif decision.action == "relax":
             if decision.changes_min_capacity:
-                fleet.set_min_capacity(decision.min_capacity, t)
+                fleet.register(decision.min_capacity, t)
                 if decision.min_capacity > self.settings.baseline_min_capacity:
                     self.owned = decision.min_capacity
                 else:
                     self.owned, self.owned_since = None, None
             if decision.desired_instances is not None and decision.desired_instances < fleet.desired:
-                fleet.set_desired(max(fleet.min_capacity, decision.desired_instances), t)
+                fleet.request(max(fleet.min_capacity, decision.desired_instances), t)
 
 
-def _oracle(demand: Demand, model: EndpointModel) -> PolicyResult:
-    """Knows the future and provisions instantly, keeping the baseline MinCapacity: in-service
-    capacity each step is ``max(MinCapacity, ceil(demand / per-instance capacity))``."""
-    k = demand.steps_per_minute
-    need = np.ceil(np.round(demand.rps / model.capacity_rps_per_instance, 9))
-    cap = np.clip(need, model.min_capacity, None)[: demand.minutes * k]
-    first = demand.warmup_steps // k
-    per_min = cap.reshape(-1, k)
-    index = pd.date_range(demand.start, periods=demand.minutes, freq="min", name="minute")
-    return PolicyResult(
-        name="oracle",
-        breach_minutes=0,
-        slo_violating_requests=0.0,
-        peak_queue=0.0,
-        instance_hours=float(per_min[first:].sum() * demand.step_s / 3600.0),
-        capacity=pd.Series(per_min.mean(axis=1)[first:], index=index[first:], name="oracle"),
-        min_capacity=pd.Series(float(model.min_capacity), index=index[first:], name="oracle"),
-        breach=pd.Series(False, index=index[first:], name="oracle"),
-    )
+def _oracle(demand: Demand, model: EndpointModel, progress: Callable[[int], None] | None = None) -> PolicyResult:
+    """Knows the future and provisions instantly, within the baseline MinCapacity and MaxCapacity:
+    in-service capacity each step is what serves the step's arrivals and any backlog,
+    ``clip(ceil((arrivals + backlog) / per-instance capacity per step), MinCapacity, MaxCapacity)``,
+    through the same queue. It breaches only where MaxCapacity cannot serve the demand, and drains
+    such a backlog as fast as MaxCapacity allows (no policy can drain it faster)."""
+    dt = float(demand.step_s)
+    per_step = model.capacity_rps_per_instance * dt
 
+    def step(s: int, fleet: _Fleet, t: float) -> None:
+        fleet.request(math.ceil(round((demand.rps[s] * dt + fleet.backlog) / per_step, 9)), t)
 
+    return _simulate("oracle", demand, model, 0, None, None, progress, step_hook=step, instant=True)
 def default_planner_settings(model: EndpointModel) -> PlannerSettings:
     """Planner settings that match the twin's endpoint (target, baseline, MaxCapacity)."""
     return PlannerSettings(
@@ -373,20 +562,25 @@ def run(
     for name in policies:
         tick = (lambda n, _name=name: progress(_name, n)) if progress else None
         if name == "oracle":
-            results[name] = _oracle(demand, model)
-            if tick:
-                tick(demand.minutes)
+            results[name] = _oracle(demand, model, tick)
         elif name == "cpu-target-tracking":
             results[name] = _simulate(name, demand, model, seed, "cpu", None, tick)
         elif name == "invocations-target-tracking":
             results[name] = _simulate(name, demand, model, seed, "invocations", None, tick)
+        elif name == "concurrency-target-tracking":
+            results[name] = _simulate(name, demand, model, seed, "concurrency", None, tick)
         elif name == "scheduled-prewarm":
             results[name] = _simulate(name, demand, model, seed, "invocations", _scheduled_prewarm(model), tick)
+        elif name == "aws-predictive-scaling":
+            def aws(inv: np.ndarray, idx: pd.DatetimeIndex) -> MinuteHook:
+                return _AwsPredictiveScaling(inv, idx, model)
+
+            results[name] = _simulate(name, demand, model, seed, "invocations", aws, tick)
         else:
             s = settings
 
             def factory(inv: np.ndarray, idx: pd.DatetimeIndex, _s: PlannerSettings = s) -> MinuteHook:
                 return _PredictiveHook(inv, idx, _s, model)
 
-            results[name] = _simulate(name, demand, model, seed, "invocations", factory, tick)
+            results[name] = _simulate(name, demand, model, seed, model.backstop, factory, tick)
     return results
