@@ -230,11 +230,12 @@ def test_the_predictive_backstop_can_be_the_concurrency_metric() -> None:
 
 # --- the reference scenario and the basics ------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 10 §1: on the faithful twin a two-step raise loses its second "
-                   "step (8 breach minutes); the planner's 'raise once, to what the spike needs' (helper "
-                   "i10b, plan.py) is what makes this pass -- remove this mark then")
 def test_reference_predictive_has_no_breach(reference_results) -> None:
+    # issue 10 §1: on the faithful twin a two-step raise (2 -> 3, then 3 -> 6 a minute later) loses its
+    # second step to the Updating lock; the planner raises once, to what the spike needs
     assert reference_results["predictive"].breach_minutes == 0
+    raises = [d for _, d in reference_results["predictive"].decisions if d.action == "raise"]
+    assert raises and all(d.min_capacity == 6 for d in raises)
 
 
 def test_reference_predictive_costs_less_than_the_alternatives(reference_results) -> None:
