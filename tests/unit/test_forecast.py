@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from prescaler.forecast import CostModel, Forecast, discover_periods, forecast
-from prescaler.history import MINUTE, SERIES_NAME
+from prescaler.history import MINUTE, SERIES_NAME, window
 from prescaler.plan import PlannerSettings
 
 pytestmark = pytest.mark.unit
@@ -499,18 +499,24 @@ def test_a_two_hour_period_is_discovered_and_forecast(synth) -> None:
     assert fc.skill["2-hour"] > fc.skill.get("hourly", -np.inf)
 
 
-def test_case6_daily_spike_with_an_idle_dawn_and_a_missing_day_picks_daily(synth) -> None:
-    # Given 14 days of a 09:00 UTC spike on an endpoint idle 05:00-09:00 (zero demand), and
-    # yesterday's spike missing (a holiday)
-    hist = synth.history(2 * WEEK, _daily_at_nine)
+def _idle_dawn(hist: pd.Series) -> pd.Series:
+    """Zero demand 05:00-09:00 UTC (the endpoint is idle then)."""
     hist[(hist.index.hour >= 5) & (hist.index.hour < 9)] = 0.0
-    yesterday = hist.index.normalize() == hist.index[-1].normalize()
+    return hist
+
+
+def test_case6_daily_spike_with_an_idle_dawn_and_a_missing_day_picks_daily(synth) -> None:
+    # Given the 14-day window read at 08:55 (it starts on an idle minute) of a 09:00 UTC daily spike on
+    # an endpoint idle 05:00-09:00, with yesterday's spike missing (a holiday)
+    end = synth.MONDAY + 15 * DAY * MINUTE + (8 * 60 + 55) * MINUTE
+    hist = _idle_dawn(synth.history(2 * WEEK, _daily_at_nine, start=end - 2 * WEEK * MINUTE))
+    yesterday = hist.index.normalize() == (end - DAY * MINUTE).normalize()
     hist[yesterday & _daily_at_nine(hist.index)] = synth.BASELINE
-    end = _end(hist)
-    nine = end + 9 * 60 * MINUTE
-    # When 08:30-09:30 is forecast
-    fc = forecast(hist, nine - 30 * MINUTE, nine + 30 * MINUTE, drift_minutes=0)
-    # Then the daily pattern is chosen (the calendar span counts; idle minutes are data)
+    assert hist.iloc[0] == 0.0 and _end(hist) == end
+    nine = end + 5 * MINUTE
+    # When the next 30 minutes are forecast
+    fc = forecast(hist, end, nine + 25 * MINUTE, drift_minutes=0)
+    # Then the daily pattern is chosen: the calendar span counts, idle minutes are data
     assert fc.history_minutes == 2 * WEEK
     assert fc.usable, fc.reason
     assert fc.pattern == "daily"
@@ -519,17 +525,17 @@ def test_case6_daily_spike_with_an_idle_dawn_and_a_missing_day_picks_daily(synth
 
 
 def test_case6_wednesday_only_spikes_over_15_days_pick_weekly(synth) -> None:
-    # Given 15 days of Wednesday 09:00 spikes on an endpoint idle at night, the window starting on an
-    # idle minute (Tuesday 02:00)
-    start = synth.MONDAY + DAY * MINUTE + 2 * 60 * MINUTE
-    wednesday = lambda i: (i.dayofweek == 2) & _daily_at_nine(i)  # noqa: E731
-    hist = synth.history(15 * DAY, wednesday, start=start)
-    hist[(hist.index.hour < 6)] = 0.0
-    end = _end(hist)  # a Wednesday 02:00
+    # Given 15 days of Wednesday-only 09:00 spikes on an endpoint idle 05:00-09:00, of which the
+    # forecaster reads the 14-day window ending Wednesday 08:55 (it starts on an idle minute)
+    end = synth.MONDAY + 2 * DAY * MINUTE + 2 * WEEK * MINUTE + (8 * 60 + 55) * MINUTE
     assert end.dayofweek == 2
-    nine = end + 7 * 60 * MINUTE
-    # When 08:30-09:30 is forecast
-    fc = forecast(hist, nine - 30 * MINUTE, nine + 30 * MINUTE, drift_minutes=0)
+    wednesday = lambda i: (i.dayofweek == 2) & _daily_at_nine(i)  # noqa: E731
+    traffic = _idle_dawn(synth.history(15 * DAY, wednesday, start=end - 15 * DAY * MINUTE))
+    hist = window(traffic, end, pd.Timedelta(days=14))
+    assert hist.iloc[0] == 0.0 and len(hist) == 2 * WEEK
+    nine = end + 5 * MINUTE
+    # When the next 30 minutes are forecast
+    fc = forecast(hist, end, nine + 25 * MINUTE, drift_minutes=0)
     # Then the weekly pattern is considered and chosen
     assert "weekly" in fc.skill
     assert fc.usable, fc.reason
