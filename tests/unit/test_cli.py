@@ -35,6 +35,12 @@ def test_simulate_json_has_the_stable_shape(capsys, tmp_path: Path) -> None:
         assert isinstance(scores["breach_minutes"], int)
     assert data["demand"]["evaluated_minutes"] == 1440
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # and the Updating lock shows: target tracking's scale-outs refused during an update are counted,
+    # the pre-scaler's deferred ticks too, and the oracle (instant provisioning) is never refused
+    updating = data["updating"]
+    assert updating["invocations-target-tracking"]["changes_refused"] > 0
+    assert updating["predictive"]["ticks_deferred"] > 0
+    assert updating["oracle"] == {"changes_refused": 0, "ticks_deferred": 0}
 
 
 def test_simulate_table_shows_the_json_numbers_for_every_policy(capsys) -> None:
@@ -201,3 +207,17 @@ def test_backtest_endpoint_without_a_region_is_a_one_line_usage_error(capsys, mo
     code, _, err = run(capsys, "backtest", "--endpoint", "catalogue-tagger")
     # Then one line tells them what to set, exit 2
     assert code == 2 and err.count("\n") == 1 and "AWS_REGION" in err
+
+
+def test_backtest_start_replays_a_slice_of_a_long_trace(capsys) -> None:
+    # When the ELB trace is replayed from 2014-04-15 with one day of warm-up and one scored day
+    code, out, _ = run(capsys, "backtest", "--trace", ELB, "--start", "2014-04-15", "--warmup-days", "1",
+                       "--days", "1", "--json")
+    assert code == 0
+    demand = json.loads(out)["demand"]
+    # Then scoring starts a day after --start and lasts a day
+    assert demand["evaluated_start"] == "2014-04-16T00:00:00+00:00"
+    assert demand["evaluated_minutes"] == 1440
+    # and a start after the trace's end is one line, exit 2
+    code, _, err = run(capsys, "backtest", "--trace", ELB, "--start", "2020-01-01")
+    assert code == 2 and "after the trace ends" in err and err.count("\n") == 1

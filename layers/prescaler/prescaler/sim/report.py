@@ -27,7 +27,8 @@ COLOURS = {
 
 def to_dict(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The stable JSON shape: ``{"policies": {name: scores}, "demand": {...}, "slo": {...}}``."""
+    """The stable JSON shape: ``{"policies": {name: scores}, "demand": {...}, "slo": {...},
+    "updating": {name: {"changes_refused", "ticks_deferred"}}, "instance_hours_vs_oracle": {...}}``."""
     k = demand.steps_per_minute
     first = demand.warmup_steps // k
     index = demand.per_minute_invocations().index
@@ -44,6 +45,10 @@ def to_dict(demand: Demand, results: dict[str, PolicyResult], model: EndpointMod
         },
         "slo": {"p99_latency_s": model.slo_p99_s},
     }
+    # the Updating lock at work: scaling requests refused while the endpoint was Updating, and
+    # pre-scaler ticks deferred for that reason (whole run, warm-up included)
+    out["updating"] = {name: {"changes_refused": r.refused, "ticks_deferred": r.deferred}
+                       for name, r in results.items()}
     if "oracle" in results and results["oracle"].instance_hours > 0:
         o = results["oracle"].instance_hours
         out["instance_hours_vs_oracle"] = {n: round(r.instance_hours / o, 3) for n, r in results.items()}
@@ -108,6 +113,7 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     path = Path(path)
@@ -160,13 +166,14 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
                 q = r.queue[(r.queue.index >= begin) & (r.queue.index < end)]
                 ax_queue.step(q.index, q.to_numpy(), where="post", lw=lw, ls=ls, color=COLOURS.get(name),
                               label=f"{name} ({int(r.breach[q.index].sum())} min over SLO here)", alpha=0.9)
-        ax_zoom.axvline(starts, color="black", lw=0.8, ls=":")
+        marker = float(mdates.date2num(starts.to_pydatetime()))
+        ax_zoom.axvline(marker, color="black", lw=0.8, ls=":")
         ax_zoom.set_ylabel("requests/s")
         ax_zoom.set_title(f"zoom: the rise starts at {starts:%Y-%m-%d %H:%M} UTC (steepest at {steepest:%H:%M}): "
                           "demand (grey) vs capacity (in-service instances x "
                           f"{model.capacity_rps_per_instance:g} req/s)",
                           fontsize=10)
-        ax_queue.axvline(starts, color="black", lw=0.8, ls=":")
+        ax_queue.axvline(marker, color="black", lw=0.8, ls=":")
         ax_queue.set_ylabel("queue (requests waiting,\npeak per minute)")
         ax_queue.set_title("the same window: requests waiting; a queue above "
                            f"{model.slo_p99_s - model.service_time_s:g} s of the fleet's service rate breaches "
