@@ -6,6 +6,9 @@
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
     prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
 
+    Every command also takes the planner's options, among them ``--events CSV|JSON`` (known events,
+    raised for like forecast spikes) and ``--breach-minute-cost X`` (the forecaster's asymmetric loss).
+
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error.
 """
 
