@@ -141,6 +141,9 @@ class Forecast:
         periods: the periods (minutes) that were candidates, discovered ones included.
         calendar_only: the values come from declared events alone (no usable pattern): 0 outside
             the events' windows.
+        prepare: per-minute invocations the planner prepares for: the forecast at the minutes of a
+            cycle where acting paid (the backstop breached there in at least two cycles), 0 at the
+            others (the backstop serves them); None: all of ``values``.
     """
 
     start: pd.Timestamp
@@ -156,6 +159,12 @@ class Forecast:
     skill: dict[str, float] = field(default_factory=dict)
     periods: tuple[int, ...] = ()
     calendar_only: bool = False
+    prepare: pd.Series | None = None
+
+    @property
+    def prepared(self) -> pd.Series:
+        """What a raise may be based on: ``prepare``, or ``values`` when none was set."""
+        return self.values if self.prepare is None else self.prepare
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the CLI's and the handlers' ``forecast`` object)."""
@@ -171,6 +180,8 @@ class Forecast:
             "candidate_periods_minutes": list(self.periods),
             "skill_net_instance_minutes": {k: finite_or_none(v) for k, v in self.skill.items()},
             "calendar_only": self.calendar_only,
+            "prepared_peak_invocations_per_minute": finite_or_none(float(self.prepared.max()))
+            if len(self.prepared) else None,
             "reason": self.reason,
         }
 
@@ -299,10 +310,10 @@ def _lag_matrix(
     return lagged
 
 
-def _evidence(lagged: np.ndarray, breached: np.ndarray) -> np.ndarray:
-    """The level at least ``EVIDENCE_CYCLES`` (2) of the lagged cycles reached, where the backstop
-    breached at that minute of the cycle in at least as many of them; 0 elsewhere (nothing to act on),
-    NaN where nothing is readable.
+def _evidence(lagged: np.ndarray, breached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The level at least ``EVIDENCE_CYCLES`` (2) of the lagged cycles reached (NaN where nothing is
+    readable), and whether it is worth acting on: the backstop breached at that minute of the cycle
+    in at least as many of them.
 
     With fewer readable cycles than ``EVIDENCE_CYCLES`` (only in the backtest, near the history's
     start) one cycle is taken as evidence.
@@ -314,9 +325,13 @@ def _evidence(lagged: np.ndarray, breached: np.ndarray) -> np.ndarray:
     below = np.where(lagged < top, lagged, -np.inf).max(axis=0)
     second = np.where((lagged == top).sum(axis=0) >= EVIDENCE_CYCLES, top, below)
     out = np.where(readable >= EVIDENCE_CYCLES, second, top) if cycles > 1 else top
-    out = np.where((breached > 0).sum(axis=0) >= need, out, 0.0)
     out[readable == 0] = np.nan
-    return out
+    return out, (breached > 0).sum(axis=0) >= need
+
+
+def _acted(level: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """What the planner prepares for: the level where acting pays, 0 elsewhere."""
+    return np.where(act & np.isfinite(level), level, 0.0)
 
 
 def _instances(x: np.ndarray, cost: CostModel) -> np.ndarray:
@@ -427,9 +442,9 @@ def _backtest_patterns(
     skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
     scored: list[tuple[float, int, Pattern]] = []
     for p in eligible:
-        preds[p.name] = _evidence(
+        preds[p.name] = _acted(*_evidence(
             _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift),
-            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1))
+            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1)))
         net, prevented, _spent = bt.score(preds[p.name])
         skill[p.name] = round(net, 1)
         if net > 0 and prevented > 0:
@@ -515,12 +530,14 @@ def forecast(
     bt = _backtest(y, 0, cost, drift_minutes)
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
-    votes = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
-                               _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift_minutes + 1))
-             for p in chosen}
+    evidence = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
+                                  _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift_minutes + 1))
+                for p in chosen}
+    votes = {name: level for name, (level, _act) in evidence.items()}
     pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)
+    prepare = pd.Series(np.fmax.reduce([_acted(*e) for e in evidence.values()]), index=out_index, name=SERIES_NAME)
     peak, w_start, w_end = _peak_window(values)
     # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
     by_period = sorted(chosen, key=lambda p: p.period_minutes)
@@ -532,7 +549,8 @@ def forecast(
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
     )
-    return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, n, reason, skill, periods)
+    return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, n, reason, skill, periods,
+                    prepare=prepare)
 
 
 def _peak_window(values: pd.Series) -> tuple[float, pd.Timestamp, pd.Timestamp]:
@@ -574,7 +592,9 @@ def with_events(fc: Forecast, events: Sequence[KnownEventLike], active_since: pd
     if not names and (fc.usable or not recent):
         return fc
     base = fc.values.to_numpy() if fc.usable else np.zeros(len(index))
+    prepared = fc.prepared.to_numpy() if fc.usable else np.zeros(len(index))
     values = pd.Series(np.maximum(base, over), index=index, name=SERIES_NAME)
+    prepare = pd.Series(np.maximum(prepared, over), index=index, name=SERIES_NAME)
     peak, w_start, w_end = _peak_window(values)
     event_peak = float(over.max())
     pattern = fc.pattern if fc.usable and float(base.max()) >= event_peak else "calendar"
@@ -582,7 +602,8 @@ def with_events(fc: Forecast, events: Sequence[KnownEventLike], active_since: pd
                 else "a known event has ended")
     reason = f"{declared}{'; ' + fc.reason if fc.usable else ' (no usable pattern: ' + fc.reason + ')'}"
     return replace(fc, values=values, pattern=pattern, usable=True, peak_invocations_per_minute=peak,
-                   window_start=w_start, window_end=w_end, reason=reason, calendar_only=not fc.usable)
+                   window_start=w_start, window_end=w_end, reason=reason, calendar_only=not fc.usable,
+                   prepare=prepare)
 
 
 class KnownEventLike(Protocol):

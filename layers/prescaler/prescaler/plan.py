@@ -183,7 +183,7 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
     the whole run's peak counts: raise once, to what the spike needs, rather than 2 -> 3 then 3 -> 6
     a minute later (the endpoint is ``Updating`` after the first change and refuses the second).
     """
-    values = fc.values.to_numpy(dtype=float)
+    values = fc.prepared.to_numpy(dtype=float)
     if len(values) == 0:
         return 0.0, fc.start, fc.end
     head = min(settings.lookahead_minutes, len(values))
@@ -201,7 +201,7 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
         a -= 1
     while b + 1 < len(part) and part[b + 1] >= 0.9 * peak:
         b += 1
-    index = fc.values.index
+    index = fc.prepared.index
     return peak, index[a], index[b] + MINUTE
 
 
@@ -329,9 +329,9 @@ def plan(
                 f"still need {observed_need}: relaxed as demand falls"))
         if owned:
             new_min, action = floor, "relax"
-            reason = (f"relax MinCapacity {current} -> {floor}: no spike forecast in the next "
-                      f"{settings.lookahead_minutes} min (peak {peak:,.0f}/min "
-                      f"needs {required})")
+            reason = (f"relax MinCapacity {current} -> {floor}: no spike worth preparing for in the next "
+                      f"{settings.lookahead_minutes} min (it would need {required}; the last minutes of demand "
+                      f"need {observed_need})")
         else:
             reason = (f"hold MinCapacity {current}: not set by the pre-scaler (an operator's change?), "
                       f"left alone")
