@@ -134,6 +134,7 @@ class Forecast:
         peak_invocations_per_minute: the largest predicted minute.
         window_start / window_end: the run of minutes around the peak within 90% of it (end
             exclusive), UTC.
+        history_minutes: the calendar span of the history (minutes; idle minutes count).
         reason: one line a human can read.
         skill: backtest per candidate: net instance-minutes saved by acting on it (breach minutes
             prevented x ``breach_minute_cost`` - instance-minutes spent above the backstop);
@@ -519,7 +520,7 @@ def forecast(
     # Patterns are chosen from whole hours of history (its newest whole hour back to an hour
     # boundary), so that the choice is the same for every tick of an hour and is computed once
     # (memoised on the data); the forecast values below use every minute.
-    sel_end = n - (history.index[-1] + MINUTE).minute
+    sel_end = max(0, n - (history.index[-1] + MINUTE).minute)
     sel_start = sel_end % 60
     sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, cost, drift_minutes, timezone)
     if sel.chosen is None:
