@@ -588,3 +588,25 @@ def test_the_azure_functions_cron_spikes_are_forecast_within_its_8_hours() -> No
     # the old rule asked for), and never in the first six hours (six cycles to prove them)
     assert acted
     assert acted[0] - per_minute.index[0] >= pd.Timedelta(hours=6)
+
+
+def test_the_memoised_choice_is_the_choice_made_afresh(synth) -> None:
+    # Given hourly spikes, forecast once with nothing memoised
+    from prescaler import forecast as module
+
+    hist = synth.history(3 * DAY + 25, synth.top_of_hour)
+    end = _end(hist)
+    module._MEMO.clear()
+    fresh = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    # When the same forecast is asked again (memoised) and after the memo is emptied
+    again = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    module._MEMO.clear()
+    cleared = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    # Then all three agree
+    for fc in (again, cleared):
+        assert (fc.pattern, fc.usable, fc.skill, fc.reason) == (fresh.pattern, fresh.usable, fresh.skill, fresh.reason)
+        pd.testing.assert_series_equal(fc.values, fresh.values)
+    # And different data in the same whole hours is not served the old choice
+    flat = hist.copy()
+    flat[:] = synth.BASELINE
+    assert not forecast(flat, end + 30 * MINUTE, end + 45 * MINUTE).usable
