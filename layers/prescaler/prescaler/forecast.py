@@ -54,8 +54,10 @@ SKILL_MINUTES = 1440
 MAX_DISCOVERED = 3
 MIN_PERIOD = 15
 MAX_DISCOVERED_PERIOD = 720
-#: An autocorrelation peak below this is not a rhythm.
+#: An autocorrelation peak below this, or less than this far above the trough between half its lag
+#: and it, is not a rhythm.
 MIN_AUTOCORRELATION = 0.2
+MIN_PROMINENCE = 0.2
 #: Cycles of evidence that prove a short period (capped at a day of history), and the least any
 #: period needs.
 PROOF_CYCLES = 6
@@ -241,7 +243,8 @@ def discover_periods(y: np.ndarray, limit: int = MAX_DISCOVERED) -> list[int]:
     Method: subtract the centred day-long moving average (the daily swell would otherwise dominate),
     take the autocorrelation by FFT (Wiener-Khinchin), and keep its local maxima between
     ``MIN_PERIOD`` and ``min(MAX_DISCOVERED_PERIOD, len(y) / 2)`` minutes whose value is at least
-    ``MIN_AUTOCORRELATION`` and at least half the strongest; of those, a peak at a whole multiple of
+    ``MIN_AUTOCORRELATION``, at least ``MIN_PROMINENCE`` above the lowest autocorrelation between
+    half its lag and it, and at least half the strongest; of those, a peak at a whole multiple of
     a shorter kept period (within a minute) is that period's echo and is dropped.
     """
     n = len(y)
@@ -265,6 +268,9 @@ def discover_periods(y: np.ndarray, limit: int = MAX_DISCOVERED) -> list[int]:
     lags = np.arange(MIN_PERIOD, top + 1)
     a = acf[lags]
     peaks = lags[(a >= MIN_AUTOCORRELATION) & (a >= acf[lags - 1]) & (a >= acf[lags + 1])]
+    # a rhythm rises well above the trough before it (half a period back); smooth noise does not
+    prominent = [lag for lag in peaks if acf[lag] - acf[lag // 2: lag].min() >= MIN_PROMINENCE]
+    peaks = np.asarray(prominent, dtype=int)
     if len(peaks) == 0:
         return []
     # the fundamental, not its multiples: in lag order, among peaks close to the strongest
