@@ -654,3 +654,15 @@ def test_a_known_event_is_raised_for_without_a_pattern_and_relaxed_after() -> No
     # And without the calendar nothing is raised on the same history
     plain = _tick_through(full, DEFAULTS, top, range(-10, 46), TargetState(2, 8, 2))
     assert all(d.action == "hold" for _, d in plain)
+
+
+def test_no_prompt_scale_in_when_the_forecast_expects_a_burst_later_in_its_range() -> None:
+    # Given our raise to 7, demand low now, nothing worth a raise in the lookahead, but the forecast
+    # expecting a burst of 6 instances' worth 10 minutes after it (bursts that recur after the spike)
+    fc = make_forecast(100.0, minutes=DEFAULTS.lookahead_minutes + 20)
+    fc.values.iloc[:] = 100.0
+    fc.values.iloc[DEFAULTS.lookahead_minutes + 10] = 13200.0
+    d = plan(fc, recent([50.0] * 5), TargetState(7, 8, 7, **OURS), DEFAULTS, NOW)
+    # Then MinCapacity is relaxed but the instances stay (target tracking's 15 datapoints decide)
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, None)
+    assert d.numbers["scale_in_blocked"] == "spike forecast"

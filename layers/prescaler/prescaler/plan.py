@@ -338,7 +338,9 @@ def plan(
             numbers["not_owned"] = "true"
             return decision("hold", current, reason)
 
-    desired = _prompt_scale_in(history, state, settings, new_min, required, numbers) if owned else None
+    expected = float(fc.values.max()) if len(fc.values) else math.inf
+    desired = _prompt_scale_in(history, state, settings, new_min, max(required, instances_for(expected, settings)),
+                               numbers) if owned else None
     if desired is not None:
         scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
                     f"{settings.scale_in_low_minutes} min of demand need "
@@ -362,7 +364,9 @@ def _prompt_scale_in(
 
     Called only while the pre-scaler owns a raise, and never removes more instances than that raise
     held in (``current MinCapacity - new MinCapacity``): the capacity target tracking added on its
-    own is left to target tracking (never worse than the backstop alone)."""
+    own is left to target tracking (never worse than the backstop alone). ``required`` is the most
+    the forecast expects over its whole range (not only what is worth a raise): the instances a
+    recurring burst after the spike needs are kept."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
     if required > new_min:
