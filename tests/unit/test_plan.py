@@ -663,6 +663,6 @@ def test_no_prompt_scale_in_when_the_forecast_expects_a_burst_later_in_its_range
     fc.values.iloc[:] = 100.0
     fc.values.iloc[DEFAULTS.lookahead_minutes + 10] = 13200.0
     d = plan(fc, recent([50.0] * 5), TargetState(7, 8, 7, **OURS), DEFAULTS, NOW)
-    # Then MinCapacity is relaxed but the instances stay (target tracking's 15 datapoints decide)
-    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, None)
-    assert d.numbers["scale_in_blocked"] == "spike forecast"
+    # Then MinCapacity is relaxed, and the instances only down to what the burst needs
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 6)
+    assert d.numbers["expected_required_instances"] == 6

@@ -339,7 +339,7 @@ def plan(
             return decision("hold", current, reason)
 
     expected = float(fc.values.max()) if len(fc.values) else math.inf
-    desired = _prompt_scale_in(history, state, settings, new_min, max(required, instances_for(expected, settings)),
+    desired = _prompt_scale_in(history, state, settings, new_min, required, instances_for(expected, settings),
                                numbers) if owned else None
     if desired is not None:
         scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
@@ -356,6 +356,7 @@ def _prompt_scale_in(
     settings: PlannerSettings,
     new_min: int,
     required: int,
+    expected_need: int,
     numbers: dict[str, float | int | str | None],
 ) -> int | None:
     """Desired instance count after a raise of ours, or None. Target tracking needs 15 low datapoints
@@ -364,9 +365,9 @@ def _prompt_scale_in(
 
     Called only while the pre-scaler owns a raise, and never removes more instances than that raise
     held in (``current MinCapacity - new MinCapacity``): the capacity target tracking added on its
-    own is left to target tracking (never worse than the backstop alone). ``required`` is the most
-    the forecast expects over its whole range (not only what is worth a raise): the instances a
-    recurring burst after the spike needs are kept."""
+    own is left to target tracking (never worse than the backstop alone). Nor below ``expected_need``,
+    what the most the forecast expects over its whole range needs (not only what is worth a raise):
+    the instances a recurring burst after the spike needs are kept."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
     if required > new_min:
@@ -377,7 +378,8 @@ def _prompt_scale_in(
     numbers["observed_peak_invocations_per_minute"] = round(observed_peak, 3)
     numbers["observed_required_instances"] = observed_need
     ours = max(0, state.min_capacity - new_min)
-    desired = max(new_min, observed_need, required, state.current_instances - ours)
+    desired = max(new_min, observed_need, required, state.current_instances - ours, expected_need)
+    numbers["expected_required_instances"] = expected_need
     numbers["scale_in_floor_instances"] = state.current_instances - ours
     if desired < state.current_instances:
         return desired
