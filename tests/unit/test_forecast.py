@@ -610,3 +610,20 @@ def test_the_memoised_choice_is_the_choice_made_afresh(synth) -> None:
     flat = hist.copy()
     flat[:] = synth.BASELINE
     assert not forecast(flat, end + 30 * MINUTE, end + 45 * MINUTE).usable
+
+
+def test_a_new_endpoints_zero_filled_window_does_not_count_as_cycles(synth) -> None:
+    # Given the reader's 14-day window of a new endpoint: zeros, then 4 h 50 min of hourly spikes
+    hist = synth.history(2 * WEEK, synth.top_of_hour)
+    hist.iloc[: 2 * WEEK - (4 * 60 + 50)] = 0.0
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end, end + 25 * MINUTE)
+    # Then the zeros before the first invocation prove nothing: too little history for the hourly
+    # pattern (six cycles, traffic in all but the first)
+    assert not fc.usable
+    assert "too little history" in fc.reason
+    # And once traffic has run five hours (the sixth cycle may be the window's idle start) it may act
+    more = synth.history(2 * WEEK, synth.top_of_hour)
+    more.iloc[: 2 * WEEK - (5 * 60 + 50)] = 0.0
+    assert forecast(more, end, end + 25 * MINUTE).usable

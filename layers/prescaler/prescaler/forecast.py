@@ -411,10 +411,18 @@ def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
 
 
 def _selection(
-    y: np.ndarray, origin: pd.Timestamp, span_minutes: int, cost: CostModel, drift: int, timezone: str
+    y: np.ndarray, origin: pd.Timestamp, span_minutes: int, active_minutes: int, cost: CostModel, drift: int,
+    timezone: str,
 ) -> _Selection:
-    """Candidate periods, eligibility (on the history's whole calendar span ``span_minutes``) and the
-    cost-aware backtest of each on ``y`` (whole hours from ``origin``); memoised on the data."""
+    """Candidate periods, eligibility and the cost-aware backtest of each on ``y`` (whole hours from
+    ``origin``); memoised on the data.
+
+    Eligibility: the history's calendar span ``span_minutes`` reaches the period's
+    :attr:`Pattern.min_span_minutes` (idle minutes count), and traffic began (``active_minutes``
+    before the end) no later than one period into that span: the zero-filled window before an
+    endpoint's first invocation proves nothing, while a window that starts on an idle minute of an
+    endpoint's life loses at most part of one cycle.
+    """
     data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
     found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y)))
     standard = {p.period_minutes for p in PATTERNS}
@@ -422,12 +430,15 @@ def _selection(
                   for lag in found if all(abs(lag - s) > 1 for s in standard)]
     candidates = [*PATTERNS, *discovered]
     periods = tuple(p.period_minutes for p in candidates)
-    eligible = tuple(p for p in candidates if span_minutes >= p.min_span_minutes)
+    eligible = tuple(p for p in candidates if span_minutes >= p.min_span_minutes
+                     and active_minutes >= p.min_span_minutes - p.period_minutes)
     if not eligible:
         shortest = min(candidates, key=lambda p: p.min_span_minutes)
         return _Selection(None, {}, periods, 0, (
-            f"too little history: {_duration(span_minutes)}, the shortest candidate ({shortest.name}) needs "
-            f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two)"))
+            f"too little history: {_duration(min(span_minutes, active_minutes))} of traffic, the shortest "
+            f"candidate ({shortest.name}) needs "
+            f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
+            "but the first)"))
     key = ("select", *data_key, eligible, cost, drift, timezone)
     return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
 
@@ -528,7 +539,9 @@ def forecast(
     # (memoised on the data); the forecast values below use every minute.
     sel_end = max(0, n - (history.index[-1] + MINUTE).minute)
     sel_start = sel_end % 60
-    sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, cost, drift_minutes, timezone)
+    active = n - int(np.flatnonzero(y > 0)[0])
+    sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, active, cost, drift_minutes,
+                     timezone)
     if sel.chosen is None:
         return unusable(sel.reason, sel.skill, sel.periods)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
