@@ -51,7 +51,9 @@ class PlannerSettings(BaseModel):
         description="Seconds before a spike that capacity must be requested: 2-4 min to InService + a tick.")
     horizon_minutes: int = Field(
         1, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
-    baseline_min_capacity: int = Field(2, ge=1, description="MinCapacity outside spikes (instances).")
+    baseline_min_capacity: int = Field(
+        2, ge=0, description="MinCapacity outside spikes (instances; copies of an inference component, "
+        "where 0 is scale to zero: the adapters refuse 0 for a variant).")
     prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
     scale_in_low_minutes: int = Field(

@@ -39,7 +39,9 @@ from prescaler.aws.autoscaling import (
 from prescaler.aws.cloudwatch import (
     ENDPOINT_INSTANCE_NAMESPACE,
     SAGEMAKER_NAMESPACE,
+    Component,
     MetricReadError,
+    MetricSource,
     dimensions,
     latest_average,
     microseconds_to_ms,
@@ -47,7 +49,8 @@ from prescaler.aws.cloudwatch import (
     read_many,
 )
 from prescaler.aws.ledger import Ledger, LedgerEntry
-from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
+from prescaler.aws.sagemaker import Endpoint, EndpointMissing, InferenceComponent, SageMaker, gpus_per_instance
+from prescaler.aws.sagemaker import Variant as SageMakerVariant
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
 from prescaler.observability import logger, metrics, tracer
 from prescaler.plan import Decision, TargetState, decide
@@ -139,6 +142,9 @@ def _result(function: str, settings: FunctionSettings, tick: Tick, **fields: Any
         "variant_name": settings.variant_name,
         "now": tick.now.isoformat(),
     }
+    component = getattr(settings, "inference_component_name", None)
+    if component:
+        out["inference_component_name"] = component
     out.update(fields)
     return out
 
@@ -192,6 +198,14 @@ class Observation:
     lead_time_source: str
     decision: Decision
     warnings: list[str]
+    component: InferenceComponent | None = None  # set when the target is an inference component
+
+    @property
+    def desired_capacity(self) -> int:
+        """The desired count now: copies of the component, else instances of the variant."""
+        if self.component is not None:
+            return self.component.desired_copies
+        return next(iter(self.endpoint.variants.values())).desired_instances
 
 
 def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) -> Observation | dict:
@@ -207,12 +221,17 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             "target_missing",
             f"no scalable target for {rid}: register one (the template does) before pre-scaling",
         )
+    component = None
     try:
-        endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
+        if settings.inference_component_name:
+            component = ad.sagemaker.inference_component(settings.inference_component_name)
+            endpoint = _component_view(component)
+        else:
+            endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
     except EndpointMissing as exc:
         _count("EndpointMissing")
         return _hold(function, settings, tick, "endpoint_missing", str(exc), target.min_capacity)
-    variant = endpoint.variants.get(settings.variant_name)
+    variant = endpoint.variants.get(component.name if component else settings.variant_name)
     if variant is None:
         _count("EndpointMissing")
         return _hold(
@@ -243,9 +262,8 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     end = complete_end(tick.now)
     try:
         history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
-        history = read_many(
-            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - history_length, end
-        )[(settings.endpoint_name, settings.variant_name)]
+        source = metric_source(settings)
+        history = read_many(ad.cloudwatch, [source], end - history_length, end)[source]
     except MetricReadError as exc:
         _count("MetricReadError")
         return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity)
@@ -256,7 +274,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             settings,
             tick,
             "no_data",
-            f"hold: no Invocations datapoints for {settings.endpoint_name}/{settings.variant_name} "
+            f"hold: no Invocations datapoints for {_source_name(settings)} "
             f"in the last {settings.history_days} days; an empty answer is not zero demand, MinCapacity left at "
             f"{target.min_capacity}",
             target.min_capacity,
@@ -285,7 +303,29 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     if fc is not None:
         _count("ForecastPeakInvocationsPerMinute", float(fc.peak_invocations_per_minute))
         _count("ForecastUsable", int(fc.usable))
-    return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings)
+    return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings, component)
+
+
+def _component_view(component: InferenceComponent) -> Endpoint:
+    """An inference component seen the way ``_observe`` sees a variant: its status, and its copies as
+    the one "variant" (current and desired copy counts)."""
+    kind = f"inference component {component.name} (endpoint {component.endpoint_name})"
+    return Endpoint(kind, component.status, "", {
+        component.name: SageMakerVariant(component.name, component.current_copies, component.desired_copies)})
+
+
+def metric_source(settings: ScalerSettings) -> MetricSource:
+    """Whose ``Invocations`` a scaler tick reads: the inference component (dimension
+    ``InferenceComponentName``) when one is configured, else the variant (both dimensions)."""
+    if settings.inference_component_name:
+        return Component(settings.inference_component_name)
+    return (settings.endpoint_name, settings.variant_name)
+
+
+def _source_name(settings: ScalerSettings) -> str:
+    if settings.inference_component_name:
+        return f"inference component {settings.inference_component_name}"
+    return f"{settings.endpoint_name}/{settings.variant_name}"
 
 
 def _scaling_failures(activities: list[Activity], entry: LedgerEntry, tick: Tick) -> list[str]:
@@ -510,7 +550,7 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    instances = obs.endpoint.variants[settings.variant_name].desired_instances
+    instances = obs.desired_capacity
     if settings.dry_run:
         return _decision_result(
             "relax",
@@ -554,7 +594,10 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     desired_outcome = None
     if d.desired_instances is not None and d.desired_instances < instances:
         desired = max(d.desired_instances, new_min)
-        res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
+        if obs.component is not None:
+            res = ad.sagemaker.set_desired_copies(obs.component, desired, new_min)
+        else:
+            res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
         desired_outcome = res.outcome
         if res.outcome == "applied":
             _count("PromptScaleIn")

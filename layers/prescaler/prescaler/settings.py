@@ -4,7 +4,9 @@ The variable names are part of the interface (the template sets them, ``sam loca
 overrides them, the e2e tests drive them): ``ENDPOINT_NAME``, ``VARIANT_NAME``,
 ``BASELINE_MIN_CAPACITY``, ``PRESCALE_MAX_CAPACITY``, ``TARGET_INVOCATIONS_PER_INSTANCE``,
 ``HEADROOM``, ``HORIZON_MINUTES``, ``DEFAULT_LEAD_TIME_SECONDS``, ``DRY_RUN``, ``PROMPT_SCALE_IN``,
-``LEDGER_TABLE_NAME``, ``METRICS_NAMESPACE``, ``MAX_HOLD_MINUTES``, ``SCHEDULE_TIMEZONE``. Each field is
+``LEDGER_TABLE_NAME``, ``METRICS_NAMESPACE``, ``MAX_HOLD_MINUTES``, ``SCHEDULE_TIMEZONE``,
+``INFERENCE_COMPONENT_NAME`` (optional: scale that inference component's copy count instead of the
+variant's instances; only then may ``BASELINE_MIN_CAPACITY`` be 0, scale to zero). Each field is
 named after its variable (pydantic-settings matches them case-insensitively).
 
 Nothing here runs at import time: :func:`load` reads ``os.environ`` when a handler calls it and turns
@@ -25,6 +27,9 @@ from prescaler.plan import PlannerSettings
 #: SageMaker endpoint and variant names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (SageMaker API reference,
 #: CreateEndpoint ``EndpointName`` and ProductionVariant ``VariantName``).
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+#: InferenceComponentName: ``^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$``, at most 63 characters
+#: (SageMaker API reference, CreateInferenceComponent).
+COMPONENT_NAME = r"^[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$"
 #: CloudWatch namespace characters; a namespace may not start with ``AWS/`` (reserved for AWS).
 NAMESPACE = r"^[A-Za-z0-9._/#:-]{1,255}$"
 
@@ -62,7 +67,14 @@ class FunctionSettings(BaseSettings):
 class ScalerSettings(FunctionSettings):
     """Settings of the pre-scaler and the relaxer (units in the names)."""
 
-    baseline_min_capacity: int = Field(2, ge=1, le=1000, description="BASELINE_MIN_CAPACITY (instances)")
+    inference_component_name: str | None = Field(
+        None,
+        pattern=COMPONENT_NAME,
+        description="INFERENCE_COMPONENT_NAME: scale this inference component's copies (empty: the variant)",
+    )
+    baseline_min_capacity: int = Field(
+        2, ge=0, le=1000, description="BASELINE_MIN_CAPACITY (instances, or copies; 0 only for a component)"
+    )
     prescale_max_capacity: int = Field(8, ge=1, le=1000, description="PRESCALE_MAX_CAPACITY (instances)")
     target_invocations_per_instance: float = Field(
         2400.0, gt=0, description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute"
@@ -89,6 +101,28 @@ class ScalerSettings(FunctionSettings):
         if value not in ("UTC", "Etc/UTC") and value not in available_timezones():
             raise ValueError(f"unknown IANA time zone {value!r}")
         return value
+
+    @field_validator("inference_component_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # the template passes "" for "no component"
+
+    @model_validator(mode="after")
+    def _zero_only_for_components(self) -> ScalerSettings:
+        if self.baseline_min_capacity == 0 and self.inference_component_name is None:
+            raise ValueError(
+                "BASELINE_MIN_CAPACITY 0 (scale to zero) needs INFERENCE_COMPONENT_NAME: an endpoint "
+                "variant's MinCapacity is at least 1"
+            )
+        return self
+
+    @property
+    def resource_id(self) -> str:
+        """Application Auto Scaling resource id: ``inference-component/<name>`` for a component,
+        else ``endpoint/<name>/variant/<variant>``."""
+        if self.inference_component_name:
+            return f"inference-component/{self.inference_component_name}"
+        return super().resource_id
 
     @model_validator(mode="after")
     def _cap_above_baseline(self) -> ScalerSettings:
