@@ -102,3 +102,24 @@ def test_no_component_means_the_variant_as_before() -> None:
 def test_an_invalid_component_name_is_a_settings_error(name: str) -> None:
     with pytest.raises(SettingsError, match="INFERENCE_COMPONENT_NAME"):
         load(ScalerSettings, {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", "INFERENCE_COMPONENT_NAME": name})
+
+
+def test_the_permissions_of_a_component_deployment_name_the_component_and_not_the_variant_actions() -> None:
+    from prescaler.aws.permissions import Deployment, for_function
+
+    dep = Deployment("aws", "eu-west-1", "123456789012", "LLM-Endpoint", inference_component="Llama-3-8B")
+    rows = {(r.action, r.resource, tuple(sorted(r.context.items()))) for r in for_function("relax", dep)}
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:inference-component/llama-3-8b"
+    # the tick, prompt scale-in, and what Application Auto Scaling validates on RegisterScalableTarget
+    assert ("sagemaker:DescribeInferenceComponent", arn, ()) in rows
+    assert ("sagemaker:UpdateInferenceComponentRuntimeConfig", arn, ()) in rows
+    register = [r for r in rows if r[0] == "application-autoscaling:RegisterScalableTarget"]
+    assert register == [("application-autoscaling:RegisterScalableTarget", "*", (
+        ("application-autoscaling:scalable-dimension", "sagemaker:inference-component:DesiredCopyCount"),
+        ("application-autoscaling:service-namespace", "sagemaker")))]
+    assert not {a for a, *_ in rows} & {"sagemaker:UpdateEndpointWeightsAndCapacities",
+                                         "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpoint"}
+    # and a variant deployment keeps exactly the variant's rows
+    variant = {r.action for r in for_function("relax", Deployment("aws", "eu-west-1", "1", "e"))}
+    assert "sagemaker:DescribeInferenceComponent" not in variant
+    assert "sagemaker:UpdateEndpointWeightsAndCapacities" in variant

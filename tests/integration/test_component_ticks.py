@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from awsworld import TABLE, World, put_invocations
 from botocore.stub import ANY, Stubber
+from prescaler.aws import permissions
 from prescaler.aws.autoscaling import (
     COMPONENT_SCALABLE_DIMENSION,
     AutoScaling,
@@ -108,6 +109,13 @@ def test_a_component_is_raised_from_zero_before_08_and_relaxed_to_its_floor_afte
     aas_client, aas = aas_stub()
     sm_client, sm = sm_stub()
     ad = Adapters(world.cloudwatch, AutoScaling(aas_client), SageMaker(sm_client), Ledger(world.dynamodb, TABLE))
+    calls: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        calls.add(f"{model.service_model.service_name}:{model.name}")
+
+    for client in (aas_client, sm_client, world.cloudwatch, world.dynamodb):
+        client.meta.events.register("before-parameter-build", record)
 
     # When the pre-scaler ticks at 07:54 with the component at its floor
     observe_calls(aas, sm, baseline, baseline)
@@ -120,6 +128,9 @@ def test_a_component_is_raised_from_zero_before_08_and_relaxed_to_its_floor_afte
     item = world.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": RID}})["Item"]
     assert item["owned_min_capacity"]["N"] == "6"
     aas.assert_no_pending_responses()
+    # ... making exactly the calls the permissions table lists for a component
+    assert calls == permissions.api_calls("prescale", "component")
+    calls.clear()
 
     # When the relaxer ticks at 18:30, the day over, 6 copies running
     observe_calls(aas, sm, 6, 6)
@@ -134,6 +145,7 @@ def test_a_component_is_raised_from_zero_before_08_and_relaxed_to_its_floor_afte
     assert relaxed["prompt_scale_in"] == "applied"
     aas.assert_no_pending_responses()
     sm.assert_no_pending_responses()
+    assert calls == permissions.api_calls("relax", "component")
 
 
 def test_a_missing_component_holds_and_says_so(world: World) -> None:
