@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from prescaler import service
+from prescaler import service, uninstall
 from prescaler.observability import logger, metrics, tracer
 from prescaler.settings import ScalerSettings
 
@@ -19,4 +19,6 @@ from prescaler.settings import ScalerSettings
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if uninstall.is_stack_event(event):  # the stack's RestoreBaselineOnDelete custom resource
+        return uninstall.on_stack_event(event)
     return service.handle("relax", ScalerSettings, service.relax, event)
