@@ -65,7 +65,8 @@ def test_with_no_copy_serving_requests_fail_at_once_and_nothing_queues() -> None
     """With zero copies SageMaker answers InvokeEndpoint with an error (NoCapacityInvocationFailures),
     it does not queue: every request of those minutes is over the SLO, the backlog stays empty."""
     demand = per_minute(np.r_[np.zeros(10), np.full(20, 20.0)])
-    result = twin.run(demand, policies=("invocations-target-tracking",), model=component(0))["invocations-target-tracking"]
+    tt = "invocations-target-tracking"
+    result = twin.run(demand, policies=(tt,), model=component(0))[tt]
     minutes = result.breach
     # the first minute with traffic fails, and so does every minute until a copy serves
     assert bool(minutes.iloc[10])
