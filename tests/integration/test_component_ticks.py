@@ -14,7 +14,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from awsworld import TABLE, World, put_invocations
+from awsworld import TABLE, World, put_gauge, put_invocations
 from botocore.stub import ANY, Stubber
 from prescaler.aws import permissions
 from prescaler.aws.autoscaling import (
@@ -132,7 +132,12 @@ def test_a_component_is_raised_from_zero_before_08_and_relaxed_to_its_floor_afte
     assert calls == permissions.api_calls("prescale", "component")
     calls.clear()
 
-    # When the relaxer ticks at 18:30, the day over, 6 copies running
+    # When the relaxer ticks at 18:30, the day over, 6 copies running on the endpoint's instances (whose
+    # CPUUtilization says SageMaker is publishing: the quiet minutes are zero demand, not late data)
+    for minutes_before in range(3, 10):
+        put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "CPUUtilization",
+                  DAY + pd.Timedelta(hours=18, minutes=30 - minutes_before), 3.0, endpoint=ENDPOINT)
+    calls.clear()  # the test's own setup call
     observe_calls(aas, sm, 6, 6)
     aas.add_response("register_scalable_target", {}, {**TARGET_KEYS, "MinCapacity": baseline})
     sm.add_response("update_inference_component_runtime_config",
