@@ -29,7 +29,7 @@ def visible(history: pd.Series, now: pd.Timestamp) -> pd.Series:
 
 def settings(baseline: int, lead_time_s: int = 360) -> PlannerSettings:
     return PlannerSettings(target_invocations_per_instance=TARGET, baseline_min_capacity=baseline,
-                           prescale_max_capacity=8, lead_time_s=lead_time_s)
+                           prescale_max_capacity=8, lead_time_s=lead_time_s, scale_to_zero=baseline == 0)
 
 
 @pytest.mark.parametrize("lead_time_s", [240, 360, 600])
@@ -88,7 +88,7 @@ def test_scale_to_zero_needs_an_inference_component() -> None:
     s = load(ScalerSettings, {**base, "INFERENCE_COMPONENT_NAME": "llama-3-8b"})
     assert s.baseline_min_capacity == 0
     assert s.resource_id == "inference-component/llama-3-8b"
-    assert s.planner().baseline_min_capacity == 0
+    assert s.planner().baseline_min_capacity == 0 and s.planner().scale_to_zero
 
 
 def test_no_component_means_the_variant_as_before() -> None:
@@ -123,3 +123,11 @@ def test_the_permissions_of_a_component_deployment_name_the_component_and_not_th
     variant = {r.action for r in for_function("relax", Deployment("aws", "eu-west-1", "1", "e"))}
     assert "sagemaker:DescribeInferenceComponent" not in variant
     assert "sagemaker:UpdateEndpointWeightsAndCapacities" in variant
+
+
+def test_the_planner_takes_baseline_zero_only_with_scale_to_zero() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="scale_to_zero"):
+        PlannerSettings(baseline_min_capacity=0)
+    assert PlannerSettings(baseline_min_capacity=0, scale_to_zero=True).baseline_min_capacity == 0

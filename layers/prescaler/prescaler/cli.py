@@ -178,6 +178,7 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
     fields: dict[str, Any] = {
         "target_invocations_per_instance": model.target_invocations_per_instance,
         "baseline_min_capacity": model.min_capacity,
+        "scale_to_zero": getattr(model, "component", None) is not None and model.min_capacity == 0,
         "prescale_max_capacity": model.max_capacity,
     }
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):

@@ -142,6 +142,7 @@ class ScalerSettings(FunctionSettings):
                 "lead_time_s": self.default_lead_time_seconds if lead_time_s is None else lead_time_s,
                 "horizon_minutes": self.horizon_minutes,
                 "baseline_min_capacity": self.baseline_min_capacity,
+                "scale_to_zero": self.baseline_min_capacity == 0 and self.inference_component_name is not None,
                 "prescale_max_capacity": self.prescale_max_capacity,
                 "prompt_scale_in": self.prompt_scale_in,
                 "max_hold_minutes": self.max_hold_minutes,

@@ -659,6 +659,7 @@ def default_planner_settings(model: EndpointModel) -> PlannerSettings:
     return PlannerSettings(
         target_invocations_per_instance=model.target_invocations_per_instance,
         baseline_min_capacity=model.min_capacity,
+        scale_to_zero=model.component is not None and model.min_capacity == 0,
         prescale_max_capacity=model.max_capacity,
     )
 
