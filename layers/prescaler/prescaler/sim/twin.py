@@ -209,6 +209,10 @@ class _Fleet:
         self.model = model
         self.rng = rng
         self.instant = instant
+        # Provisioning delays depend on when an instance is asked for and how many are already there,
+        # not on how many were asked for before: two policies that acted differently earlier still
+        # draw the same delays for the same later request (no breach minutes from a shifted stream).
+        self.delay_seed = int(rng.integers(2**62))
         self.ready_at: list[float] = [-1e9] * initial
         self.min_capacity = model.min_capacity
         self.max_capacity = model.max_capacity
@@ -245,7 +249,7 @@ class _Fleet:
             return False
         if n > self.desired:
             lo, hi = self.model.provisioning_s
-            new = [t if self.instant else t + float(self.rng.uniform(lo, hi)) for _ in range(n - self.desired)]
+            new = [t if self.instant else t + self._delay(t, i, lo, hi) for i in range(self.desired, n)]
             self.ready_at.extend(new)
             self.updating_until = max(new)
         else:
@@ -253,6 +257,10 @@ class _Fleet:
             del self.ready_at[n:]
             self.updating_until = t if self.instant else t + self.model.scale_in_update_s
         return True
+
+    def _delay(self, t: float, position: int, lo: float, hi: float) -> float:
+        """Provisioning delay (s) of the instance at ``position`` in the fleet, asked for at ``t``."""
+        return float(np.random.default_rng((self.delay_seed, round(t * 1000), position)).uniform(lo, hi))
 
     def register(self, min_capacity: int, t: float) -> None:
         """RegisterScalableTarget: the new MinCapacity is recorded at once; Application Auto Scaling
@@ -264,6 +272,10 @@ class _Fleet:
         """Application Auto Scaling's retry of a MinCapacity the desired count is still below."""
         if self.desired < self.min_capacity and not self.updating(t):
             self.request(self.min_capacity, t)
+
+
+#: Copies draw their start-up delays at positions of their own (instances use 0, 1, ...).
+COPY_POSITIONS = 1_000_000
 
 
 class _ComponentFleet(_Fleet):
@@ -287,8 +299,10 @@ class _ComponentFleet(_Fleet):
     def billed(self) -> int:
         return len(self.instances)
 
-    def _delay(self, bounds: tuple[float, float]) -> float:
-        return 0.0 if self.instant else float(self.rng.uniform(*bounds))
+    def _draw(self, t: float, position: int, bounds: tuple[float, float]) -> float:
+        """A delay in ``bounds`` (s) for the instance or copy at ``position``, asked for at ``t``
+        (the base fleet's per-request draws; 0 for the instant oracle)."""
+        return 0.0 if self.instant else self._delay(t, position, *bounds)
 
     def request(self, n: int, t: float) -> bool:
         """UpdateInferenceComponentRuntimeConfig (or Application Auto Scaling's): copy count ``n``
@@ -306,8 +320,9 @@ class _ComponentFleet(_Fleet):
             for i in range(self.desired, n):
                 slot = i // per
                 while slot >= len(self.instances):  # managed instance scaling: one more instance
-                    self.instances.append(t + self._delay(self.model.provisioning_s))
-                new.append(max(t, self.instances[slot]) + self._delay(self.component.copy_startup_s))
+                    self.instances.append(t + self._draw(t, len(self.instances), self.model.provisioning_s))
+                start = max(t, self.instances[slot])
+                new.append(start + self._draw(start, COPY_POSITIONS + i, self.component.copy_startup_s))
             self.ready_at.extend(new)
             self.updating_until = max(new)
         else:
@@ -460,7 +475,7 @@ def _simulate(
                 failures[mi] += a
                 viol_minute += a
                 arrivals_minute += a
-                conc_step[s] = 0.0
+                conc_step[s] = math.nan  # no copy, no ConcurrentRequestsPerCopy datapoint
                 backlog = 0.0
                 billed[mi] += fleet.billed * dt / 3600.0
                 continue
@@ -493,6 +508,10 @@ def _simulate(
         ipi[mi] = arrivals_minute / avg if avg else 0.0
         util = served_minute / (avg * mu1 * 60.0) if avg else 0.0
         cpu[mi] = model.cpu_at_saturation_pct * min(1.0, util)
+        if not avg and fleet.rejects_without_capacity:
+            # A component with no copy publishes no per-copy datapoint: its target-tracking alarms see
+            # missing data (neither above nor below target), so they neither scale out nor scale in.
+            ipi[mi] = cpu[mi] = conc_minute[mi] = math.nan
         violating[mi] = viol_minute
         breach[mi] = arrivals_minute > 0 and viol_minute > 0.01 * arrivals_minute
         queue_peak[mi] = qmax
