@@ -109,6 +109,9 @@ class LedgerEntry:
     watchdog_at: pd.Timestamp | None = None
     preflight: dict[str, Preflight] | None = None
     intent: Intent | None = None
+    #: the MinCapacity the last relax of ours lowered from, and when (from ``last_relax``)
+    last_relax_from: int | None = None
+    last_relax_at: pd.Timestamp | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,9 @@ class Ledger:
         since = item.get("owned_since", {}).get("S")
         floor = item.get("floor_min_capacity", {}).get("N")
         watchdog = item.get("watchdog_at", {}).get("S")
+        last_relax = item.get("last_relax", {}).get("M", {})
+        relax_from = last_relax.get("previous_min_capacity", {}).get("N")
+        relax_at = last_relax.get("at", {}).get("S")
         preflight = {}
         for function in ("prescale", "relax"):
             at = item.get(f"preflight_{function}_at", {}).get("S")
@@ -183,6 +189,8 @@ class Ledger:
             watchdog_at=to_utc(watchdog) if watchdog else None,
             preflight=preflight,
             intent=Intent.from_item(item["intent"]) if "intent" in item else None,
+            last_relax_from=int(relax_from) if relax_from is not None else None,
+            last_relax_at=to_utc(relax_at) if relax_at else None,
         )
 
     def record(
