@@ -118,8 +118,16 @@ def _endpoint_model(args: argparse.Namespace) -> Any:
     _finite("--provisioning-s", hi, strict=False)
     if lo > hi:
         raise UsageError(f"--provisioning-s LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
-    if not 1 <= args.min_capacity <= args.max_capacity:
-        raise UsageError(f"need 1 <= --min-capacity <= --max-capacity, got {args.min_capacity} and {args.max_capacity}")
+    component = _component_model(args)
+    lowest = 0 if component is not None else 1
+    min_capacity = args.min_capacity if args.min_capacity is not None else (0 if component else 2)
+    if not lowest <= min_capacity <= args.max_capacity:
+        note = "" if component else " (0, scale to zero, only for an inference component scenario)"
+        raise UsageError(f"need {lowest} <= --min-capacity <= --max-capacity, got {min_capacity} and "
+                         f"{args.max_capacity}{note}")
+    if component is not None and args.max_capacity > component.max_copies:
+        raise UsageError(f"--max-capacity {args.max_capacity} copies do not fit on --max-instances "
+                         f"{component.max_instances} x --copies-per-instance {component.copies_per_instance}")
     if args.service_time_ms >= args.slo_ms:
         raise UsageError(f"--slo-ms {args.slo_ms:g} must be above the service time (--service-time-ms "
                          f"{args.service_time_ms:g}): no request could meet it")
@@ -131,14 +139,36 @@ def _endpoint_model(args: argparse.Namespace) -> Any:
         service_time_s=args.service_time_ms / 1000.0,
         provisioning_s=(lo, hi),
         slo_p99_s=args.slo_ms / 1000.0,
-        min_capacity=args.min_capacity,
+        min_capacity=min_capacity,
         max_capacity=args.max_capacity,
         target_invocations_per_instance=args.target,
         target_concurrency_per_instance=args.concurrency_target,
         cpu_at_saturation_pct=args.cpu_at_saturation,
         predictive_scaling_buffer_s=args.scheduling_buffer_s,
         backstop=args.backstop,
+        component=component,
     )
+
+
+def _component_model(args: argparse.Namespace) -> Any:
+    """The inference component's placement for a component scenario (``simulate --scenario
+    llm-workday``), else None.
+
+    Raises:
+        UsageError: an option out of range.
+    """
+    from prescaler.sim import scenarios, twin
+
+    if getattr(args, "scenario", None) not in scenarios.COMPONENT_SCENARIOS:
+        return None
+    lo, hi = args.copy_startup_s
+    _finite("--copy-startup-s", lo, strict=False)
+    _finite("--copy-startup-s", hi, strict=False)
+    try:
+        return twin.ComponentModel(copies_per_instance=args.copies_per_instance, copy_startup_s=(lo, hi),
+                                   max_instances=args.max_instances)
+    except ValueError as exc:
+        raise UsageError(f"--copies-per-instance / --copy-startup-s / --max-instances: {exc}") from None
 
 
 def model_summary(model: Any) -> dict[str, Any]:
@@ -156,6 +186,11 @@ def model_summary(model: Any) -> dict[str, Any]:
         "slo_p99_ms": round(model.slo_p99_s * 1000.0, 3),
         "scheduling_buffer_s": model.predictive_scaling_buffer_s,
         "backstop": model.backstop,
+        **({"component": {
+            "copies_per_instance": model.component.copies_per_instance,
+            "copy_startup_s": list(model.component.copy_startup_s),
+            "max_instances": model.component.max_instances,
+        }} if getattr(model, "component", None) is not None else {}),
     }
 
 
@@ -163,6 +198,7 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
     fields: dict[str, Any] = {
         "target_invocations_per_instance": model.target_invocations_per_instance,
         "baseline_min_capacity": model.min_capacity,
+        "scale_to_zero": getattr(model, "component", None) is not None and model.min_capacity == 0,
         "prescale_max_capacity": model.max_capacity,
     }
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
@@ -208,13 +244,19 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
         print(json.dumps(data, indent=2, default=str))
     else:
         m = data["model"]
-        console.print(f"endpoint model: {m['capacity_rps_per_instance']:g} req/s per instance, service "
+        unit = "copy" if "component" in m else "instance"
+        console.print(f"endpoint model: {m['capacity_rps_per_instance']:g} req/s per {unit}, service "
                       f"{m['service_time_ms']:g} ms, provisioning "
                       f"{m['provisioning_s'][0]:g}-{m['provisioning_s'][1]:g} s, "
                       f"MinCapacity {m['min_capacity']}, MaxCapacity {m['max_capacity']}, target "
-                      f"{m['target_invocations_per_instance']:g} invocations/instance/min (concurrency "
+                      f"{m['target_invocations_per_instance']:g} invocations/{unit}/min (concurrency "
                       f"{m['target_concurrency_per_instance']:g}), SLO p99 {m['slo_p99_ms']:g} ms, backstop "
                       f"{m['backstop']}")
+        if "component" in m:
+            c = m["component"]
+            console.print(f"inference component: {c['copies_per_instance']} copies per instance, copy start-up "
+                          f"{c['copy_startup_s'][0]:g}-{c['copy_startup_s'][1]:g} s, at most "
+                          f"{c['max_instances']} instances; instance-hours are the instances billed")
         console.print(report.table(data, title))
         d = data["demand"]
         console.print(f"evaluated {d['evaluated_minutes'] / 1440:.2f} days from {d['evaluated_start']} "
@@ -229,14 +271,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
     _check_sim_options(args)
-    if args.scenario != "reference":
-        raise UsageError(f"unknown scenario {args.scenario!r} (built in: reference)")
+    if args.scenario not in scenarios.SCENARIOS:
+        raise UsageError(f"unknown scenario {args.scenario!r} (built in: {', '.join(scenarios.SCENARIOS)})")
     if args.days < 1:
         raise UsageError("--days must be at least 1")
-    if args.warmup_days < 0:
+    if args.warmup_days is not None and args.warmup_days < 0:
         raise UsageError("--warmup-days cannot be negative")
-    demand = scenarios.reference(days_evaluated=args.days, warmup_days=args.warmup_days, seed=args.seed)
-    return _run_policies(demand, args, f"reference scenario: {args.days} evaluated days (seed {args.seed})")
+    make = scenarios.SCENARIOS[args.scenario]
+    warmup = {} if args.warmup_days is None else {"warmup_days": args.warmup_days}
+    demand = make(days_evaluated=args.days, seed=args.seed, **warmup)
+    return _run_policies(demand, args, f"{args.scenario} scenario: {args.days} evaluated days (seed {args.seed})")
 
 
 def _note(message: str) -> None:
@@ -416,8 +460,8 @@ def _parser() -> argparse.ArgumentParser:
         m.add_argument("--provisioning-s", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[120.0, 240.0],
                        help="seconds from a scale-out to InService, uniform in LOW-HIGH, from the variant's "
                             "scaling activities (default 120 240)")
-        m.add_argument("--min-capacity", "--baseline-min", dest="min_capacity", type=int, default=2,
-                       help="baseline MinCapacity (default 2)")
+        m.add_argument("--min-capacity", "--baseline-min", dest="min_capacity", type=int, default=None,
+                       help="baseline MinCapacity (default 2; an inference component scenario: 0, scale to zero)")
         m.add_argument("--max-capacity", type=int, default=8, help="MaxCapacity (default 8)")
         m.add_argument("--target", type=float, default=2400.0,
                        help="target InvocationsPerInstance per minute (default 2400)")
@@ -446,10 +490,19 @@ def _parser() -> argparse.ArgumentParser:
             "prevents in the backtest are worth more than the instance-minutes it spends (default 30)"))
 
     s = sub.add_parser("simulate", help="run the seven policies on a built-in scenario")
-    s.add_argument("--scenario", default="reference", help="built-in scenario (default: reference)")
+    s.add_argument("--scenario", default="reference",
+                   help="built-in scenario: reference (an endpoint variant) or llm-workday (an inference "
+                        "component that scales to zero; capacities count copies) (default: reference)")
     s.add_argument("--days", type=int, default=3, help="evaluated days (default 3)")
-    s.add_argument("--warmup-days", type=int, default=2, help="days of history before scoring (default 2)")
+    s.add_argument("--warmup-days", type=int, default=None,
+                   help="days of history before scoring (default: reference 2, llm-workday 4)")
     sim_options(s)
+    c = s.add_argument_group("inference component (llm-workday; --capacity-rps etc. are then per copy)")
+    c.add_argument("--copies-per-instance", type=int, default=2, help="copies one instance holds (default 2)")
+    c.add_argument("--copy-startup-s", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[60.0, 120.0],
+                   help="seconds from a copy's request on an instance with room to serving (default 60 120)")
+    c.add_argument("--max-instances", type=int, default=4,
+                   help="managed instance scaling's MaxInstanceCount (default 4)")
     s.set_defaults(func=cmd_simulate)
 
     b = sub.add_parser("backtest", help="replay a recorded trace (or an endpoint's CloudWatch history)")

@@ -57,7 +57,11 @@ class PlannerSettings(BaseModel):
         description="Seconds before a spike that capacity must be requested: 2-4 min to InService + a tick.")
     horizon_minutes: int = Field(
         1, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
-    baseline_min_capacity: int = Field(2, ge=1, description="MinCapacity outside spikes (instances).")
+    baseline_min_capacity: int = Field(
+        2, ge=0, description="MinCapacity outside spikes (instances, or copies of an inference component; "
+        "0 only with scale_to_zero).")
+    scale_to_zero: bool = Field(
+        False, description="The operator allows MinCapacity 0 (an inference component's scale to zero).")
     prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
     scale_in_low_minutes: int = Field(
@@ -84,6 +88,13 @@ class PlannerSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. UTC, Europe/Berlin, America/New_York)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _zero_only_when_allowed(self) -> PlannerSettings:
+        if self.baseline_min_capacity == 0 and not self.scale_to_zero:
+            raise ValueError("baseline_min_capacity 0 needs scale_to_zero (an inference component the operator "
+                             "lets scale to zero); an endpoint variant keeps at least 1 instance")
+        return self
 
     @model_validator(mode="after")
     def _cap_above_baseline(self) -> PlannerSettings:

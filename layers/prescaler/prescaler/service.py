@@ -45,7 +45,9 @@ from prescaler.aws.autoscaling import (
 from prescaler.aws.cloudwatch import (
     ENDPOINT_INSTANCE_NAMESPACE,
     SAGEMAKER_NAMESPACE,
+    Component,
     MetricReadError,
+    MetricSource,
     dimensions,
     latest_average,
     microseconds_to_ms,
@@ -54,7 +56,8 @@ from prescaler.aws.cloudwatch import (
 )
 from prescaler.aws.errors import AwsFault, TickFailed, classify, http_status
 from prescaler.aws.ledger import Intent, Ledger, LedgerEntry, Preflight
-from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
+from prescaler.aws.sagemaker import Endpoint, EndpointMissing, InferenceComponent, SageMaker, gpus_per_instance
+from prescaler.aws.sagemaker import Variant as SageMakerVariant
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
 from prescaler.observability import logger, mark_logged, metrics, tracer
 from prescaler.plan import RELEASED_SCALE_IN_MINUTES, STALE_AFTER_MINUTES, Decision, TargetState, decide
@@ -182,6 +185,9 @@ def _result(function: str, settings: FunctionSettings, tick: Tick, **fields: Any
         "variant_name": settings.variant_name,
         "now": tick.now.isoformat(),
     }
+    component = getattr(settings, "inference_component_name", None)
+    if component:
+        out["inference_component_name"] = component
     out.update(fields)
     return out
 
@@ -241,6 +247,13 @@ class Observation:
     preflight: dict[str, Any] | None = None
     #: the MinCapacity the ledger owns when a stack update / REVERT_DRIFT wrote the baseline back
     reverted_from: int | None = None
+    component: InferenceComponent | None = None  # set when the target is an inference component
+
+    def desired_capacity(self, variant_name: str) -> int:
+        """The desired count now: copies of the component, else instances of ``variant_name``."""
+        if self.component is not None:
+            return self.component.desired_copies
+        return self.endpoint.variants[variant_name].desired_instances
 
 
 def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) -> Observation | dict:
@@ -256,12 +269,17 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             "target_missing",
             f"no scalable target for {rid}: register one (the template does) before pre-scaling",
         )
+    component = None
     try:
-        endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
+        if settings.inference_component_name:
+            component = ad.sagemaker.inference_component(settings.inference_component_name)
+            endpoint = _component_view(component)
+        else:
+            endpoint = ad.sagemaker.endpoint(settings.endpoint_name)
     except EndpointMissing as exc:
         _count("EndpointMissing")
         return _hold(function, settings, tick, "endpoint_missing", str(exc), target.min_capacity)
-    variant = endpoint.variants.get(settings.variant_name)
+    variant = endpoint.variants.get(component.name if component else settings.variant_name)
     if variant is None:
         _count("EndpointMissing")
         return _hold(
@@ -295,10 +313,9 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     end = complete_end(tick.now)
     try:
         history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
-        history = read_many(
-            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - history_length, end,
-            published_until=_heartbeat(ad, settings, end),
-        )[(settings.endpoint_name, settings.variant_name)]
+        source = metric_source(settings)
+        history = read_many(ad.cloudwatch, [source], end - history_length, end,
+                            published_until=_heartbeat(ad, settings, end))[source]
     except MetricReadError as exc:
         _count("MetricReadError")
         return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})",
@@ -310,7 +327,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             settings,
             tick,
             "no_data",
-            f"hold: no Invocations datapoints for {settings.endpoint_name}/{settings.variant_name} "
+            f"hold: no Invocations datapoints for {_source_name(settings)} "
             f"in the last {settings.history_days} days; an empty answer is not zero demand, MinCapacity left at "
             f"{target.min_capacity}",
             target.min_capacity,
@@ -351,7 +368,30 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     if fc is not None:
         _count("ForecastPeakInvocationsPerMinute", float(fc.peak_invocations_per_minute))
         _count("ForecastUsable", int(fc.usable))
-    return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings)
+    return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings,
+                       component=component)
+
+
+def _component_view(component: InferenceComponent) -> Endpoint:
+    """An inference component seen the way ``_observe`` sees a variant: its status, and its copies as
+    the one "variant" (current and desired copy counts)."""
+    kind = f"inference component {component.name} (endpoint {component.endpoint_name})"
+    return Endpoint(kind, component.status, "", {
+        component.name: SageMakerVariant(component.name, component.current_copies, component.desired_copies)})
+
+
+def metric_source(settings: ScalerSettings) -> MetricSource:
+    """Whose ``Invocations`` a scaler tick reads: the inference component (dimension
+    ``InferenceComponentName``) when one is configured, else the variant (both dimensions)."""
+    if settings.inference_component_name:
+        return Component(settings.inference_component_name)
+    return (settings.endpoint_name, settings.variant_name)
+
+
+def _source_name(settings: ScalerSettings) -> str:
+    if settings.inference_component_name:
+        return f"inference component {settings.inference_component_name}"
+    return f"{settings.endpoint_name}/{settings.variant_name}"
 
 
 def _heartbeat(ad: Adapters, settings: ScalerSettings, end: pd.Timestamp) -> pd.Timestamp | None:
@@ -783,7 +823,7 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     if isinstance(obs, dict):
         return obs
     d = obs.decision
-    instances = obs.endpoint.variants[settings.variant_name].desired_instances
+    instances = obs.desired_capacity(settings.variant_name)
     if settings.dry_run:
         return _decision_result(
             "relax",
@@ -828,7 +868,10 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     if d.desired_instances is not None and d.desired_instances < instances:
         desired = max(d.desired_instances, new_min)
         try:
-            res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
+            if obs.component is not None:
+                res = ad.sagemaker.set_desired_copies(obs.component, desired, new_min)
+            else:
+                res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
         except (ClientError, BotoCoreError) as exc:  # MinCapacity may already be lowered: say what happened
             fault = classify(exc)
             _count(fault.metric)

@@ -5,7 +5,9 @@ overrides them, the e2e tests drive them): ``ENDPOINT_NAME``, ``VARIANT_NAME``,
 ``BASELINE_MIN_CAPACITY``, ``PRESCALE_MAX_CAPACITY``, ``TARGET_INVOCATIONS_PER_INSTANCE``,
 ``HEADROOM``, ``HORIZON_MINUTES``, ``DEFAULT_LEAD_TIME_SECONDS``, ``DRY_RUN``, ``PROMPT_SCALE_IN``,
 ``LEDGER_TABLE_NAME``, ``METRICS_NAMESPACE``, ``MAX_HOLD_MINUTES``, ``SCHEDULE_TIMEZONE``,
-``BREACH_MINUTE_COST``, ``KNOWN_EVENTS``. Each field is
+``BREACH_MINUTE_COST``, ``KNOWN_EVENTS``,
+``INFERENCE_COMPONENT_NAME`` (optional: scale that inference component's copy count instead of the
+variant's instances; only then may ``BASELINE_MIN_CAPACITY`` be 0, scale to zero). Each field is
 named after its variable (pydantic-settings matches them case-insensitively).
 
 Nothing here runs at import time: :func:`load` reads ``os.environ`` when a handler calls it and turns
@@ -27,6 +29,9 @@ from prescaler.plan import PlannerSettings
 #: SageMaker endpoint and variant names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (SageMaker API reference,
 #: CreateEndpoint ``EndpointName`` and ProductionVariant ``VariantName``).
 SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+#: InferenceComponentName: ``^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$``, at most 63 characters
+#: (SageMaker API reference, CreateInferenceComponent).
+COMPONENT_NAME = r"^[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$"
 #: CloudWatch namespace characters; a namespace may not start with ``AWS/`` (reserved for AWS).
 NAMESPACE = r"^[A-Za-z0-9._/#:-]{1,255}$"
 
@@ -64,7 +69,14 @@ class FunctionSettings(BaseSettings):
 class ScalerSettings(FunctionSettings):
     """Settings of the pre-scaler and the relaxer (units in the names)."""
 
-    baseline_min_capacity: int = Field(2, ge=1, le=1000, description="BASELINE_MIN_CAPACITY (instances)")
+    inference_component_name: str | None = Field(
+        None,
+        pattern=COMPONENT_NAME,
+        description="INFERENCE_COMPONENT_NAME: scale this inference component's copies (empty: the variant)",
+    )
+    baseline_min_capacity: int = Field(
+        2, ge=0, le=1000, description="BASELINE_MIN_CAPACITY (instances, or copies; 0 only for a component)"
+    )
     prescale_max_capacity: int = Field(8, ge=1, le=1000, description="PRESCALE_MAX_CAPACITY (instances)")
     target_invocations_per_instance: float = Field(
         2400.0, gt=0, description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute"
@@ -104,6 +116,28 @@ class ScalerSettings(FunctionSettings):
             raise ValueError(f"unknown IANA time zone {value!r}")
         return value
 
+    @field_validator("inference_component_name", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # the template passes "" for "no component"
+
+    @model_validator(mode="after")
+    def _zero_only_for_components(self) -> ScalerSettings:
+        if self.baseline_min_capacity == 0 and self.inference_component_name is None:
+            raise ValueError(
+                "BASELINE_MIN_CAPACITY 0 (scale to zero) needs INFERENCE_COMPONENT_NAME: an endpoint "
+                "variant's MinCapacity is at least 1"
+            )
+        return self
+
+    @property
+    def resource_id(self) -> str:
+        """Application Auto Scaling resource id: ``inference-component/<name>`` for a component,
+        else ``endpoint/<name>/variant/<variant>``."""
+        if self.inference_component_name:
+            return f"inference-component/{self.inference_component_name}"
+        return super().resource_id
+
     @model_validator(mode="after")
     def _cap_above_baseline(self) -> ScalerSettings:
         if self.prescale_max_capacity < self.baseline_min_capacity:
@@ -122,6 +156,7 @@ class ScalerSettings(FunctionSettings):
                 "lead_time_s": self.default_lead_time_seconds if lead_time_s is None else lead_time_s,
                 "horizon_minutes": self.horizon_minutes,
                 "baseline_min_capacity": self.baseline_min_capacity,
+                "scale_to_zero": self.baseline_min_capacity == 0 and self.inference_component_name is not None,
                 "prescale_max_capacity": self.prescale_max_capacity,
                 "prompt_scale_in": self.prompt_scale_in,
                 "max_hold_minutes": self.max_hold_minutes,

@@ -1,4 +1,12 @@
-"""Application Auto Scaling: the variant's scalable target, its MinCapacity, its scaling activities.
+"""Application Auto Scaling: the scalable target, its MinCapacity, its scaling activities.
+
+Two kinds of scalable target, told apart by the resource id (Application Auto Scaling API reference,
+``ResourceId`` and ``ScalableDimension``):
+
+- an endpoint variant, ``endpoint/<endpoint>/variant/<variant>``, dimension
+  ``sagemaker:variant:DesiredInstanceCount`` (instances; MinCapacity at least 1);
+- an inference component, ``inference-component/<name>``, dimension
+  ``sagemaker:inference-component:DesiredCopyCount`` (copies; MinCapacity may be 0: scale to zero).
 
 Rules (ARCHITECTURE.md, "Invariants"):
 
@@ -36,6 +44,9 @@ from prescaler.history import to_utc
 
 SERVICE_NAMESPACE = "sagemaker"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+#: An inference component's copy count (its MinCapacity may be 0).
+COMPONENT_SCALABLE_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+COMPONENT_PREFIX = "inference-component/"
 
 Outcome = Literal["applied", "deferred", "target_missing"]
 
@@ -78,9 +89,25 @@ def resource_id(endpoint_name: str, variant_name: str) -> str:
     return f"endpoint/{endpoint_name}/variant/{variant_name}"
 
 
+def component_resource_id(component_name: str) -> str:
+    """``inference-component/<name>``: an inference component's scalable target resource id."""
+    return f"{COMPONENT_PREFIX}{component_name}"
+
+
+def scalable_dimension(rid: str) -> str:
+    """The scalable dimension of a resource id: a component's copy count or a variant's instances."""
+    return COMPONENT_SCALABLE_DIMENSION if rid.startswith(COMPONENT_PREFIX) else SCALABLE_DIMENSION
+
+
+def lowest_min_capacity(rid: str) -> int:
+    """The lowest MinCapacity Application Auto Scaling accepts for ``rid``: 0 for an inference
+    component (scale to zero), 1 for an endpoint variant."""
+    return 0 if rid.startswith(COMPONENT_PREFIX) else 1
+
+
 @dataclass(frozen=True)
 class ScalableTarget:
-    """The variant's scalable target (capacities in instances)."""
+    """A scalable target (capacities in instances for a variant, in copies for a component)."""
 
     resource_id: str
     min_capacity: int
@@ -139,7 +166,7 @@ class AutoScaling:
     def describe(self, rid: str) -> ScalableTarget | None:
         """The scalable target for ``rid``, or None when there is none."""
         resp = self.client.describe_scalable_targets(
-            ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[rid], ScalableDimension=SCALABLE_DIMENSION
+            ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[rid], ScalableDimension=scalable_dimension(rid)
         )
         for t in resp.get("ScalableTargets", []):
             if t["ResourceId"] == rid:
@@ -152,17 +179,21 @@ class AutoScaling:
         """Register ``MinCapacity`` only (never MaxCapacity, never SuspendedState).
 
         Raises:
-            ValueError: ``min_capacity`` is below 1 or above the target's MaxCapacity.
+            ValueError: ``min_capacity`` is below the lowest the target accepts (1 for a variant, 0
+                for an inference component) or above the target's MaxCapacity.
             PermissionDenied: the caller lacks a permission Application Auto Scaling checks.
             ClientError: an error that is neither retryable later nor a missing target.
         """
-        if not 1 <= min_capacity <= target.max_capacity:
-            raise ValueError(f"MinCapacity {min_capacity} outside [1, MaxCapacity {target.max_capacity}]")
+        lowest = lowest_min_capacity(target.resource_id)
+        if not lowest <= min_capacity <= target.max_capacity:
+            raise ValueError(
+                f"MinCapacity {min_capacity} outside [{lowest}, MaxCapacity {target.max_capacity}]"
+            )
         try:
             self.client.register_scalable_target(
                 ServiceNamespace=SERVICE_NAMESPACE,
                 ResourceId=target.resource_id,
-                ScalableDimension=SCALABLE_DIMENSION,
+                ScalableDimension=scalable_dimension(target.resource_id),
                 MinCapacity=int(min_capacity),
             )
         except ClientError as exc:
@@ -182,7 +213,7 @@ class AutoScaling:
         resp = self.client.describe_scaling_activities(
             ServiceNamespace=SERVICE_NAMESPACE,
             ResourceId=rid,
-            ScalableDimension=SCALABLE_DIMENSION,
+            ScalableDimension=scalable_dimension(rid),
             MaxResults=max_results,
         )
         out = []

@@ -12,6 +12,13 @@ History is read the way PROBLEM.md and ARCHITECTURE.md require:
 - never more than :data:`prescaler.history.MAX_HISTORY` (14 days; 1-minute data is kept 15 days);
 - many endpoint variants in one ``GetMetricData`` call (up to 500 queries per call).
 
+An inference component is read the same way with its own identity (:class:`Component`): SageMaker
+publishes the component's invocation metrics (``Invocations``, ``InvocationsPerCopy``, ``ModelLatency``,
+...; and the high-resolution ``ConcurrentRequestsPerCopy``) in ``AWS/SageMaker`` with the single
+dimension ``InferenceComponentName``, and its utilization metrics in
+``/aws/sagemaker/InferenceComponents`` (SageMaker developer guide, "SageMaker AI inference component
+metrics").
+
 An answer with no datapoints at all is *no data*, never zero demand: :class:`MetricHistory` carries
 the datapoint count, and :func:`read_invocations` raises :class:`NoMetricData`.
 
@@ -39,7 +46,21 @@ ENDPOINT_INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 #: GetMetricData accepts at most 500 queries per call (CloudWatch API reference).
 MAX_QUERIES_PER_CALL = 500
 
+#: Where an inference component's utilization metrics (CPUUtilizationNormalized, ...) live.
+INFERENCE_COMPONENT_NAMESPACE = "/aws/sagemaker/InferenceComponents"
+
 Variant = tuple[str, str]  # (endpoint name, variant name)
+
+
+@dataclass(frozen=True)
+class Component:
+    """An inference component as a metric source: dimension ``InferenceComponentName`` only."""
+
+    name: str
+
+
+#: What a query reads: an endpoint variant (both dimensions) or an inference component.
+MetricSource = Variant | Component
 
 
 class MetricReadError(RuntimeError):
@@ -77,11 +98,19 @@ def dimensions(endpoint_name: str, variant_name: str) -> list[dict[str, str]]:
     return [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant_name}]
 
 
-def _query(qid: str, namespace: str, metric: str, variant: Variant, stat: str, period_s: int) -> dict:
+def source_dimensions(source: MetricSource) -> list[dict[str, str]]:
+    """The dimensions SageMaker publishes a source's metrics with: ``EndpointName`` + ``VariantName``
+    for a variant, ``InferenceComponentName`` for an inference component."""
+    if isinstance(source, Component):
+        return [{"Name": "InferenceComponentName", "Value": source.name}]
+    return dimensions(*source)
+
+
+def _query(qid: str, namespace: str, metric: str, source: MetricSource, stat: str, period_s: int) -> dict:
     return {
         "Id": qid,
         "MetricStat": {
-            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions(*variant)},
+            "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": source_dimensions(source)},
             "Period": period_s,
             "Stat": stat,
         },
@@ -124,7 +153,7 @@ def get_metric_data(
 
 def read_many(
     client: Any,
-    variants: Iterable[Variant],
+    variants: Iterable[MetricSource],
     start: datetime | pd.Timestamp,
     end: datetime | pd.Timestamp,
     *,
@@ -133,12 +162,13 @@ def read_many(
     stat: str = "Sum",
     period_s: int = 60,
     published_until: datetime | pd.Timestamp | None = None,
-) -> dict[Variant, MetricHistory]:
-    """Per-minute history of a count metric for many endpoint variants in one ``GetMetricData`` call.
+) -> dict[MetricSource, MetricHistory]:
+    """Per-minute history of a count metric for many endpoint variants (and inference components) in
+    one ``GetMetricData`` call.
 
     Args:
         client: a boto3 CloudWatch client.
-        variants: (endpoint name, variant name) pairs.
+        variants: (endpoint name, variant name) pairs and/or :class:`Component` s.
         start, end: the window; both floored to the period, ``end`` exclusive (pass
             :func:`prescaler.history.complete_end` for complete minutes only). ``start`` is raised to
             ``end - 14 days`` (retention).
@@ -166,7 +196,7 @@ def read_many(
         raise HistoryError(f"empty window: start {lo} is not before end {hi}")
     queries = [_query(f"q{i}", namespace, metric, pair, stat, period_s) for i, pair in enumerate(pairs)]
     raw = get_metric_data(client, queries, lo, hi)
-    out: dict[Variant, MetricHistory] = {}
+    out: dict[MetricSource, MetricHistory] = {}
     for i, pair in enumerate(pairs):
         ts, vals = raw[f"q{i}"]
         newest = max((to_utc(t) for t in ts), default=None)

@@ -15,6 +15,14 @@ Application Auto Scaling checks, on EVERY ``RegisterScalableTarget`` (updates in
 missing one fails the call with ``ValidationException`` naming it. Those rows have
 ``validated_by`` set.
 
+For an inference component (``Deployment.inference_component``) the scaler rows differ: the target's
+dimension is ``sagemaker:inference-component:DesiredCopyCount``, the tick reads
+``sagemaker:DescribeInferenceComponent``, prompt scale-in is
+``sagemaker:UpdateInferenceComponentRuntimeConfig``, and Application Auto Scaling validates
+``sagemaker:DescribeInferenceComponent`` and ``sagemaker:UpdateInferenceComponentRuntimeConfig`` on the
+caller instead of the endpoint actions. Each row says which kind of scalable target it is for
+(:attr:`Permission.target`).
+
 Resources are templates (``str.format`` fields, see :class:`Deployment`). Case: SageMaker writes
 its ARNs in lower case whatever the endpoint name's case (``Catalogue-Tagger`` ->
 ``endpoint/catalogue-tagger``), so IAM resources use :attr:`Deployment.endpoint_arn_name`;
@@ -59,6 +67,7 @@ DOC_LAMBDA_LOGS = "https://docs.aws.amazon.com/lambda/latest/dg/permissions-exec
 DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html"
 
 ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
+COMPONENT_ARN = "arn:{partition}:sagemaker:{region}:{account}:inference-component/{component_arn_name}"
 ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/*"
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
 TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
@@ -71,6 +80,13 @@ SAGEMAKER_VARIANT = {
     "application-autoscaling:service-namespace": "sagemaker",
     "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
 }
+SAGEMAKER_COMPONENT = {
+    "application-autoscaling:service-namespace": "sagemaker",
+    "application-autoscaling:scalable-dimension": "sagemaker:inference-component:DesiredCopyCount",
+}
+
+#: Which kind of scalable target a row is for: both, an endpoint variant, an inference component.
+Target = Literal["any", "variant", "component"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class Permission:
         validated_by: set when Application Auto Scaling checks this action on the caller of that
             call (``RegisterScalableTarget``) rather than the function calling it itself.
         granted_by: ``inline`` (the function's ``Policies:``) or the AWS managed policy's name.
+        target: ``any``, or the kind of scalable target the row is for (``variant``, ``component``).
     """
 
     function: Function
@@ -98,6 +115,7 @@ class Permission:
     context: dict[str, str] = field(default_factory=dict)
     validated_by: str = ""
     granted_by: str = "inline"
+    target: Target = "any"
 
     def render(self, deployment: Deployment) -> Permission:
         """This row with its resource and context filled in for one deployment."""
@@ -111,6 +129,7 @@ class Permission:
             {k: v.format(**values) for k, v in self.context.items()},
             self.validated_by,
             self.granted_by,
+            self.target,
         )
 
     def covers(self, action: str, resource: str, context: dict[str, str]) -> bool:
@@ -141,10 +160,16 @@ class Deployment:
     ledger_table: str = "*"
     failure_queue: str = "*"
     stack: str = "*"
+    inference_component: str = ""
 
     @property
     def endpoint_arn_name(self) -> str:
         return self.endpoint_name.lower()
+
+    @property
+    def target(self) -> Target:
+        """``component`` when the deployment scales an inference component, else ``variant``."""
+        return "component" if self.inference_component else "variant"
 
     def values(self, function: Function) -> dict[str, str]:
         return {
@@ -154,6 +179,7 @@ class Deployment:
             "endpoint_name": self.endpoint_name,
             "endpoint_arn_name": self.endpoint_arn_name,
             "variant_name": self.variant_name,
+            "component_arn_name": self.inference_component.lower() or "*",
             "namespace": self.namespace,
             "ledger_table": self.ledger_table,
             "failure_queue": self.failure_queue,
@@ -178,22 +204,31 @@ def _platform(function: Function) -> list[Permission]:
 
 
 def _register_min_capacity(function: Function) -> list[Permission]:
-    """RegisterScalableTarget and what Application Auto Scaling validates on its caller."""
+    """RegisterScalableTarget and what Application Auto Scaling validates on its caller, for a
+    variant and for an inference component."""
     call = "application-autoscaling:RegisterScalableTarget"
-    rows = [Permission(function, call, "application-autoscaling:RegisterScalableTarget", ANY, DOC_AAS,
-                       dict(SAGEMAKER_VARIANT))]
-    for action, resource in (
-        ("sagemaker:DescribeEndpoint", ENDPOINT_ARN),
-        ("sagemaker:DescribeEndpointConfig", ENDPOINT_CONFIG_ARN),
-        ("sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN),
+    rows = [
+        Permission(function, call, "application-autoscaling:RegisterScalableTarget", ANY, DOC_AAS,
+                   dict(SAGEMAKER_VARIANT), target="variant"),
+        Permission(function, call, "application-autoscaling:RegisterScalableTarget", ANY, DOC_AAS,
+                   dict(SAGEMAKER_COMPONENT), target="component"),
+    ]
+    validated: tuple[tuple[str, str, Target], ...] = (
+        ("sagemaker:DescribeEndpoint", ENDPOINT_ARN, "variant"),
+        ("sagemaker:DescribeEndpointConfig", ENDPOINT_CONFIG_ARN, "variant"),
+        ("sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN, "variant"),
+        ("sagemaker:DescribeInferenceComponent", COMPONENT_ARN, "component"),
+        ("sagemaker:UpdateInferenceComponentRuntimeConfig", COMPONENT_ARN, "component"),
         # Which alarm name Application Auto Scaling probes with is not documented: any alarm of
         # the account and region (the target-tracking alarms are named by the service).
-        ("cloudwatch:PutMetricAlarm", ALARM_ARN),
+        ("cloudwatch:PutMetricAlarm", ALARM_ARN, "any"),
         # read-only, and a narrower scope only filters what DescribeAlarms returns: "*", the safe reading
-        ("cloudwatch:DescribeAlarms", ANY),
-        ("cloudwatch:DeleteAlarms", ALARM_ARN),
-    ):
-        rows.append(Permission(function, call, action, resource, DOC_AAS_VALIDATION, validated_by=call))
+        ("cloudwatch:DescribeAlarms", ANY, "any"),
+        ("cloudwatch:DeleteAlarms", ALARM_ARN, "any"),
+    )
+    for action, resource, target in validated:
+        rows.append(Permission(function, call, action, resource, DOC_AAS_VALIDATION, validated_by=call,
+                               target=target))
     return rows
 
 
@@ -204,7 +239,10 @@ def _scaler(function: Function) -> list[Permission]:
                    "application-autoscaling:DescribeScalableTargets", ANY, DOC_AAS),
         Permission(function, "application-autoscaling:DescribeScalingActivities",
                    "application-autoscaling:DescribeScalingActivities", ANY, DOC_AAS),
-        Permission(function, "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", ENDPOINT_ARN, DOC_SAGEMAKER),
+        Permission(function, "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", ENDPOINT_ARN, DOC_SAGEMAKER,
+                   target="variant"),
+        Permission(function, "sagemaker:DescribeInferenceComponent", "sagemaker:DescribeInferenceComponent",
+                   COMPONENT_ARN, DOC_SAGEMAKER, target="component"),
         Permission(function, "cloudwatch:GetMetricData", "cloudwatch:GetMetricData", ANY, DOC_CLOUDWATCH),
         Permission(function, "dynamodb:GetItem", "dynamodb:GetItem", TABLE_ARN, DOC_DYNAMODB),
         Permission(function, "dynamodb:UpdateItem", "dynamodb:UpdateItem", TABLE_ARN, DOC_DYNAMODB),
@@ -217,9 +255,11 @@ def _scaler(function: Function) -> list[Permission]:
 PERMISSIONS: tuple[Permission, ...] = (
     *_scaler("prescale"),
     *_scaler("relax"),
-    # prompt scale-in: the variant's desired instance count
+    # prompt scale-in: the variant's desired instance count, or the inference component's copy count
     Permission("relax", "sagemaker:UpdateEndpointWeightsAndCapacities",
-               "sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN, DOC_SAGEMAKER),
+               "sagemaker:UpdateEndpointWeightsAndCapacities", ENDPOINT_ARN, DOC_SAGEMAKER, target="variant"),
+    Permission("relax", "sagemaker:UpdateInferenceComponentRuntimeConfig",
+               "sagemaker:UpdateInferenceComponentRuntimeConfig", COMPONENT_ARN, DOC_SAGEMAKER, target="component"),
     Permission("gpu_metric", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", ENDPOINT_ARN, DOC_SAGEMAKER),
     Permission("gpu_metric", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpointConfig",
                ENDPOINT_CONFIG_ARN, DOC_SAGEMAKER),
@@ -230,22 +270,25 @@ PERMISSIONS: tuple[Permission, ...] = (
 )
 
 
-def for_function(function: str, deployment: Deployment | None = None) -> list[Permission]:
-    """The rows of one function, rendered for ``deployment`` when given.
+def for_function(function: str, deployment: Deployment | None = None, target: Target | None = None) -> list[Permission]:
+    """The rows of one function for one kind of scalable target (``target``; default: the
+    deployment's, else ``variant``), rendered for ``deployment`` when given.
 
     Raises:
         KeyError: ``function`` has no rows (not one of :data:`FUNCTIONS`).
     """
-    rows = [p for p in PERMISSIONS if p.function == function]
+    kind = target or (deployment.target if deployment else "variant")
+    rows = [p for p in PERMISSIONS if p.function == function and p.target in ("any", kind)]
     if not rows:
         raise KeyError(f"no permissions table entry for function {function!r}")
     return [p.render(deployment) for p in rows] if deployment else rows
 
 
-def api_calls(function: str) -> set[str]:
-    """The ``service:Operation`` calls a function's code makes itself: not those Application Auto
-    Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue."""
-    return {p.call for p in for_function(function)
+def api_calls(function: str, target: Target = "variant") -> set[str]:
+    """The ``service:Operation`` calls a function's code makes itself for a ``target`` kind of
+    scalable target: not those Application Auto Scaling makes to validate a caller, nor the Lambda
+    service's logs, traces and failure queue."""
+    return {p.call for p in for_function(function, target=target)
             if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
 
 

@@ -3,6 +3,11 @@
 Prompt scale-in uses ``UpdateEndpointWeightsAndCapacities`` with a desired instance count only
 (no weight), never below the scalable target's MinCapacity and never while the endpoint is not
 ``InService`` (SageMaker rejects it then, and scaling cannot act while the endpoint is ``Updating``).
+
+Inference components: ``DescribeInferenceComponent`` gives the component's status and its desired
+and current copy counts (``RuntimeConfig``); prompt scale-in of a component is
+``UpdateInferenceComponentRuntimeConfig`` with ``DesiredRuntimeConfig.CopyCount`` (SageMaker API
+reference), under the same rules (never below MinCapacity, never while not ``InService``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,10 @@ class EndpointMissing(LookupError):
     """The endpoint (or the variant) does not exist."""
 
 
+class ComponentMissing(EndpointMissing):
+    """The inference component does not exist."""
+
+
 class UnknownInstanceType(LookupError):
     """The variant's instance type is not in :data:`GPU_COUNT`: an error, never a guess of 1 GPU."""
 
@@ -67,6 +76,22 @@ class Endpoint:
     status: str
     config_name: str
     variants: dict[str, Variant] = field(default_factory=dict)
+
+    @property
+    def in_service(self) -> bool:
+        return self.status == IN_SERVICE
+
+
+@dataclass(frozen=True)
+class InferenceComponent:
+    """An inference component (DescribeInferenceComponent): copies, not instances."""
+
+    name: str
+    endpoint_name: str
+    variant_name: str
+    status: str
+    desired_copies: int
+    current_copies: int
 
     @property
     def in_service(self) -> bool:
@@ -115,6 +140,54 @@ class SageMaker:
             for v in d.get("ProductionVariants", [])
         }
         return Endpoint(d["EndpointName"], d["EndpointStatus"], d.get("EndpointConfigName", ""), variants)
+
+    def inference_component(self, name: str) -> InferenceComponent:
+        """DescribeInferenceComponent.
+
+        Raises:
+            ComponentMissing: no such inference component (SageMaker answers ``ValidationException``
+                "Could not find inference component ...").
+        """
+        try:
+            d = self.client.describe_inference_component(InferenceComponentName=name)
+        except ClientError as exc:
+            if "Could not find" in exc.response.get("Error", {}).get("Message", ""):
+                raise ComponentMissing(f"inference component {name!r} not found") from None
+            raise
+        runtime = d.get("RuntimeConfig") or {}
+        current = int(runtime.get("CurrentCopyCount", 0))
+        return InferenceComponent(
+            d["InferenceComponentName"],
+            d.get("EndpointName", ""),
+            d.get("VariantName", ""),
+            d.get("InferenceComponentStatus", ""),
+            int(runtime.get("DesiredCopyCount", current)),
+            current,
+        )
+
+    def set_desired_copies(self, component: InferenceComponent, desired: int, min_capacity: int) -> ApplyResult:
+        """Prompt scale-in of an inference component: its copy count, nothing else.
+
+        Returns ``deferred`` when the component is not ``InService`` (checked before the call) or
+        SageMaker answers ``ValidationException`` (e.g. an update in progress).
+
+        Raises:
+            ValueError: ``desired`` is below ``min_capacity`` (never sent).
+        """
+        if desired < min_capacity:
+            raise ValueError(f"desired copy count {desired} is below MinCapacity {min_capacity}")
+        if not component.in_service:
+            return ApplyResult("deferred", f"inference component is {component.status}, not {IN_SERVICE}")
+        try:
+            self.client.update_inference_component_runtime_config(
+                InferenceComponentName=component.name, DesiredRuntimeConfig={"CopyCount": int(desired)}
+            )
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            if err.get("Code") == "ValidationException":
+                return ApplyResult("deferred", f"ValidationException: {err.get('Message', '')}")
+            raise
+        return ApplyResult("applied")
 
     def instance_type(self, endpoint: Endpoint, variant_name: str) -> str:
         """The variant's instance type from its endpoint config (DescribeEndpointConfig).

@@ -87,6 +87,52 @@ def reference(days_evaluated: int = 3, warmup_days: int = 2, seed: int = 7,
     return Demand("reference", t0, rps, STEP_S, warmup_days * 86400 // STEP_S)
 
 
+def llm_workday(days_evaluated: int = 3, warmup_days: int = 4, seed: int = 7,
+                start: str = "2026-03-02") -> Demand:
+    """An LLM served by an inference component that may scale to zero: no traffic at night but a
+    nightly batch, a working day that starts at 08:00 UTC, and a lunchtime spike. Each day:
+
+    - 02:00-02:20 a batch job at 60 requests/s (1-minute ramps), nothing else from 18:00 to 08:00;
+    - 08:00 a 5-minute ramp to 40 requests/s, held until 17:30, then a 30-minute ramp down to 0;
+    - 12:00 a 90-second ramp to 150 requests/s held 10 minutes (the lunchtime spike);
+    - light seeded noise (3% per 10-second step).
+
+    In the twin's units (``capacity_rps_per_instance`` per copy, 50 requests/s by default) the day
+    needs 1 copy, the spike 4 copies (at the 40/s target), the batch 2.
+
+    Args:
+        days_evaluated: scored days (>= 1).
+        warmup_days: days simulated first and not scored (the forecast needs a few days of history).
+        seed: noise seed.
+        start: first day (UTC date).
+    """
+    if days_evaluated < 1 or warmup_days < 0:
+        raise ValueError("days must be >= 1 and warm-up days >= 0")
+    days = days_evaluated + warmup_days
+    t0 = pd.Timestamp(start, tz="UTC").floor("D")
+    steps = days * 86400 // STEP_S
+    sec = (np.arange(steps) * STEP_S) % 86400
+
+    def plateau(level: float, begin_s: float, end_s: float, ramp_up_s: float, ramp_down_s: float) -> np.ndarray:
+        up = np.clip((sec - begin_s) / ramp_up_s, 0.0, 1.0)
+        down = np.clip((end_s + ramp_down_s - sec) / ramp_down_s, 0.0, 1.0)
+        return level * np.minimum(up, down)
+
+    day = plateau(40.0, 8 * 3600, 17.5 * 3600, 300, 1800)
+    spike = plateau(110.0, 12 * 3600, 12 * 3600 + 90 + 600, 90, 90)
+    batch = plateau(60.0, 2 * 3600, 2 * 3600 + 1200, 60, 60)
+    rps = day + spike + batch
+    rng = np.random.default_rng(seed)
+    rps = np.maximum(0.0, rps * (1 + rng.normal(0.0, 0.03, steps)))
+    return Demand("llm-workday", t0, rps, STEP_S, warmup_days * 86400 // STEP_S)
+
+
+#: The built-in scenarios ``prescaler simulate --scenario`` runs; ``component`` says the scenario is
+#: an inference component (copies on shared instances, MinCapacity 0 allowed by default).
+SCENARIOS = {"reference": reference, "llm-workday": llm_workday}
+COMPONENT_SCENARIOS = frozenset({"llm-workday"})
+
+
 def load_trace(path: str | Path, column: str | None = None, requests: bool = False, *, dayfirst: bool = False,
                what: str = "trace file") -> pd.Series:
     """Read a recorded trace CSV as a per-minute UTC series of invocations.

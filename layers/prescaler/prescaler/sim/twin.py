@@ -24,6 +24,17 @@ Model (PROBLEM.md and ARCHITECTURE.md; settings in :class:`EndpointModel`):
 - Policies act at each minute boundary (the concurrency alarm every 10 s). ``predictive`` calls
   :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then.
 
+Inference components (``EndpointModel.component``, :class:`ComponentModel`): the unit of capacity is
+a copy of the model (``capacity_rps_per_instance`` etc. are per copy; MinCapacity and MaxCapacity
+count copies, and MinCapacity may be 0). Copies live on the endpoint's instances,
+``copies_per_instance`` each: a new copy on an instance with room is serving after the copy start-up
+time; a copy that does not fit waits for a new instance (managed instance scaling: the instance's
+provisioning delay, then the copy's start-up). An instance with no copies left is released. Billing
+is per instance. While no copy is in service, SageMaker answers requests with an error (they count
+as SLO-violating and are not queued), and target tracking cannot scale out from zero (no copy, no
+``InvocationsPerCopy``): as AWS documents, a step-scaling policy on the ``NoCapacityInvocationFailures``
+alarm adds one copy (every reactive policy has it; it acts on the newest visible minute).
+
 Scores (evaluated period only): ``breach_minutes`` (minutes whose p99 latency exceeds the SLO),
 ``slo_violating_requests``, ``peak_queue`` (requests), ``instance_hours`` (billed, pending included).
 """
@@ -57,6 +68,39 @@ BACKSTOPS = ("invocations", "concurrency")
 
 
 @dataclass(frozen=True)
+class ComponentModel:
+    """An inference component's placement on the endpoint's instances.
+
+    Attributes:
+        copies_per_instance: copies of the component one instance holds (its accelerators divided by
+            the component's ``NumberOfAcceleratorDevicesRequired``).
+        copy_startup_s: (low, high) seconds from a copy's request on an instance with room to the copy
+            serving (model download + container start + health check; uniform).
+        min_instances / max_instances: managed instance scaling's MinInstanceCount / MaxInstanceCount.
+    """
+
+    copies_per_instance: int = 2
+    copy_startup_s: tuple[float, float] = (60.0, 120.0)
+    min_instances: int = 0
+    max_instances: int = 4
+
+    def __post_init__(self) -> None:
+        if self.copies_per_instance < 1:
+            raise ValueError("copies_per_instance must be at least 1")
+        lo, hi = self.copy_startup_s
+        if not 0 <= lo <= hi:
+            raise ValueError(f"copy start-up must be 0 <= low <= high seconds, got {lo}-{hi}")
+        if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
+            raise ValueError(f"need 0 <= min_instances <= max_instances >= 1, got {self.min_instances}, "
+                             f"{self.max_instances}")
+
+    @property
+    def max_copies(self) -> int:
+        """Copies the largest fleet of instances can hold."""
+        return self.copies_per_instance * self.max_instances
+
+
+@dataclass(frozen=True)
 class EndpointModel:
     """The twin's endpoint (defaults: PROBLEM.md's ml.g5.xlarge image classifier).
 
@@ -80,6 +124,8 @@ class EndpointModel:
         predictive_scaling_buffer_s: ``aws-predictive-scaling``'s SchedulingBufferTime (0-3600 s).
         predictive_scaling_history_days: the history its hourly forecast reads (AWS: up to 14 days).
         backstop: the target tracking behind ``predictive``: "invocations" or "concurrency".
+        component: None for an endpoint variant; an inference component's placement otherwise (then
+            capacities count copies, per-instance figures are per copy, and MinCapacity may be 0).
     """
 
     capacity_rps_per_instance: float = 50.0
@@ -103,12 +149,18 @@ class EndpointModel:
     predictive_scaling_buffer_s: int = 300
     predictive_scaling_history_days: int = 14
     backstop: str = "invocations"
+    component: ComponentModel | None = None
 
     def __post_init__(self) -> None:
         if self.backstop not in BACKSTOPS:
             raise ValueError(f"backstop must be one of {', '.join(BACKSTOPS)}, got {self.backstop!r}")
-        if not 1 <= self.min_capacity <= self.max_capacity:
-            raise ValueError(f"need 1 <= MinCapacity <= MaxCapacity, got {self.min_capacity} and {self.max_capacity}")
+        lowest = 0 if self.component is not None else 1
+        if not lowest <= self.min_capacity <= self.max_capacity:
+            raise ValueError(f"need {lowest} <= MinCapacity <= MaxCapacity, got {self.min_capacity} and "
+                             f"{self.max_capacity}")
+        if self.component is not None and self.max_capacity > self.component.max_copies:
+            raise ValueError(f"MaxCapacity {self.max_capacity} copies do not fit on "
+                             f"{self.component.max_instances} instances of {self.component.copies_per_instance}")
         if not 0 <= self.predictive_scaling_buffer_s <= 3600:
             raise ValueError("SchedulingBufferTime must be 0-3600 s")
         lo, hi = self.provisioning_s
@@ -172,6 +224,13 @@ class _Fleet:
     def desired(self) -> int:
         return len(self.ready_at)
 
+    @property
+    def billed(self) -> int:
+        """Instances billed now (requested ones included)."""
+        return self.desired
+
+    rejects_without_capacity = False  # a variant queues; an inference component at zero copies errors
+
     def in_service(self, t: float) -> int:
         return sum(1 for r in self.ready_at if r <= t)
 
@@ -213,6 +272,71 @@ class _Fleet:
         """Application Auto Scaling's retry of a MinCapacity the desired count is still below."""
         if self.desired < self.min_capacity and not self.updating(t):
             self.request(self.min_capacity, t)
+
+
+#: Copies draw their start-up delays at positions of their own (instances use 0, 1, ...).
+COPY_POSITIONS = 1_000_000
+
+
+class _ComponentFleet(_Fleet):
+    """Copies of an inference component on instances (:class:`ComponentModel`); ``ready_at`` holds the
+    copies, ``instances`` the instances' ready times. The component is ``Updating`` until its new
+    copies serve (after a scale-in: ``scale_in_update_s``) and refuses a change meanwhile."""
+
+    rejects_without_capacity = True
+
+    def __init__(self, model: EndpointModel, rng: np.random.Generator, initial: int, instant: bool = False) -> None:
+        super().__init__(model, rng, initial, instant)
+        assert model.component is not None
+        self.component = model.component
+        self.instances: list[float] = [-1e9] * self._instances_for(initial)
+
+    def _instances_for(self, copies: int) -> int:
+        c = self.component
+        return max(c.min_instances, min(c.max_instances, math.ceil(copies / c.copies_per_instance)))
+
+    @property
+    def billed(self) -> int:
+        return len(self.instances)
+
+    def _draw(self, t: float, position: int, bounds: tuple[float, float]) -> float:
+        """A delay in ``bounds`` (s) for the instance or copy at ``position``, asked for at ``t``
+        (the base fleet's per-request draws; 0 for the instant oracle)."""
+        return 0.0 if self.instant else self._delay(t, position, *bounds)
+
+    def request(self, n: int, t: float) -> bool:
+        """UpdateInferenceComponentRuntimeConfig (or Application Auto Scaling's): copy count ``n``
+        clamped to [MinCapacity, MaxCapacity]; instances follow. Refused while ``Updating``."""
+        n = max(self.min_capacity, min(self.max_capacity, n))
+        if n == self.desired:
+            return True
+        if self.updating(t):
+            self.refused += 1
+            return False
+        per = self.component.copies_per_instance
+        if n > self.desired:
+            self.instances.sort()
+            new = []
+            for i in range(self.desired, n):
+                slot = i // per
+                while slot >= len(self.instances):  # managed instance scaling: one more instance
+                    self.instances.append(t + self._draw(t, len(self.instances), self.model.provisioning_s))
+                start = max(t, self.instances[slot])
+                new.append(start + self._draw(start, COPY_POSITIONS + i, self.component.copy_startup_s))
+            self.ready_at.extend(new)
+            self.updating_until = max(new)
+        else:
+            self.ready_at.sort()  # copies still starting are removed first
+            del self.ready_at[n:]
+            self.instances.sort()  # instances still provisioning are released first
+            del self.instances[self._instances_for(n):]
+            self.updating_until = t if self.instant else t + self.model.scale_in_update_s
+        return True
+
+
+def _fleet(model: EndpointModel, rng: np.random.Generator, instant: bool = False) -> _Fleet:
+    cls = _ComponentFleet if model.component is not None else _Fleet
+    return cls(model, rng, model.min_capacity, instant)
 
 
 class _TargetTracking:
@@ -273,7 +397,7 @@ def _simulate(
     "concurrency" or None); ``hook_factory``: a per-minute policy (given the invocations array the
     run fills and the minute index); ``step_hook``: a per-step one; ``instant``: no provisioning delay."""
     rng = np.random.default_rng(seed)
-    fleet = _Fleet(model, rng, model.min_capacity, instant)
+    fleet = _fleet(model, rng, instant)
     k = demand.steps_per_minute
     minutes = demand.minutes
     dt = float(demand.step_s)
@@ -299,6 +423,8 @@ def _simulate(
         tt = _TargetTracking(model, model.concurrency_target)
     minute_metric = {"invocations": ipi, "cpu": cpu, "concurrency": conc_minute}.get(tt_metric or "")
     hook = hook_factory(invocations, index) if hook_factory else None
+    failures = np.zeros(minutes)  # NoCapacityInvocationFailures: requests answered with no copy serving
+    from_zero = fleet.rejects_without_capacity and tt is not None
     delay_minutes = 1 + model.metric_delay_s // 60  # newest visible datapoint at a minute boundary
     delay_steps = 1 + math.ceil(model.high_resolution_delay_s / dt)
     backlog = 0.0
@@ -319,6 +445,8 @@ def _simulate(
                 fired = len(hr) >= model.scale_out_datapoints and bool((hr > tt.target).all())
             if not fired:
                 tt.scale_in(_tail(minute_metric, newest, model.scale_in_datapoints), fleet, t_min)
+        if from_zero and newest >= 0 and failures[newest] > 0 and fleet.desired == 0:
+            fleet.request(1, t_min)  # the step-scaling policy on NoCapacityInvocationFailures (AWS)
         if hook is not None:
             hook(index[mi], mi, fleet, t_min)
         min_cap[mi] = fleet.min_capacity
@@ -342,6 +470,15 @@ def _simulate(
             mu = n * mu1
             lam = rps[s]
             a = lam * dt
+            if n == 0 and fleet.rejects_without_capacity:
+                # no copy serving: every request is answered with an error at once, nothing queues
+                failures[mi] += a
+                viol_minute += a
+                arrivals_minute += a
+                conc_step[s] = math.nan  # no copy, no ConcurrentRequestsPerCopy datapoint
+                backlog = 0.0
+                billed[mi] += fleet.billed * dt / 3600.0
+                continue
             b0 = backlog
             b1 = max(0.0, b0 + a - mu * dt)
             served = b0 + a - b1
@@ -362,7 +499,7 @@ def _simulate(
             conc_sum += conc_step[s]
             backlog = b1
             qmax = max(qmax, b1)
-            billed[mi] += fleet.desired * dt / 3600.0
+            billed[mi] += fleet.billed * dt / 3600.0
         invocations[mi] = arrivals_minute
         avg = in_service_sum / k
         avg_in_service[mi] = avg
@@ -371,6 +508,10 @@ def _simulate(
         ipi[mi] = arrivals_minute / avg if avg else 0.0
         util = served_minute / (avg * mu1 * 60.0) if avg else 0.0
         cpu[mi] = model.cpu_at_saturation_pct * min(1.0, util)
+        if not avg and fleet.rejects_without_capacity:
+            # A component with no copy publishes no per-copy datapoint: its target-tracking alarms see
+            # missing data (neither above nor below target), so they neither scale out nor scale in.
+            ipi[mi] = cpu[mi] = conc_minute[mi] = math.nan
         violating[mi] = viol_minute
         breach[mi] = arrivals_minute > 0 and viol_minute > 0.01 * arrivals_minute
         queue_peak[mi] = qmax
@@ -537,6 +678,7 @@ def default_planner_settings(model: EndpointModel) -> PlannerSettings:
     return PlannerSettings(
         target_invocations_per_instance=model.target_invocations_per_instance,
         baseline_min_capacity=model.min_capacity,
+        scale_to_zero=model.component is not None and model.min_capacity == 0,
         prescale_max_capacity=model.max_capacity,
     )
 
