@@ -17,7 +17,7 @@ conditional writes make duplicate or concurrent ticks harmless.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -39,7 +39,9 @@ from prescaler.aws.autoscaling import (
 from prescaler.aws.cloudwatch import (
     ENDPOINT_INSTANCE_NAMESPACE,
     SAGEMAKER_NAMESPACE,
+    MetricHistory,
     MetricReadError,
+    Variant,
     dimensions,
     latest_average,
     microseconds_to_ms,
@@ -117,6 +119,9 @@ class Adapters:
     autoscaling: AutoScaling
     sagemaker: SageMaker
     ledger: Ledger | None
+    #: history already read for many variants in one batched ``GetMetricData`` call (the fleet tick,
+    #: :mod:`prescaler.fleet`); a variant not in it is read on its own.
+    histories: Mapping[Variant, MetricHistory] | None = None
 
     @classmethod
     def default(cls, ledger_table: str | None) -> Adapters:
@@ -243,9 +248,8 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     end = complete_end(tick.now)
     try:
         history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
-        history = read_many(
-            ad.cloudwatch, [(settings.endpoint_name, settings.variant_name)], end - history_length, end
-        )[(settings.endpoint_name, settings.variant_name)]
+        key = (settings.endpoint_name, settings.variant_name)
+        history = (ad.histories or {}).get(key) or read_many(ad.cloudwatch, [key], end - history_length, end)[key]
     except MetricReadError as exc:
         _count("MetricReadError")
         return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity)

@@ -68,6 +68,22 @@ def _record_map(record: dict[str, object]) -> dict:
     return {"M": out}
 
 
+def _entry(scalable_target: str, item: dict) -> LedgerEntry:
+    owned = item.get("owned_min_capacity", {}).get("N")
+    since = item.get("owned_since", {}).get("S")
+    floor = item.get("floor_min_capacity", {}).get("N")
+    watchdog = item.get("watchdog_at", {}).get("S")
+    return LedgerEntry(
+        scalable_target,
+        version=int(item.get("version", {}).get("N", "0")),
+        owned_min_capacity=int(owned) if owned is not None else None,
+        owned_since=to_utc(since) if since else None,
+        floor_min_capacity=int(floor) if floor is not None else None,
+        last_action=item.get("last_action", {}).get("S"),
+        watchdog_at=to_utc(watchdog) if watchdog else None,
+    )
+
+
 class Ledger:
     """Adapter over a boto3 ``dynamodb`` client and the ledger table."""
 
@@ -80,20 +96,36 @@ class Ledger:
         item = self.client.get_item(
             TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)}, ConsistentRead=True
         ).get("Item")
-        if not item:
-            return LedgerEntry(scalable_target)
-        owned = item.get("owned_min_capacity", {}).get("N")
-        since = item.get("owned_since", {}).get("S")
-        floor = item.get("floor_min_capacity", {}).get("N")
-        watchdog = item.get("watchdog_at", {}).get("S")
-        return LedgerEntry(
-            scalable_target,
-            version=int(item.get("version", {}).get("N", "0")),
-            owned_min_capacity=int(owned) if owned is not None else None,
-            owned_since=to_utc(since) if since else None,
-            floor_min_capacity=int(floor) if floor is not None else None,
-            last_action=item.get("last_action", {}).get("S"),
-            watchdog_at=to_utc(watchdog) if watchdog else None,
+        return _entry(scalable_target, item) if item else LedgerEntry(scalable_target)
+
+    def owned(self) -> list[LedgerEntry]:
+        """Every entry that owns a raised MinCapacity (a paginated, strongly consistent ``Scan``
+        filtered on ``owned_min_capacity``): what the fleet checks against its members so that an
+        endpoint that left the fleet is not left raised."""
+        out = []
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table, FilterExpression="attribute_exists(owned_min_capacity)", ConsistentRead=True
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                out.append(_entry(item[PARTITION_KEY]["S"], item))
+        return out
+
+    def pending(self, key: str) -> list[str]:
+        """The list stored under ``key`` (the fleet's endpoints not reached by the last tick, to be
+        taken first by the next); empty when absent. ``key`` must not be a resource id."""
+        got = self.client.get_item(TableName=self.table, Key={PARTITION_KEY: _s(key)}, ConsistentRead=True)
+        return [v["S"] for v in got.get("Item", {}).get("pending", {}).get("L", [])]
+
+    def set_pending(self, key: str, ids: list[str], now: pd.Timestamp) -> None:
+        """Store ``ids`` under ``key`` (last writer wins: the order is a hint, never a claim)."""
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                PARTITION_KEY: _s(key),
+                "pending": {"L": [_s(i) for i in ids]},
+                "updated_at": _s(to_utc(now).isoformat()),
+            },
         )
 
     def record(
