@@ -30,11 +30,20 @@ demo: $(STAMP) ## Run the simulator on the reference traffic: all seven policies
 test: $(STAMP) ## Unit and integration tests (no AWS account, no network)
 	$(BIN)/python -m pytest -m "not e2e and not bench" -q
 
+# checkov (IaC scanner) lives in its own venv: its pins must not move the project's dependencies.
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV := $(VENV)/checkov/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+
 .PHONY: lint
-lint: $(STAMP) ## ruff + mypy (the package, then each handler on its own: they are all app.py)
+lint: $(STAMP) $(CHECKOV) ## ruff + mypy (the package, then each handler on its own: they are all app.py) + checkov on template.yaml
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	@for f in functions/*/app.py; do $(BIN)/mypy $$f || exit 1; done
+	$(CHECKOV) --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 .PHONY: bench
 bench: $(STAMP) ## Speed and memory targets (pytest-benchmark)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from prescaler import fleet, service
+from prescaler import fleet, service, uninstall
 from prescaler.observability import logger, metrics, tracer
 
 
@@ -18,4 +18,6 @@ from prescaler.observability import logger, metrics, tracer
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if uninstall.is_stack_event(event):  # the stack's RestoreBaselineOnDelete custom resource
+        return uninstall.on_stack_event(event)
     return fleet.handle("relax", service.relax, event, context)

@@ -145,8 +145,9 @@ class _Http:
     headers: dict = {}  # noqa: RUF012
 
 
-def build_world(instance_type: str = "ml.g4dn.xlarge") -> World:
-    """Create the resources from the template's values (inside an active moto mock)."""
+def build_world(instance_type: str = "ml.g4dn.xlarge", endpoint: str = ENDPOINT) -> World:
+    """Create the resources from the template's values (inside an active moto mock); ``endpoint`` is
+    the endpoint's name as created (any case SageMaker accepts)."""
     t = tv.template()
     sm = clients.client("sagemaker")
     sm.create_model(ModelName="tagger", ExecutionRoleArn="arn:aws:iam::123456789012:role/sm",
@@ -154,12 +155,13 @@ def build_world(instance_type: str = "ml.g4dn.xlarge") -> World:
     sm.create_endpoint_config(EndpointConfigName="tagger-config", ProductionVariants=[{
         "VariantName": VARIANT, "ModelName": "tagger", "InitialInstanceCount": int(tv.default("BaselineMinCapacity")),
         "InstanceType": instance_type}])
-    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="tagger-config")
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName="tagger-config")
 
     st = t["Resources"]["ScalableTarget"]["Properties"]
     aas = clients.client("application-autoscaling")
     aas.register_scalable_target(
-        ServiceNamespace=st["ServiceNamespace"], ScalableDimension=st["ScalableDimension"], ResourceId=RESOURCE_ID,
+        ServiceNamespace=st["ServiceNamespace"], ScalableDimension=st["ScalableDimension"],
+        ResourceId=f"endpoint/{endpoint}/variant/{VARIANT}",
         MinCapacity=int(tv.default(st["MinCapacity"]["Ref"])), MaxCapacity=int(tv.default(st["MaxCapacity"]["Ref"])))
 
     table = t["Resources"]["LedgerTable"]["Properties"]
@@ -227,13 +229,18 @@ def metric_values(blobs: list[dict]) -> dict[str, Any]:
 
 
 def scale_activity(activity_id: str, status: str, start: pd.Timestamp, end: pd.Timestamp | None,
-                   frm: int, to: int, message: str = "") -> dict:
-    """A DescribeScalingActivities entry in the real response shape."""
+                   frm: int | None, to: int, message: str = "") -> dict:
+    """A DescribeScalingActivities entry in the real response shape: a MinCapacity raise reads
+    "minimum capacity was set to N" (AWS's examples; no "from"), a policy's scale-out "... changing the
+    desired capacity from X to Y." (``frm`` given: the policy's text; ``frm=None``: the MinCapacity one)."""
+    cause = (f"minimum capacity was set to {to}" if frm is None else
+             f"monitor alarm TargetTracking-{RESOURCE_ID}-AlarmHigh in state ALARM triggered policy "
+             f"invocations-per-instance changing the desired capacity from {frm} to {to}.")
     a = {
         "ActivityId": activity_id, "ServiceNamespace": "sagemaker", "ResourceId": RESOURCE_ID,
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
         "Description": f"Setting desired instance count to {to}.",
-        "Cause": f"minimum capacity was set to {to} changing the desired capacity from {frm} to {to}.",
+        "Cause": cause,
         "StartTime": start.to_pydatetime(), "StatusCode": status,
     }
     if end is not None:

@@ -131,9 +131,13 @@ def test_dry_run_from_events_env_json_computes_and_publishes_but_changes_nothing
     seed_history(world, PRESCALE_TIME)
     # When the pre-scaler ticks before a spike
     result = invoke("prescale", event("prescale_scheduled.json"), lambda_context)
-    # Then it says what it would do, publishes it, and changes nothing
+    # Then it says what it would do, publishes it, and changes nothing (the ledger holds only the
+    # hourly preflight's verdict: no raise, no ownership)
     assert (result["outcome"], result["proposed_min_capacity"], result["new_min_capacity"]) == ("dry_run", 6, 2)
-    assert world.target()["MinCapacity"] == 2 and world.ledger_item() is None
+    assert world.target()["MinCapacity"] == 2
+    item = world.ledger_item()
+    assert item is not None and not {"version", "owned_min_capacity", "last_raise"} & set(item)
+    assert result["can_apply"] is True
     assert metric_values(emf(capsys))["DesiredMinCapacity"] == [6.0]
 
 
@@ -342,9 +346,13 @@ def test_invalid_settings_are_a_clear_error_naming_the_variable(
     else:
         monkeypatch.setenv(var, value)
     # When the handler runs
-    result = invoke("prescale", event("prescale_scheduled.json"), lambda_context)
-    # Then it returns an error naming the variable and logs it without a stack trace
-    assert result["outcome"] == "invalid_settings" and expected in result["error"]
+    from prescaler.settings import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        invoke("prescale", event("prescale_scheduled.json"), lambda_context)
+    # Then the invocation FAILS (Lambda's Errors metric and alarm see it: issue 8 section 3) with an
+    # error naming the variable, logged as one line without a stack trace
+    assert expected in str(raised.value) and raised.value.__cause__ is None
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [expected in r.getMessage() for r in errors] == [True] and errors[0].exc_info is None
 
@@ -446,10 +454,13 @@ def test_a_bad_event_is_a_clean_error_and_changes_nothing(
     seed_history(world, PRESCALE_TIME)
     before = world.target()["MinCapacity"]
     # When the function gets an event it cannot read
-    result = invoke(function, bad, lambda_context)
-    # Then it returns an error result naming the field, logs it without a stack trace, and changes nothing
-    assert result["outcome"] == "invalid_event" and result["action"] == "error"
-    assert ("'time'" in result["error"]) or ("'id'" in result["error"])
+    from prescaler.service import InvalidEvent
+
+    with pytest.raises(InvalidEvent) as raised:
+        invoke(function, bad, lambda_context)
+    # Then the invocation fails (Errors alarm, failure queue) with an error naming the field, logged as
+    # one line without a stack trace, and nothing changes
+    assert ("'time'" in str(raised.value)) or ("'id'" in str(raised.value))
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert errors and all(r.exc_info is None for r in errors)
+    assert len(errors) == 1 and errors[0].exc_info is None
     assert world.target()["MinCapacity"] == before

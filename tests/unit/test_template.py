@@ -86,7 +86,7 @@ def test_parameters_have_the_known_good_defaults(source: dict) -> None:
     p = {k: v.get("Default") for k, v in source["Parameters"].items()}
     assert (p["VariantName"], p["BaselineMinCapacity"], p["MaxCapacity"]) == ("AllTraffic", 2, 8)
     assert (p["TargetInvocationsPerInstance"], p["ScaleOutCooldown"], p["ScaleInCooldown"]) == (2400, 60, 300)
-    assert (p["EnableGpuMetric"], p["PromptScaleIn"], p["DryRun"]) == ("false", "true", "false")
+    assert (p["EnableGpuMetric"], p["PromptScaleIn"], p["DryRun"]) == ("false", "true", "true")
     assert (p["ScheduleExpression"], p["AlarmEmail"]) == ("rate(1 minute)", "")
     for name in ("EndpointName", "PrescaleMaxCapacity", "DefaultLeadTimeSeconds", "HorizonMinutes", "Headroom"):
         assert name in p
@@ -124,12 +124,14 @@ def test_each_function_is_scheduled_single_and_has_logs_and_a_failure_destinatio
     r = cfn["Resources"]
     props = r[function]["Properties"]
     assert (props["Runtime"], props["Handler"]) == ("python3.11", "app.lambda_handler")
-    assert props["ReservedConcurrentExecutions"] == 1
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
     assert len(props["Layers"]) == 1 and props["Layers"][0]["Ref"].startswith("PrescalerLayer")
     log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
     assert r[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    rule = r[f"{function}Tick"]["Properties"]
-    assert rule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    schedule = r[f"{function}Tick"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     invoke = r[f"{function}EventInvokeConfig"]["Properties"]
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["FailureQueue", "Arn"]}
     assert invoke["MaximumRetryAttempts"] == 0
@@ -210,6 +212,8 @@ def test_every_resource_has_an_output(source: dict) -> None:
     referenced = set()
     for out in source["Outputs"].values():
         value = out["Value"]
+        if "Fn::Sub" in value:
+            continue  # URLs built from a resource (DashboardUrl)
         referenced.add(value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0])
     assert set(source["Resources"]) <= referenced
 
@@ -273,3 +277,169 @@ def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
     widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
     first = [m[1] for m in widgets[0]["properties"]["metrics"]]
     assert first == ["Invocations", "ForecastPeakInvocationsPerMinute"]
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 8: works on a real AWS account
+
+
+def test_issue8_first_deploy_changes_nothing_dry_run_on_and_target_adoptable(source: dict, cfn: dict) -> None:
+    # DryRun is on unless asked, and reaches both scalers
+    assert source["Parameters"]["DryRun"]["Default"] == "true"
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        assert cfn["Resources"][function]["Properties"]["Environment"]["Variables"]["DRY_RUN"] == {"Ref": "DryRun"}
+    # the stack owns the target by default, and with ManageScalableTarget=false creates no Application
+    # Auto Scaling resource at all (CloudFormation refuses to create a target that exists)
+    assert source["Parameters"]["ManageScalableTarget"]["Default"] == "true"
+    assert cfn["Conditions"]["ManagesTarget"] == {"Fn::Equals": [{"Ref": "ManageScalableTarget"}, "true"]}
+    aas = {k for k, v in cfn["Resources"].items() if v["Type"].startswith("AWS::ApplicationAutoScaling::")}
+    assert aas == {"ScalableTarget", "TargetTrackingPolicy"}
+    assert all(cfn["Resources"][k].get("Condition") == "ManagesTarget" for k in aas)
+    for out in cfn["Outputs"].values():
+        if json_refs(out["Value"]) & aas:
+            assert out.get("Condition") == "ManagesTarget"
+
+
+def json_refs(value: Any) -> set[str]:
+    import json
+
+    return set(re.findall(r'"Ref": "([A-Za-z0-9]+)"', json.dumps(value)))
+
+
+def test_issue8_reserved_concurrency_is_a_parameter_default_none(source: dict, cfn: dict) -> None:
+    p = source["Parameters"]["ReservedConcurrency"]
+    assert p["Default"] == "" and re.fullmatch(p["AllowedPattern"], "") and re.fullmatch(p["AllowedPattern"], "1")
+    assert cfn["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, ""]}]}
+
+
+@pytest.mark.parametrize("name", ["Catalogue-Tagger", "catalogue-tagger", "A", "x" * 63, "a--b"])
+def test_issue8_endpoint_names_sagemaker_accepts_are_accepted_case_kept(source: dict, name: str) -> None:
+    from prescaler.settings import SAGEMAKER_NAME, FunctionSettings, load
+
+    pattern = source["Parameters"]["EndpointName"]["AllowedPattern"]
+    assert pattern == SAGEMAKER_NAME  # the template and the runtime accept the same names
+    assert re.fullmatch(pattern, name)
+    settings = load(FunctionSettings, {"ENDPOINT_NAME": name})
+    assert settings.endpoint_name == name  # never lower-cased: CloudWatch's EndpointName keeps the case
+    assert settings.resource_id == f"endpoint/{name}/variant/AllTraffic"
+
+
+@pytest.mark.parametrize("name", ["-leading", "trailing-", "under_score", "x" * 64, "", "<your-endpoint-name>"])
+def test_issue8_endpoint_names_sagemaker_rejects_are_rejected(source: dict, name: str) -> None:
+    assert not re.fullmatch(source["Parameters"]["EndpointName"]["AllowedPattern"], name)
+
+
+def test_issue8_failure_queue_has_an_alarm(cfn: dict) -> None:
+    alarms = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+              and r["Properties"].get("Namespace") == "AWS/SQS"]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}]
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_issue8_ticks_come_from_eventbridge_scheduler_on_time_or_not_at_all(cfn: dict, function: str) -> None:
+    from prescaler.service import parse_tick
+
+    schedule = cfn["Resources"][f"{function}Tick"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    props = schedule["Properties"]
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert props["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
+    assert "Name" not in props  # CloudFormation names it: two stacks in one account do not collide
+    target = props["Target"]
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 180
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}}
+    # the scheduled time and execution id reach the function as the event's time and id
+    sent = (target["Input"].replace("<aws.scheduler.scheduled-time>", "2026-03-02T09:55:00Z")
+            .replace("<aws.scheduler.execution-id>", "d1a2b3c4-0000-4000-8000-000000000001"))
+    import json
+
+    tick = parse_tick(json.loads(sent))
+    assert (tick.clock, tick.now.isoformat(), tick.event_id) == (
+        "event", "2026-03-02T09:55:00+00:00", "d1a2b3c4-0000-4000-8000-000000000001")
+
+
+def test_issue8_the_time_zone_reaches_the_schedule_and_the_forecast(cfn: dict) -> None:
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env["SCHEDULE_TIMEZONE"] == {"Ref": "ScheduleTimezone"}
+        assert cfn["Resources"][f"{function}Tick"]["Properties"]["ScheduleExpressionTimezone"] == {
+            "Ref": "ScheduleTimezone"}
+
+
+def test_issue8_a_stuck_pre_scaler_pages_after_n_minutes_of_fault_holds(source: dict, cfn: dict) -> None:
+    alarm = cfn["Resources"]["StuckAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ({"Ref": "MetricsNamespace"}, "FaultHold")
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Minimum", 60, 1)
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == {"Ref": "StuckAlarmMinutes"}
+    p = source["Parameters"]["StuckAlarmMinutes"]
+    assert p["MinValue"] >= 1 and p["MaxValue"] * 60 <= 86400  # CloudWatch: periods x 60 s <= one day
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+#: words that name a unit or a choice in a parameter's Description
+UNITS = ("instances", "seconds", "minutes", "days", "microseconds", "count", "fraction", "per minute",
+         "percent", '"true"', "iana", "name", "expression", "e-mail", "namespace")
+
+
+@pytest.mark.parametrize("name", sorted(yaml.load((ROOT / "template.yaml").read_text(), Loader=_Cfn)["Parameters"]))
+def test_issue8_every_parameter_says_its_unit_and_how_to_choose(source: dict, name: str) -> None:
+    description = " ".join(str(source["Parameters"][name].get("Description", "")).split()).lower()
+    assert len(description) >= 40, f"{name}: {description!r}"
+    assert any(u in description for u in UNITS), f"{name}: no unit in {description!r}"
+
+
+def test_issue8_target_invocations_description_says_how_to_measure_it(source: dict) -> None:
+    description = " ".join(source["Parameters"]["TargetInvocationsPerInstance"]["Description"].split()).lower()
+    assert "load-test" in description and "0.5" in description and "per minute" in description
+
+
+@pytest.mark.parametrize("env", ["default", "dev", "prod"])
+def test_issue8_samconfig_prefills_no_real_looking_endpoint_name(source: dict, env: str) -> None:
+    # guided deploy pre-fills these: pressing Enter must fail CloudFormation's validation, not adopt
+    # an endpoint that happens to have that name
+    name = overrides(env)["EndpointName"]
+    assert not re.fullmatch(source["Parameters"]["EndpointName"]["AllowedPattern"], name), name
+
+
+def test_issue8_outputs_include_the_dashboard_url(source: dict) -> None:
+    url = source["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+    assert url.startswith("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/")
+    assert url.endswith("#dashboards:name=${Dashboard}")
+
+
+def test_issue8_every_checkov_suppression_gives_a_one_line_reason(source: dict) -> None:
+    skips = [(logical_id, skip) for logical_id, res in source["Resources"].items()
+             for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", [])]
+    assert skips, "checkov findings are suppressed in the template, with reasons"
+    for logical_id, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        comment = skip.get("comment", "")
+        assert 20 <= len(comment) <= 160 and "\n" not in comment, (logical_id, skip)
+
+
+def test_issue8_checkov_runs_in_make_lint_and_ci() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert "$(CHECKOV) --file template.yaml --framework cloudformation" in lint
+    assert re.search(r"^make lint$", (ROOT / ".ci" / "run").read_text(), re.MULTILINE)
+
+
+def test_issue8_checkov_finds_nothing_unexplained() -> None:
+    import subprocess
+
+    checkov = ROOT / ".venv" / "checkov" / "bin" / "checkov"
+    if not checkov.exists():
+        pytest.skip("checkov not installed (make lint installs it)")
+    run = subprocess.run([str(checkov), "--file", str(ROOT / "template.yaml"), "--framework", "cloudformation",
+                          "--compact", "--quiet", "--skip-download", "--output", "json"],
+                         capture_output=True, text=True, timeout=600)
+    import json
+
+    report = json.loads(run.stdout)
+    assert report["summary"]["failed"] == 0, run.stdout[-3000:]
+    assert report["summary"]["skipped"] >= 1

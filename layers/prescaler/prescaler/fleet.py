@@ -53,7 +53,7 @@ from prescaler.aws.autoscaling import resource_id
 from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, Variant, read_many
 from prescaler.aws.ledger import LedgerEntry
 from prescaler.history import MAX_HISTORY, complete_end
-from prescaler.observability import logger, metrics
+from prescaler.observability import logger, mark_logged, metrics
 from prescaler.settings import SAGEMAKER_NAME, ScalerSettings, SettingsError, load
 
 ENABLED_TAG = "prescaler:enabled"
@@ -415,16 +415,23 @@ def run_tick(
 
 def handle(function: str, run: Run, event: Any, context: Any = None) -> dict:
     """The handlers' entry point: ``FLEET_MODE=single`` (default) is exactly :func:`service.handle`;
-    ``list`` / ``tag`` run :func:`tick` with the Lambda context's remaining time as the budget."""
+    ``list`` / ``tag`` run :func:`run_tick` with the Lambda context's remaining time as the budget.
+
+    Raises:
+        SettingsError, InvalidEvent: as :func:`service.handle` (logged once, counted, the invocation
+            fails). A member's bad tag is that member's ``invalid_settings`` outcome, never raised.
+    """
     try:
         fs = load(FleetSettings)
     except SettingsError as exc:
-        return service.invalid_settings(function, exc)
+        service.invalid_settings(function, exc)
+        raise mark_logged(exc) from None
     if fs.fleet_mode == "single":
         return service.handle(function, ScalerSettings, run, event)
     try:
         parsed = service.parse_tick(event)
     except service.InvalidEvent as exc:
-        return service.invalid_event(function, exc)
+        service.invalid_event(function, exc)
+        raise mark_logged(exc) from None
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return run_tick(function, run, fs, parsed, service.Adapters.default(fs.ledger_table_name), remaining_ms=remaining)

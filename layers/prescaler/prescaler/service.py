@@ -32,6 +32,7 @@ from prescaler.aws.autoscaling import (
     Activity,
     ApplyResult,
     AutoScaling,
+    PermissionDenied,
     ScalableTarget,
     failures_since,
     lead_time_s,
@@ -48,10 +49,10 @@ from prescaler.aws.cloudwatch import (
     put_metric,
     read_many,
 )
-from prescaler.aws.ledger import Ledger, LedgerEntry
+from prescaler.aws.ledger import Ledger, LedgerEntry, Preflight
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
-from prescaler.observability import logger, metrics, tracer
+from prescaler.observability import logger, mark_logged, metrics, tracer
 from prescaler.plan import Decision, TargetState, decide
 from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, load
 
@@ -59,6 +60,12 @@ from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, 
 FAILURE_LOOKBACK = pd.Timedelta(minutes=15)
 #: Name of the custom GPU metric (percent per GPU, 0-100) in the project's namespace.
 GPU_METRIC_NAME = "GPUUtilizationPerGPU"
+#: A DryRun tick proves at most this often that it could act (re-registers the current MinCapacity).
+PREFLIGHT_EVERY = pd.Timedelta(hours=1)
+#: Holds for a fault, not for a decision: each tick publishes ``FaultHold`` 1 (one of these) or 0, and
+#: the template's stuck alarm fires after N consecutive minutes of 1.
+#: (Unreadable metrics are a ``no_data`` hold with ``fault=True``; an empty answer is not a fault.)
+FAULT_OUTCOMES = frozenset({"target_missing", "endpoint_missing", "permission_denied"})
 
 
 class TickEvent(BaseModel):
@@ -165,9 +172,11 @@ def _hold(
     outcome: str,
     reason: str,
     min_capacity: int | None = None,
+    fault: bool = False,
     **extra: Any,
 ) -> dict:
     logger.warning(reason, extra={"outcome": outcome})
+    _count("FaultHold", int(fault or outcome in FAULT_OUTCOMES))
     return _result(
         function,
         settings,
@@ -197,6 +206,10 @@ class Observation:
     lead_time_source: str
     decision: Decision
     warnings: list[str]
+    #: DryRun only: ``can_apply`` (bool or None), ``can_apply_reason``, ``preflight_at``
+    preflight: dict[str, Any] | None = None
+    #: the MinCapacity the ledger owns when a stack update / REVERT_DRIFT wrote the baseline back
+    reverted_from: int | None = None
 
 
 def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) -> Observation | dict:
@@ -252,7 +265,8 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
         history = (ad.histories or {}).get(key) or read_many(ad.cloudwatch, [key], end - history_length, end)[key]
     except MetricReadError as exc:
         _count("MetricReadError")
-        return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})", target.min_capacity)
+        return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})",
+                     target.min_capacity, fault=True)
     if history.empty:
         _count("NoData")
         return _hold(
@@ -320,6 +334,7 @@ def _decision_result(
     **extra: Any,
 ) -> dict:
     fc = obs.decision.forecast
+    _count("FaultHold", int(outcome in FAULT_OUTCOMES))
     _count("DesiredMinCapacity", obs.decision.min_capacity)
     _count("MinCapacity", new_min)
     for name in ("raise", "hold", "relax"):
@@ -344,6 +359,8 @@ def _decision_result(
     )
     if obs.warnings:
         result["warnings"] = obs.warnings
+    if obs.preflight is not None:
+        result.update(obs.preflight)
     logger.info(
         reason,
         extra={
@@ -362,12 +379,94 @@ def _observe_own(
     function's own action (the pre-scaler only raises, the relaxer only lowers)."""
     _metric_context(settings)
     obs = _observe(function, settings, tick, ad)
-    if isinstance(obs, dict) or obs.decision.action == mine:
+    if isinstance(obs, dict):
+        return obs
+    if settings.dry_run:
+        obs.preflight = _preflight(function, settings, tick, ad, obs)
+    if mine == "raise":
+        obs.reverted_from = _reverted(settings, obs)
+        if obs.reverted_from is not None:
+            _count("MinCapacityReverted")
+            logger.warning(
+                "MinCapacity is back at the baseline while the ledger holds a raise: a stack update or "
+                "REVERT_DRIFT wrote the template's value back",
+                extra={"min_capacity": obs.target.min_capacity, "owned_min_capacity": obs.reverted_from},
+            )
+            if obs.decision.action != "raise" and not settings.dry_run:
+                _release(ad, obs, tick)
+    if obs.decision.action == mine:
         return obs
     d = obs.decision
     reason = d.reason if d.action == "hold" else f"hold ({whose}): {d.reason}"
     return _decision_result(function, settings, tick, obs, action="hold", outcome="hold",
                             new_min=obs.target.min_capacity, reason=reason)
+
+
+def _reverted(settings: ScalerSettings, obs: Observation) -> int | None:
+    """The ledger's raised MinCapacity when the target was written back to where the raise started
+    (the baseline, or the operator's floor the raise went over) with no change of ours recorded:
+    what a stack update or a ``REVERT_DRIFT`` change set does to a held raise. Any other value is an
+    operator's change and is left alone. None when nothing was reverted."""
+    owned = obs.entry.owned_min_capacity
+    if owned is None or owned <= obs.target.min_capacity:
+        return None
+    baseline = min(settings.baseline_min_capacity, obs.target.max_capacity)
+    if obs.target.min_capacity not in (baseline, obs.entry.floor_min_capacity):
+        return None
+    return owned
+
+
+def _release(ad: Adapters, obs: Observation, tick: Tick) -> None:
+    """A reverted raise the forecast no longer needs: the ledger stops claiming it (conditional
+    write; nothing is registered), so the relaxer and the next raise start from what is set."""
+    assert ad.ledger is not None
+    reason = (f"MinCapacity written back to {obs.target.min_capacity} while {obs.reverted_from} was held, and no "
+              f"spike needs the raise any more: ownership released")
+    ad.ledger.record(obs.entry, "relax", owned_min_capacity=None, owned_since=None, now=tick.now,
+                     details={"min_capacity": obs.target.min_capacity, "previous_min_capacity": obs.reverted_from,
+                              "at": tick.now.isoformat(), "reason": reason, "event_id": tick.event_id})
+    logger.info(reason)
+
+
+def _preflight(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters, obs: Observation) -> dict[str, Any]:
+    """DryRun: prove that this function could act. At most once per :data:`PREFLIGHT_EVERY` (claimed in
+    the ledger, so concurrent ticks make one call) it re-registers the target with its *current*
+    MinCapacity, a no-op for capacity that Application Auto Scaling still checks in full (the
+    caller's permissions on the endpoint and on CloudWatch alarms). Every tick reports the last
+    verdict: ``can_apply`` True/False (None: not known yet or deferred) with its reason, and publishes
+    ``CanApply`` 1/0."""
+    assert ad.ledger is not None
+    last = (obs.entry.preflight or {}).get(function)
+    if (last is None or tick.now - last.at >= PREFLIGHT_EVERY) and ad.ledger.claim_preflight(
+        settings.resource_id, function, tick.now, PREFLIGHT_EVERY
+    ):
+        current = obs.target.min_capacity
+        can_apply: bool | None
+        try:
+            applied = ad.autoscaling.set_min_capacity(obs.target, current)
+        except PermissionDenied as exc:
+            can_apply, reason = False, str(exc)
+            _count("PermissionDenied")
+            logger.error(f"DryRun preflight: {exc}", extra={"outcome": "permission_denied",
+                                                            "missing_actions": exc.actions})
+        except ValueError as exc:
+            can_apply, reason = None, f"preflight not possible: {exc}"
+        else:
+            if applied.outcome == "applied":
+                can_apply, reason = True, f"RegisterScalableTarget with the current MinCapacity {current} accepted"
+            elif applied.outcome == "deferred":
+                can_apply, reason = None, f"preflight deferred: {applied.message}"
+            else:
+                can_apply, reason = False, f"preflight: {applied.outcome}: {applied.message}"
+        ad.ledger.record_preflight(settings.resource_id, function, can_apply, reason)
+        last = Preflight(tick.now, can_apply, reason)
+    if last is not None and last.can_apply is not None:
+        _count("CanApply", int(last.can_apply))
+    return {
+        "can_apply": last.can_apply if last is not None else None,
+        "can_apply_reason": last.reason if last is not None else "preflight claimed by a concurrent tick",
+        "preflight_at": last.at.isoformat() if last is not None else None,
+    }
 
 
 def _unapplied(
@@ -430,6 +529,14 @@ def _change_min(
         return "duplicate"
     try:
         applied = ad.autoscaling.set_min_capacity(obs.target, new_min)
+    except PermissionDenied as exc:
+        # never "deferred": the next tick would fail the same way. One clear line, a metric, and the
+        # error raised so that the function's Errors alarm fires (and the tick goes to the failure queue)
+        ad.ledger.restore(obs.entry, tick.now)
+        _count("PermissionDenied")
+        _count("FaultHold", 1)
+        logger.error(str(exc), extra={"outcome": "permission_denied", "missing_actions": exc.actions})
+        raise
     except Exception:
         ad.ledger.restore(obs.entry, tick.now)
         raise
@@ -444,9 +551,14 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
     """One pre-scaler tick: raise MinCapacity ahead of a forecast spike (never lowers it).
 
     Returns:
-        A small JSON-ready dict: ``action`` (raise / hold), ``outcome`` (applied, dry_run, hold,
-        deferred, duplicate, no_data, target_missing, endpoint_missing), ``old_min_capacity``,
-        ``new_min_capacity``, ``reason``, ``forecast_peak_invocations_per_minute``, ``lead_time_s``.
+        A small JSON-ready dict: ``action`` (raise / hold), ``outcome`` (applied, reapplied, dry_run,
+        hold, deferred, duplicate, no_data, target_missing, endpoint_missing), ``old_min_capacity``,
+        ``new_min_capacity``, ``reason``, ``forecast_peak_invocations_per_minute``, ``lead_time_s``;
+        in DryRun also ``can_apply`` / ``can_apply_reason`` / ``preflight_at`` (:func:`_preflight`).
+
+    Raises:
+        PermissionDenied: Application Auto Scaling refused the raise for missing permissions
+            (outcome ``permission_denied``: logged, counted, then raised so the Errors alarm fires).
     """
     ad = adapters or Adapters.default(settings.ledger_table_name)
     obs = _observe_own("prescale", "raise", "relaxing is the relaxer's job", settings, tick, ad)
@@ -465,7 +577,10 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
             reason=f"dry run, nothing changed: {d.reason}",
             proposed_min_capacity=d.min_capacity,
         )
-    already_owned = obs.entry.owned_min_capacity == obs.target.min_capacity
+    # a raise written back to the baseline by a stack update is re-applied as the same raise: the
+    # watchdog keeps counting from when it began, and relax still returns to the operator's floor
+    reapply = obs.reverted_from is not None
+    already_owned = obs.entry.owned_min_capacity == obs.target.min_capacity or reapply
     owned_since = obs.entry.owned_since if already_owned else None
     baseline = min(settings.baseline_min_capacity, obs.target.max_capacity)
     # an operator's MinCapacity above the baseline that this raise goes over: relax returns to it
@@ -488,15 +603,19 @@ def prescale(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = N
     unapplied = _unapplied("prescale", settings, tick, obs, applied)
     if unapplied is not None:
         return unapplied
+    reason = d.reason
+    if reapply:
+        reason = (f"re-applied: MinCapacity was written back to {obs.target.min_capacity} (stack update or "
+                  f"REVERT_DRIFT) while the ledger held {obs.reverted_from}; {d.reason}")
     return _decision_result(
         "prescale",
         settings,
         tick,
         obs,
         action="raise",
-        outcome="applied",
+        outcome="reapplied" if reapply else "applied",
         new_min=d.min_capacity,
-        reason=d.reason,
+        reason=reason,
     )
 
 
@@ -670,35 +789,48 @@ def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None
 def handle(function: str, settings_model: type[SettingsT], run: Callable[[SettingsT, Tick], dict],
            event: Any) -> dict:
     """What every handler does: settings validated from the environment, the tick read from the
-    event, one call to ``run``. User mistakes (a missing or invalid setting, an unreadable event) come
-    back as error results (:func:`invalid_settings`, :func:`invalid_event`), never as stack traces.
+    event, one call to ``run``.
+
+    User mistakes (a missing or invalid setting, an unreadable event) are logged as ONE clear line
+    naming the variable or field, counted (``InvalidSettings`` / ``InvalidEvent``), and then raised,
+    so the platform sees them: the invocation fails, Lambda's ``Errors`` metric and the function's
+    Errors alarm fire, the event goes to the failure queue. A normal return here would be silent in
+    production. Nothing is changed on the endpoint.
+
+    Raises:
+        SettingsError: a missing or invalid environment variable (:func:`invalid_settings`).
+        InvalidEvent: an event whose ``time`` or ``id`` cannot be read (:func:`invalid_event`).
     """
     try:
         settings = load(settings_model)
     except SettingsError as exc:
-        return invalid_settings(function, exc)
+        invalid_settings(function, exc)
+        raise mark_logged(exc) from None
     try:
         tick = parse_tick(event)
     except InvalidEvent as exc:
-        return invalid_event(function, exc)
+        invalid_event(function, exc)
+        raise mark_logged(exc) from None
     return run(settings, tick)
 
 
 def invalid_event(function: str, exc: InvalidEvent) -> dict:
     """An event that cannot be read: logged without a stack trace, counted, nothing changed;
-    returned as ``{"action": "error", "outcome": "invalid_event", "error": "<names the field>"}``."""
+    returns the error record ``{"action": "error", "outcome": "invalid_event", "error": "<names the
+    field>"}`` (:func:`handle` then raises)."""
     if not metrics.namespace:
         metrics.namespace = "SageMakerPrescaler"
     _count("InvalidEvent")
-    logger.error(str(exc), extra={"outcome": "invalid_event"})
+    logger.error(str(exc), extra={"outcome": "invalid_event", "function": function})
     return {"function": function, "action": "error", "outcome": "invalid_event", "error": str(exc)}
 
 
 def invalid_settings(function: str, exc: SettingsError) -> dict:
-    """A missing or invalid setting: logged without a stack trace, counted, returned as a result
-    ``{"action": "error", "outcome": "invalid_settings", "error": "<names the variable>"}``."""
+    """A missing or invalid setting: logged without a stack trace, counted; returns the error record
+    ``{"action": "error", "outcome": "invalid_settings", "error": "<names the variable>"}``
+    (:func:`handle` then raises)."""
     if not metrics.namespace:
         metrics.namespace = "SageMakerPrescaler"
     _count("InvalidSettings")
-    logger.error(str(exc), extra={"outcome": "invalid_settings"})
+    logger.error(str(exc), extra={"outcome": "invalid_settings", "function": function})
     return {"function": function, "action": "error", "outcome": "invalid_settings", "error": str(exc)}

@@ -9,7 +9,14 @@ Rules (ARCHITECTURE.md, "Invariants"):
 - Errors become outcomes: ``ObjectNotFoundException`` -> ``target_missing``; a
   ``ValidationException`` about the endpoint's status (``Updating``, ``Creating``, ...) and
   ``ConcurrentUpdateException`` -> ``deferred`` (the next tick, a minute later, tries again; botocore's
-  standard retry mode already retried throttling and 5xx). Anything else is raised.
+  standard retry mode already retried throttling and 5xx). A ``ValidationException`` that names
+  missing permissions (Application Auto Scaling checks the *caller's* permissions on the target service
+  and on CloudWatch alarms on every ``RegisterScalableTarget``, updates included: user guide,
+  "Permissions validation for API calls on target resources") -> :class:`PermissionDenied`, raised:
+  it is never deferred, because the next tick would fail the same way. Anything else is raised.
+- Lead time: every successful scale-out counts, whether its Cause reads "... changing the desired
+  capacity from 2 to 6." (a policy's alarm) or "minimum capacity was set to 6" (a MinCapacity raise,
+  ours included; the AWS docs' examples carry no "from" there).
 """
 
 from __future__ import annotations
@@ -33,6 +40,38 @@ Outcome = Literal["applied", "deferred", "target_missing"]
 
 #: "... changing the desired capacity from 2 to 6." (the Cause of an Application Auto Scaling activity)
 _CHANGE = re.compile(r"from (\d+) to (\d+)")
+#: "minimum capacity was set to 6" (Cause of the activity a MinCapacity raise starts: a scale-out)
+_MIN_SET = re.compile(r"minimum capacity was set to (\d+)", re.IGNORECASE)
+#: "Setting desired instance count to 6." (the Description of a SageMaker variant's activity)
+_SETTING_TO = re.compile(r"setting desired [a-z ]*?to (\d+)", re.IGNORECASE)
+#: an IAM action named in an error message, e.g. ``cloudwatch:PutMetricAlarm``
+_IAM_ACTION = re.compile(r"\b([a-z0-9-]+:[A-Z][A-Za-z0-9]+)\b")
+_PERMISSION = re.compile(r"missing (the following )?permissions?|not authorized to perform|AccessDenied", re.IGNORECASE)
+
+
+class PermissionDenied(RuntimeError):
+    """Application Auto Scaling refused a call for lack of IAM permissions (``ValidationException``
+    naming missing permissions, or ``AccessDeniedException``). ``actions``: the IAM actions the
+    message names (may be empty when AWS names none). Never retried: the role must change."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.message = message
+        self.actions = sorted(set(_IAM_ACTION.findall(message)))
+        named = f" (missing: {', '.join(self.actions)})" if self.actions else ""
+        super().__init__(f"permission_denied: {operation} refused with {code}{named}: {message}")
+
+
+def permission_denied(exc: ClientError, operation: str) -> PermissionDenied | None:
+    """The :class:`PermissionDenied` that ``exc`` means, or None when it is about something else."""
+    err = exc.response.get("Error", {})
+    code, msg = err.get("Code", ""), err.get("Message", "")
+    if code in ("AccessDeniedException", "AccessDenied") or (
+        code == "ValidationException" and _PERMISSION.search(msg)
+    ):
+        return PermissionDenied(operation, code, msg)
+    return None
 
 
 def resource_id(endpoint_name: str, variant_name: str) -> str:
@@ -71,13 +110,15 @@ class Activity:
     description: str
     status_message: str
 
+    cause: str = ""
+
     @property
     def scale_out(self) -> bool:
-        return (
-            self.from_capacity is not None
-            and self.to_capacity is not None
-            and self.to_capacity > self.from_capacity
-        )
+        """True for an activity that adds capacity: "from X to Y" with Y > X, or a MinCapacity raise
+        ("minimum capacity was set to N": it only starts an activity when capacity is below N)."""
+        if self.from_capacity is not None and self.to_capacity is not None:
+            return self.to_capacity > self.from_capacity
+        return bool(_MIN_SET.search(self.cause))
 
 
 def _deferrable(exc: ClientError) -> bool:
@@ -113,6 +154,7 @@ class AutoScaling:
 
         Raises:
             ValueError: ``min_capacity`` is below 1 or above the target's MaxCapacity.
+            PermissionDenied: the caller lacks a permission Application Auto Scaling checks.
             ClientError: an error that is neither retryable later nor a missing target.
         """
         if not 1 <= min_capacity <= target.max_capacity:
@@ -128,6 +170,9 @@ class AutoScaling:
             err = exc.response.get("Error", {})
             if err.get("Code") == "ObjectNotFoundException":
                 return ApplyResult("target_missing", err.get("Message", ""))
+            denied = permission_denied(exc, "RegisterScalableTarget")
+            if denied is not None:
+                raise denied from None
             if _deferrable(exc):
                 return ApplyResult("deferred", f"{err.get('Code')}: {err.get('Message', '')}")
             raise
@@ -143,7 +188,10 @@ class AutoScaling:
         )
         out = []
         for a in resp.get("ScalingActivities", []):
-            m = _CHANGE.search(a.get("Cause", "")) or _CHANGE.search(a.get("Description", ""))
+            cause, description = a.get("Cause", ""), a.get("Description", "")
+            m = _CHANGE.search(cause) or _CHANGE.search(description)
+            to = m.group(2) if m else next((x.group(1) for x in (_SETTING_TO.search(description),
+                                                                  _MIN_SET.search(cause)) if x), None)
             out.append(
                 Activity(
                     activity_id=a.get("ActivityId", ""),
@@ -151,9 +199,10 @@ class AutoScaling:
                     start=to_utc(a["StartTime"]),
                     end=to_utc(a["EndTime"]) if a.get("EndTime") else None,
                     from_capacity=int(m.group(1)) if m else None,
-                    to_capacity=int(m.group(2)) if m else None,
-                    description=a.get("Description", ""),
+                    to_capacity=int(to) if to is not None else None,
+                    description=description,
                     status_message=a.get("StatusMessage", ""),
+                    cause=cause,
                 )
             )
         return out

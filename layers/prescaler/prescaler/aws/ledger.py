@@ -21,8 +21,16 @@ Item shape (table partition key ``scalable_target``, type S)::
       "last_raise": {"min_capacity": 6, "previous_min_capacity": 2, "at": "...", "reason": "...",
                      "forecast_peak_invocations_per_minute": "13200.0", "pattern": "hourly",
                      "window_start": "...", "window_end": "...", "event_id": "..."},
-      "last_relax": {... same keys ..., "desired_instances": 2}
+      "last_relax": {... same keys ..., "desired_instances": 2},
+      "preflight_prescale_at": "2024-05-01T09:00:00+00:00",  # S, UTC, the last DryRun preflight of
+                                            #    that function (at most one an hour; also _relax_)
+      "preflight_prescale_can_apply": true, # BOOL, its verdict (absent while one is in flight)
+      "preflight_prescale_reason": "..."    # S, why
     }
+
+The preflight attributes are written without touching ``version`` (:meth:`Ledger.claim_preflight`
+conditions on the time of the last preflight instead), so a preflight never makes a raise look like
+a duplicate; a first raise is conditioned on ``attribute_not_exists(version)``.
 
 Every write is conditioned on the version it read (``attribute_not_exists`` for a new item): two
 ticks that read the same state cannot both act, and a duplicate delivery after the first has acted
@@ -53,6 +61,16 @@ class LedgerEntry:
     floor_min_capacity: int | None = None
     last_action: str | None = None
     watchdog_at: pd.Timestamp | None = None
+    preflight: dict[str, Preflight] | None = None
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The last DryRun preflight of one function: when, and whether it could apply (None: in flight)."""
+
+    at: pd.Timestamp
+    can_apply: bool | None
+    reason: str
 
 
 def _s(value: object) -> dict:
@@ -73,6 +91,15 @@ def _entry(scalable_target: str, item: dict) -> LedgerEntry:
     since = item.get("owned_since", {}).get("S")
     floor = item.get("floor_min_capacity", {}).get("N")
     watchdog = item.get("watchdog_at", {}).get("S")
+    preflight = {}
+    for function in ("prescale", "relax"):
+        at = item.get(f"preflight_{function}_at", {}).get("S")
+        if at:
+            preflight[function] = Preflight(
+                to_utc(at),
+                item.get(f"preflight_{function}_can_apply", {}).get("BOOL"),
+                item.get(f"preflight_{function}_reason", {}).get("S", ""),
+            )
     return LedgerEntry(
         scalable_target,
         version=int(item.get("version", {}).get("N", "0")),
@@ -81,6 +108,7 @@ def _entry(scalable_target: str, item: dict) -> LedgerEntry:
         floor_min_capacity=int(floor) if floor is not None else None,
         last_action=item.get("last_action", {}).get("S"),
         watchdog_at=to_utc(watchdog) if watchdog else None,
+        preflight=preflight,
     )
 
 
@@ -180,7 +208,7 @@ class Ledger:
             values[":since"] = _s(to_utc(owned_since if owned_since is not None else now).isoformat())
         expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         if entry.version == 0:
-            condition = f"attribute_not_exists({PARTITION_KEY})"
+            condition = "attribute_not_exists(#v)"  # no raise/relax yet (a preflight may have written)
         else:
             condition = "#v = :seen"
             values[":seen"] = {"N": str(entry.version)}
@@ -212,3 +240,38 @@ class Ledger:
             now=now,
             details={"at": to_utc(now).isoformat(), "reason": "change not applied"},
         )
+
+    def claim_preflight(self, scalable_target: str, function: str, now: pd.Timestamp,
+                        every: pd.Timedelta) -> bool:
+        """Claim this hour's DryRun preflight for ``function`` (conditional: no preflight in the last
+        ``every``). Returns False when one was made (or claimed by a concurrent tick) within it."""
+        at = f"preflight_{function}_at"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={PARTITION_KEY: _s(scalable_target)},
+                UpdateExpression="SET #at = :now REMOVE #ok, #why",
+                ConditionExpression="attribute_not_exists(#at) OR #at <= :due",
+                ExpressionAttributeNames={"#at": at, "#ok": f"preflight_{function}_can_apply",
+                                          "#why": f"preflight_{function}_reason"},
+                ExpressionAttributeValues={":now": _s(to_utc(now).isoformat()),
+                                           ":due": _s(to_utc(now - every).isoformat())},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def record_preflight(self, scalable_target: str, function: str, can_apply: bool | None, reason: str) -> None:
+        """Store the verdict of the preflight claimed by :meth:`claim_preflight`."""
+        names = {"#ok": f"preflight_{function}_can_apply", "#why": f"preflight_{function}_reason"}
+        values: dict[str, Any] = {":why": _s(reason)}
+        if can_apply is None:
+            expr = "SET #why = :why REMOVE #ok"
+        else:
+            expr = "SET #ok = :ok, #why = :why"
+            values[":ok"] = {"BOOL": can_apply}
+        self.client.update_item(TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)},
+                                UpdateExpression=expr, ExpressionAttributeNames=names,
+                                ExpressionAttributeValues=values)
