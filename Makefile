@@ -63,6 +63,11 @@ results: $(STAMP) ## Regenerate docs/results.md and the README's table: referenc
 	$(BIN)/python scripts/results.py --readme README.md > docs/results.md
 	@cat docs/results.md
 
+.PHONY: faults
+faults: $(STAMP) ## Regenerate docs/faults.md: every AWS call of every function x every fault (moto, no AWS)
+	@mkdir -p docs
+	$(BIN)/python scripts/faults.py
+
 .PHONY: sam
 sam: $(STAMP) ## sam validate --lint + sam build (installs aws-sam-cli into the venv when missing), then sizes
 	@test -x $(BIN)/sam || $(BIN)/python -m pip install --quiet -e '.[sam]'

@@ -142,12 +142,17 @@ def test_prescale_raises_before_the_spike_and_relax_lowers_after_it(
 def test_gpu_metric_publishes_utilisation_per_gpu(
     moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
 ) -> None:
-    # Given GPUUtilization history up to the tick
-    seeded = _seed(moto, _event_time("gpu_metric_scheduled.json") + timedelta(minutes=1))
+    # Given GPUUtilization history up to now (PutMetricData refuses datapoints older than 14 days, so
+    # the sample event's 2024 time would publish nothing: it is replayed at the current time)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    seeded = _seed(moto, now + timedelta(minutes=1))
+    live = sam_work_dir / "gpu_metric_now.json"
+    live.write_text(json.dumps({**json.loads((EVENTS / "gpu_metric_scheduled.json").read_text()),
+                                "time": now.isoformat(), "prescaler-replay": True}))
 
     # When the GPU metric function ticks
     response = _invoke(
-        project_build, "GpuMetricFunction", "gpu_metric_scheduled.json", e2e_images, moto, sam_work_dir, dry_run=True
+        project_build, "GpuMetricFunction", str(live), e2e_images, moto, sam_work_dir, dry_run=True
     ).response
 
     # Then the per-GPU figure is in moto's CloudWatch under the project's namespace and metric name

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -110,6 +112,17 @@ def put_gauge(cw: Any, namespace: str, metric: str, minute: pd.Timestamp, value:
         "Dimensions": [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]}])
 
 
+def put_heartbeat(cw: Any, start: pd.Timestamp, end: pd.Timestamp, cpu: float = 20.0) -> None:
+    """CPUUtilization every minute in ``[start, end)``: what SageMaker's instances publish whether or
+    not there is traffic (the sign that a minute without Invocations is idle, not late)."""
+    minutes = pd.date_range(start.floor("min"), end.floor("min"), freq="min", inclusive="left")
+    data = [{"MetricName": "CPUUtilization", "Timestamp": m.to_pydatetime(), "Value": cpu,
+             "Dimensions": [{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": VARIANT}]}
+            for m in minutes]
+    for i in range(0, len(data), 1000):
+        cw.put_metric_data(Namespace="/aws/sagemaker/Endpoints", MetricData=data[i:i + 1000])
+
+
 def hourly_spikes(end: pd.Timestamp, days: float = HISTORY_HOURS / 24, base: float = 2400, spike: float = 13200,
                   spike_minutes: int = 8) -> pd.Series:
     """Per-minute demand: ``base`` per minute with a ``spike`` at minutes 0..spike_minutes-1 of every hour."""
@@ -140,11 +153,6 @@ class World:
             EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[{"VariantName": VARIANT, "DesiredInstanceCount": n}])
 
 
-class _Http:
-    status_code = 200
-    headers: dict = {}  # noqa: RUF012
-
-
 def build_world(instance_type: str = "ml.g4dn.xlarge", endpoint: str = ENDPOINT) -> World:
     """Create the resources from the template's values (inside an active moto mock); ``endpoint`` is
     the endpoint's name as created (any case SageMaker accepts)."""
@@ -169,15 +177,56 @@ def build_world(instance_type: str = "ml.g4dn.xlarge", endpoint: str = ENDPOINT)
     ddb.create_table(TableName=TABLE, AttributeDefinitions=table["AttributeDefinitions"],
                      KeySchema=table["KeySchema"], BillingMode=table["BillingMode"])
 
-    # moto does not implement DescribeScalingActivities: answer it from a list the test controls,
-    # in the real response shape, through botocore's before-call hook on the cached client.
+    # moto does not implement DescribeScalingActivities: answer it from a list the test controls, as
+    # the HTTP response AWS sends (JSON 1.1, epoch-second times), so botocore parses it and its
+    # retries and the fault-injection hooks (faultinjection.py) see a real HTTP exchange.
     activities: list[dict] = []
 
-    def _activities(**_: Any) -> tuple[_Http, dict]:
-        return _Http(), {"ScalingActivities": list(activities)}
+    def _activities(request: Any, **_: Any) -> AWSResponse:
+        body = json.dumps({"ScalingActivities": [
+            {k: (v.timestamp() if hasattr(v, "timestamp") else v) for k, v in a.items()} for a in activities]})
+        return http_response(request.url, 200, body.encode(), {"Content-Type": "application/x-amz-json-1.1"}, request)
 
-    aas.meta.events.register("before-call.application-autoscaling.DescribeScalingActivities", _activities)
+    aas.meta.events.register("before-send.application-auto-scaling.DescribeScalingActivities", _activities)
     return World(sm, aas, clients.client("cloudwatch"), ddb, activities)
+
+
+class _Raw:
+    """The ``raw`` of an AWSResponse: botocore reads the body through ``stream()``."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def _moto_unless_answered() -> None:
+    """botocore calls *every* ``before-send`` handler and uses the first response; moto's would still
+    run the request (changing its state, or raising for an action it lacks) after a test's hook
+    answered it. A request a test answered (``answered_by_test``) is left alone by moto."""
+    moto_call = BotocoreStubber.__call__
+    if getattr(moto_call, "answered_by_test", False):
+        return
+
+    def call(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
+        if getattr(request, "answered_by_test", False):
+            return None
+        return moto_call(self, event_name, request, **kwargs)
+
+    call.answered_by_test = True  # type: ignore[attr-defined]
+    BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+
+
+_moto_unless_answered()
+
+
+def http_response(url: str, status: int, body: bytes, headers: dict[str, str], request: Any = None) -> AWSResponse:
+    """An HTTP response as a ``before-send`` hook returns it instead of sending ``request`` (which is
+    marked answered, so moto does not run it as well)."""
+    if request is not None:
+        request.answered_by_test = True
+    return AWSResponse(url, status, HTTPHeaders({"x-amzn-RequestId": "4c6c3d5e-test", **headers}), _Raw(body))
 
 
 @pytest.fixture
@@ -193,6 +242,14 @@ def scaler_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+def at_wall_clock(monkeypatch: pytest.MonkeyPatch, when: pd.Timestamp) -> None:
+    """The functions' wall clock reads ``when`` (the event-age check, Scheduler's ``{}`` and the 14-day
+    PutMetricData limit are against it): a what-if at that time."""
+    from prescaler import service
+
+    monkeypatch.setattr(service, "wall_clock", lambda: when)
 
 
 def load_handler(name: str) -> ModuleType:

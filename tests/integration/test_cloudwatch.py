@@ -16,6 +16,7 @@ from prescaler.aws.cloudwatch import (
     MetricReadError,
     NoMetricData,
     microseconds_to_ms,
+    put_metric,
     read_invocations,
     read_many,
 )
@@ -168,3 +169,38 @@ def test_internal_error_is_unreadable_not_zero() -> None:
 
 def test_issue5_6_model_latency_microseconds_read_as_milliseconds() -> None:
     assert microseconds_to_ms(250000) == 250.0
+
+
+def test_issue9_1_minutes_after_the_newest_datapoint_are_not_zero_filled_unless_published(aws: None) -> None:
+    # Given traffic for the first 20 of 60 minutes, then no datapoint
+    cw = clients.client("cloudwatch")
+    put_invocations(cw, pd.Series(600.0, index=pd.date_range(T0, periods=20, freq="min")))
+    end = T0 + pd.Timedelta(minutes=60)
+    # When the functions' reader asks for the hour knowing nothing else
+    history = read_many(cw, [(ENDPOINT, VARIANT)], T0, end)[(ENDPOINT, VARIANT)]
+    # Then the series ends after the newest datapoint (09:19): a late publication is not zero demand
+    assert len(history.series) == 20 and history.newest == T0 + pd.Timedelta(minutes=19)
+    # When SageMaker is known to have published up to 09:50 (its instances' metrics)
+    history = read_many(cw, [(ENDPOINT, VARIANT)], T0, end,
+                        published_until=T0 + pd.Timedelta(minutes=50))[(ENDPOINT, VARIANT)]
+    # Then the idle minutes up to there are zeros, and not beyond
+    assert len(history.series) == 50 and history.series.iloc[20:].eq(0).all()
+
+
+def test_issue9_7_put_metric_drops_points_older_than_14_days_and_sends_the_rest() -> None:
+    # Given three GPU datapoints, one 15 days old, and PutMetricData that would reject the whole call for it
+    client, stub = stubbed()
+    now = pd.Timestamp("2026-11-30T05:00Z")
+    old, fresh, ahead = now - pd.Timedelta(days=15), now - pd.Timedelta(minutes=2), now + pd.Timedelta(hours=3)
+    dims = DIMS
+    stub.add_response("put_metric_data", {}, {"Namespace": "SageMakerPrescaler", "MetricData": [
+        {"MetricName": "GPUUtilizationPerGPU", "Dimensions": dims, "Timestamp": fresh.to_pydatetime(),
+         "Value": 64.0, "Unit": "Percent"}]})
+    # When they are published
+    with stub:
+        dropped = put_metric(client, "SageMakerPrescaler", "GPUUtilizationPerGPU",
+                             [(old, 50.0), (fresh, 64.0), (ahead, 70.0)], "Percent", dims, now)
+        stub.assert_no_pending_responses()
+    # Then only the fresh one is sent, and the two others are named
+    assert len(dropped) == 2
+    assert "older than 14 days" in dropped[0] and "2 hours ahead" in dropped[1]

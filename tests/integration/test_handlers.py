@@ -11,12 +11,14 @@ from awsworld import (
     ENDPOINT,
     RESOURCE_ID,
     World,
+    at_wall_clock,
     build_world,
     emf,
     hourly_spikes,
     load_handler,
     metric_values,
     put_gauge,
+    put_heartbeat,
     put_invocations,
     scale_activity,
 )
@@ -44,21 +46,46 @@ def invoke(name: str, evt: Any, ctx: Any) -> dict:
 # every handler x every sample event
 
 
+#: What each scaler does on each sample event (DryRun on, as in events/env.json; MinCapacity at
+#: the baseline 2, history of hourly 8-minute spikes of 13,200/min over 2,400/min up to the tick):
+#: 09:55 and 10:05 see the 10:00 spike in lead time + horizon (6 instances), 10:20 does not.
+#: Scheduler's {} runs on the wall clock, set here to 09:55.
+EXPECTED = {
+    ("prescale", "prescale_scheduled.json"): ("raise", "dry_run", 6),
+    ("prescale", "gpu_metric_scheduled.json"): ("raise", "dry_run", 6),
+    ("prescale", "relax_scheduled.json"): ("hold", "hold", 2),
+    ("prescale", "scheduler_empty.json"): ("raise", "dry_run", 6),
+    ("relax", "prescale_scheduled.json"): ("hold", "hold", 6),
+    ("relax", "gpu_metric_scheduled.json"): ("hold", "hold", 6),
+    ("relax", "relax_scheduled.json"): ("hold", "hold", 2),
+    ("relax", "scheduler_empty.json"): ("hold", "hold", 6),
+}
+
+
 @pytest.mark.parametrize("event_file", EVENT_FILES)
 @pytest.mark.parametrize("function", ["prescale", "relax"])
 def test_scaler_handlers_accept_every_sample_event(function: str, event_file: str, world: World,
-                                                   scaler_env: dict, lambda_context: Any) -> None:
-    # Given three days of hourly spikes up to the event's time (or now, for Scheduler's {})
+                                                   scaler_env: dict, lambda_context: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given hourly spikes up to the event's time (or, for Scheduler's {}, a wall clock at 09:55), dry
+    # run as events/env.json sets it for `sam local invoke`
+    monkeypatch.setenv("DRY_RUN", "true")
     evt = event(event_file)
-    ref = pd.Timestamp(evt["time"]) if "time" in evt else pd.Timestamp.now(tz="UTC")
+    ref = pd.Timestamp(evt["time"]) if "time" in evt else PRESCALE_TIME
+    at_wall_clock(monkeypatch, ref)
     seed_history(world, ref)
     # When the handler runs on the sample event
     result = invoke(function, evt, lambda_context)
-    # Then it returns the small JSON result with the reference clock it used
-    assert result["function"] == function
-    assert result["action"] in ("raise", "hold", "relax")
-    assert {"old_min_capacity", "new_min_capacity", "reason", "forecast_peak_invocations_per_minute"} <= set(result)
+    # Then it decides what the forecast says, changes nothing (dry run), and says which clock it used
+    action, outcome, wanted = EXPECTED[(function, event_file)]
+    assert (result["function"], result["action"], result["outcome"]) == (function, action, outcome), result
+    assert result["old_min_capacity"] == result["new_min_capacity"] == world.target()["MinCapacity"] == 2
+    assert result.get("proposed_min_capacity", 2) == (wanted if action == "raise" else 2)
+    assert result["forecast_pattern"] == "hourly" and result["forecast_usable"] is True
+    peak = 13200 if wanted == 6 else 2400
+    assert result["forecast_peak_invocations_per_minute"] == pytest.approx(peak)
     assert result["clock"] == ("event" if "time" in evt else "wall")
+    assert pd.Timestamp(result["now"]) == ref
 
 
 @pytest.mark.parametrize("event_file", EVENT_FILES)
@@ -71,6 +98,7 @@ def test_gpu_metric_handler_accepts_every_sample_event(event_file: str, aws: Non
     minute = ref.floor("min") - pd.Timedelta(minutes=2)
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 64.0)
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, ref)  # a what-if at the event's own time: CloudWatch accepts the point
     # When the GPU metric handler runs
     result = invoke("gpu_metric", evt, lambda_context)
     # Then it publishes 64% per GPU
@@ -174,7 +202,7 @@ def test_a_raise_over_an_operators_min_capacity_relaxes_back_to_it_not_below(
     # Given an operator's MinCapacity 5 and a spike that needs 6
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("PROMPT_SCALE_IN", "false")
-    seed_history(world, PRESCALE_TIME)
+    seed_history(world, RELAX_TIME)
     world.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
                                                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
                                                MinCapacity=5)
@@ -277,9 +305,11 @@ def test_issue5_8_a_raise_whose_scaling_activity_failed_is_reported_not_claimed(
 def test_issue5_9_relax_while_traffic_stopped_says_scale_in_pending_not_scaled_down(
         prompt: str, world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a raise to 6 the pre-scaler owns, 6 instances running, and traffic that has stopped
+    # (the instances kept publishing CPUUtilization: the missing Invocations are idle minutes)
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("PROMPT_SCALE_IN", prompt)
     seed_history(world, PRESCALE_TIME)
+    put_heartbeat(world.cloudwatch, PRESCALE_TIME, RELAX_TIME)
     invoke("prescale", event("prescale_scheduled.json"), lambda_context)
     world.set_instances(6)
     # When the relaxer ticks after the spike
@@ -395,6 +425,7 @@ def test_issue5_6_gpu_utilisation_is_divided_by_the_instance_gpus_and_latency_re
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 320.0)
     put_gauge(world.cloudwatch, "AWS/SageMaker", "ModelLatency", minute, 250000.0)
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, now)
     # When the GPU metric function ticks
     result = invoke("gpu_metric", event("gpu_metric_scheduled.json"), lambda_context)
     # Then it publishes 80 (Percent) per GPU in the project's namespace and reads latency as 250 ms
@@ -424,22 +455,90 @@ GENERATED = {"id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", "detail-type": "Sched
 
 
 @pytest.mark.parametrize("function", ["prescale", "relax"])
-def test_sam_generate_event_output_is_accepted_and_holds_on_its_empty_1970_window(
+def test_sam_generate_event_output_is_refused_as_stale_and_replayed_holds_on_its_empty_1970_window(
         function: str, world: World, scaler_env: dict, lambda_context: Any) -> None:
     # Given the generated scheduled event (time 1970: no history there)
-    # When the handler runs on it
-    result = invoke(function, GENERATED, lambda_context)
-    # Then it runs, uses the event's time, and holds for lack of data
+    # When the handler runs on it as delivered
+    refused = invoke(function, GENERATED, lambda_context)
+    # Then a time 56 years from the clock is refused: a late delivery must not act
+    assert (refused["action"], refused["outcome"]) == ("hold", "stale_event")
+    assert '"prescaler-replay": true' in refused["reason"]
+    # When it asks to be replayed, Then it runs on the event's time and holds for lack of data
+    result = invoke(function, dict(GENERATED, **{"prescaler-replay": True}), lambda_context)
     assert (result["action"], result["outcome"]) == ("hold", "no_data")
     assert result["now"].startswith("1970-01-01")
 
 
+def _requirement_closure(requirements: list[str]) -> set[str]:
+    """Normalised names of the requirements and, transitively, of what they require (extras
+    included), from the installed distributions' metadata."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [(Requirement(r), frozenset(Requirement(r).extras)) for r in requirements]
+    while todo:
+        req, extras = todo.pop()
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for dep in metadata.requires(req.name) or []:
+            child = Requirement(dep)
+            envs = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if child.marker is None or any(child.marker.evaluate(env) for env in envs):
+                todo.append((child, frozenset(child.extras)))
+    return seen
+
+
 def test_layer_ships_what_the_handlers_import() -> None:
-    # Powertools' Tracer imports aws-xray-sdk, which the Lambda runtime does not have
+    # Given the layer's requirements (what `sam build` installs into the layer) and every module
+    # name their distributions (and what those require, extras included) provide
+    import json
+    import subprocess
+    import sys
+    from importlib import metadata
+
     from template_values import ROOT
 
-    requirements = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text()
-    assert "aws-lambda-powertools[tracer]" in requirements
+    lines = (ROOT / "layers" / "prescaler" / "requirements.txt").read_text().splitlines()
+    requirements = [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+    shipped = _requirement_closure(requirements)
+    from packaging.utils import canonicalize_name
+
+    provided = sorted(top for top, dists in metadata.packages_distributions().items()
+                      if any(canonicalize_name(d) in shipped for d in dists))
+    # When each handler module is imported in a fresh interpreter where nothing else is importable
+    # (only the standard library, the prescaler package and those modules: the layer as Lambda sees it)
+    script = (
+        "import importlib.abc, importlib.util, json, sys\n"
+        f"allowed = set({provided!r}) | set(sys.stdlib_module_names) | {{'prescaler'}} | set(sys.modules)\n"
+        "import importlib.machinery\n"
+        "class OnlyTheLayer(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in allowed or path is not None:\n"
+        "            return None\n"
+        "        spec = importlib.machinery.PathFinder.find_spec(name)\n"
+        "        if spec is not None and 'site-packages' not in str(spec.origin):\n"
+        "            return None  # the interpreter's own (e.g. _sysconfigdata_*)\n"
+        "        raise ModuleNotFoundError(f'No module named {name!r} (not in the layer)', name=name)\n"
+        "sys.meta_path.insert(0, OnlyTheLayer())\n"
+        f"root = {str(ROOT)!r}\n"
+        "for name in ('prescale', 'relax', 'gpu_metric'):\n"
+        "    spec = importlib.util.spec_from_file_location('app_' + name, f'{root}/functions/{name}/app.py')\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    env = {"POWERTOOLS_TRACE_DISABLED": "0", "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    # Then they import (a module the layer lacks fails here: Powertools' Tracer needs aws-xray-sdk,
+    # the [tracer] extra), and they did load the libraries the layer is for
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = set(json.loads(out.stdout))
+    assert {"aws_xray_sdk", "aws_lambda_powertools", "pandas", "numpy", "pydantic", "pydantic_settings",
+            "boto3", "botocore"} <= loaded, loaded
     assert "numpy>=1.26,<2.3" in requirements  # AL2 glibc 2.26: numpy >= 2.3 has manylinux_2_28 wheels only
 
 

@@ -12,7 +12,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from awsworld import ENDPOINT, World, build_world, hourly_spikes, load_handler, put_gauge, put_invocations
+from awsworld import (
+    ENDPOINT,
+    World,
+    at_wall_clock,
+    build_world,
+    hourly_spikes,
+    load_handler,
+    put_gauge,
+    put_invocations,
+)
 from prescaler.aws import clients, permissions
 from template_values import event
 
@@ -53,7 +62,8 @@ def test_prescale_and_relax_make_only_the_calls_in_the_table(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("PROMPT_SCALE_IN", "true")
-    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("prescale_scheduled.json")["time"])))
+    # history up to the relax tick: history that stopped at 09:55 would be stale at 10:20 (issue 9)
+    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("relax_scheduled.json")["time"])))
     recorder.calls.clear()  # the test's own setup calls
     assert _tick("prescale", "prescale_scheduled.json", lambda_context)["outcome"] == "applied"
     prescale_calls = set(recorder.calls)
@@ -74,6 +84,7 @@ def test_gpu_metric_makes_only_the_calls_in_the_table(aws: None, lambda_context:
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 320.0)
     rec.calls.clear()
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    at_wall_clock(monkeypatch, minute)  # PutMetricData refuses points older than 14 days (issue 9)
     assert _tick("gpu_metric", "gpu_metric_scheduled.json", lambda_context)["outcome"] == "applied"
     assert rec.calls == permissions.api_calls("gpu_metric")
     rec.check_no_other_client()

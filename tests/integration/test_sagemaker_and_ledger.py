@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from awsworld import ENDPOINT, RESOURCE_ID, TABLE, VARIANT, World
 from botocore.stub import Stubber
-from prescaler.aws.ledger import Ledger
+from prescaler.aws.ledger import Intent, Ledger
 from prescaler.aws.sagemaker import Endpoint, SageMaker, UnknownInstanceType, Variant, gpus_per_instance
 
 pytestmark = pytest.mark.integration
@@ -75,13 +75,27 @@ def test_concurrent_ticks_only_one_write_wins(world: World) -> None:
     assert (entry.version, entry.owned_min_capacity, entry.owned_since) == (1, 6, NOW)
 
 
-def test_relax_to_baseline_releases_ownership_and_restore_undoes_a_claim(world: World) -> None:
+def test_an_intent_leaves_ownership_alone_until_confirmed_and_discard_drops_it(world: World) -> None:
     ledger = Ledger(world.dynamodb, TABLE)
     ledger.record(ledger.get(RESOURCE_ID), "raise", owned_min_capacity=6, owned_since=NOW, now=NOW, details={})
     owned = ledger.get(RESOURCE_ID)
-    # When a relax to baseline is claimed and then undone (the API call was deferred)
-    assert ledger.record(owned, "relax", owned_min_capacity=None, owned_since=None, now=NOW, details={})
-    assert ledger.get(RESOURCE_ID).owned_min_capacity is None
-    assert ledger.restore(owned, NOW)
-    # Then ownership is back as it was
-    assert (ledger.get(RESOURCE_ID).owned_min_capacity, ledger.get(RESOURCE_ID).owned_since) == (6, NOW)
+    later = NOW + pd.Timedelta(minutes=25)
+    # When a relax to baseline is claimed as an intent (the API call not yet answered)
+    relax = Intent("relax", 6, 2, later, None, None, None, None, {"reason": "spike over", "min_capacity": 2})
+    claimed = ledger.intend(owned, relax, later)
+    assert claimed is not None and ledger.intend(owned, relax, later) is None  # a second claim loses
+    # Then ownership is unchanged and the intent reads back as written
+    entry = ledger.get(RESOURCE_ID)
+    assert (entry.owned_min_capacity, entry.owned_since, entry.version) == (6, NOW, owned.version + 1)
+    assert entry.intent == relax
+    # When the change was refused, discarding the intent leaves ownership as it was
+    assert ledger.discard(entry, later, "deferred")
+    entry = ledger.get(RESOURCE_ID)
+    assert entry.intent is None and (entry.owned_min_capacity, entry.owned_since) == (6, NOW)
+    # When it was made, confirming writes the intended ownership (none: back at baseline)
+    claimed = ledger.intend(entry, relax, later)
+    assert claimed is not None and ledger.confirm(claimed, later)
+    entry = ledger.get(RESOURCE_ID)
+    assert (entry.intent, entry.owned_min_capacity, entry.last_action) == (None, None, "relax")
+    item = world.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": RESOURCE_ID}})["Item"]
+    assert item["last_relax"]["M"]["reason"] == {"S": "spike over"}

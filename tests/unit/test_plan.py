@@ -303,7 +303,7 @@ def test_raise_is_clamped_to_the_prescale_cap() -> None:
     # Then MinCapacity goes to the cap and the reason says so
     assert (d.action, d.min_capacity) == ("raise", 8)
     assert "capped" in d.reason
-    assert d.numbers["capped"] == "true"
+    assert d.numbers["capped"] is True
 
 
 def test_raise_is_clamped_to_max_capacity_below_the_cap() -> None:
@@ -358,7 +358,7 @@ def test_an_operators_min_capacity_is_left_alone_and_logged() -> None:
     d = plan(make_forecast(2400.0), LOW, state, PlannerSettings(), NOW)
     # Then it is held and the decision says it is not ours
     assert (d.action, d.min_capacity, d.desired_instances) == ("hold", 6, None)
-    assert d.numbers["not_owned"] == "true"
+    assert d.numbers["not_owned"] is True
     assert "not set by the pre-scaler" in d.reason
 
 

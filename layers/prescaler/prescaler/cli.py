@@ -1,11 +1,15 @@
 """``prescaler``: simulate, backtest and forecast from the command line.
 
     prescaler simulate [--scenario reference] [--days N] [--warmup-days N] [--seed N] [--json] [--plot PNG]
-    prescaler backtest --trace CSV [--column NAME] [--requests] [--peak-rps X] [--start ISO8601]
+    prescaler backtest --trace CSV [--column NAME] [--requests] [--dayfirst] [--peak-rps X] [--start ISO8601]
                        [--warmup-days N] [--days N] [--json] [--plot PNG] [endpoint model options]
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
-    prescaler forecast --history CSV --at ISO8601 [--current-min N --baseline-min N --max-capacity N] [--json]
+    prescaler forecast --history CSV --at ISO8601 [--dayfirst] [--current-min N [--owned [--owned-since ISO8601]]
+                       --baseline-min N --max-capacity N] [--json]
     prescaler doctor --endpoint NAME [--variant V] [--json]
+
+Timestamps are ISO 8601 (naive = UTC); numeric dates such as 01/11/2026 are refused as ambiguous
+unless ``--dayfirst`` says the day comes first.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error
 (``doctor``: 1 when a check fails).
@@ -248,7 +252,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     _finite("--days", args.days)
     _finite("--warmup-days", args.warmup_days, strict=False)
     if args.trace:
-        minutes = scenarios.load_trace(args.trace, column=args.column, requests=args.requests)
+        minutes = scenarios.load_trace(args.trace, column=args.column, requests=args.requests,
+                                       dayfirst=args.dayfirst)
         name = str(args.trace)
         if not args.requests and scenarios.sub_minute_rows(args.trace):
             _note(f"note: rows of {args.trace} are less than a minute apart; if each row is one request, "
@@ -281,7 +286,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
     at = to_utc(args.at)
-    history = scenarios.load_trace(args.history, column=args.column, requests=args.requests)
+    history = scenarios.load_trace(args.history, column=args.column, requests=args.requests, dayfirst=args.dayfirst,
+                                   what="history file (--history)")
     end = complete_end(at)
     if end <= history.index[0]:
         raise UsageError(f"--at {at.isoformat()} is before the history starts ({history.index[0].isoformat()})")
@@ -300,7 +306,14 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
     settings = _settings(fields)
-    state = TargetState(min_capacity=current, max_capacity=args.max_capacity, current_instances=current)
+    owned_since = to_utc(args.owned_since) if args.owned_since else None
+    if owned_since is not None and not args.owned:
+        raise UsageError("--owned-since needs --owned (the current MinCapacity is the pre-scaler's raise)")
+    if args.owned and current <= baseline:
+        raise UsageError(f"--owned: --current-min {current} is not a raise above --baseline-min {baseline}")
+    state = TargetState(min_capacity=current, max_capacity=args.max_capacity, current_instances=current,
+                        owned_min_capacity=current if args.owned else None,
+                        owned_since=owned_since if owned_since is not None else (at if args.owned else None))
     decision = decide(history, state, settings, at)
     fc = decision.forecast
     assert fc is not None
@@ -415,6 +428,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--trace", metavar="CSV", help="CSV: timestamp column first, then counts per row")
     b.add_argument("--column", help="value column (default: the second)")
     b.add_argument("--requests", action="store_true", help="one row per request: count rows per minute")
+    b.add_argument("--dayfirst", action="store_true",
+                   help="numeric dates are day first (01/11/2026 = 1 November); without it they are refused")
     b.add_argument("--peak-rps", type=float, help="scale so the 99.9th-percentile minute is this many req/s")
     b.add_argument("--warmup-days", type=float, default=2.0, help="days simulated before scoring (default 2)")
     b.add_argument("--days", type=float, help="evaluated days after the warm-up (default: all; --endpoint: 14)")
@@ -430,7 +445,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--at", required=True, help="the instant (ISO 8601; naive = UTC)")
     f.add_argument("--column", help="value column (default: the second)")
     f.add_argument("--requests", action="store_true", help="one row per request")
+    f.add_argument("--dayfirst", action="store_true",
+                   help="numeric dates are day first (01/11/2026 = 1 November); without it they are refused")
     f.add_argument("--current-min", type=int, help="the scalable target's MinCapacity now (default: baseline)")
+    f.add_argument("--owned", action="store_true",
+                   help="--current-min is the pre-scaler's own raise (as its ledger says): preview a relax")
+    f.add_argument("--owned-since", metavar="ISO8601",
+                   help="when that raise was made, for the watchdog (default: --at, i.e. not held yet)")
     f.add_argument("--baseline-min", type=int, default=2, help="baseline MinCapacity (default 2)")
     f.add_argument("--max-capacity", type=int, default=8, help="MaxCapacity (default 8)")
     f.add_argument("--target", type=float, default=2400.0,

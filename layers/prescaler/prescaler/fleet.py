@@ -51,7 +51,7 @@ from prescaler import service
 from prescaler.aws import discovery
 from prescaler.aws.autoscaling import resource_id
 from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, Variant, read_many
-from prescaler.aws.ledger import LedgerEntry
+from prescaler.aws.ledger import Intent, LedgerEntry
 from prescaler.history import MAX_HISTORY, complete_end
 from prescaler.observability import logger, mark_logged, metrics
 from prescaler.settings import SAGEMAKER_NAME, ScalerSettings, SettingsError, load
@@ -282,27 +282,38 @@ def _histories(
 
 def release(ad: service.Adapters, entry: LedgerEntry, baseline: int, tick: service.Tick) -> dict:
     """Close the ledger entry of a target that left the fleet; a MinCapacity the pre-scaler still
-    owns goes back to the floor it was raised from (or ``baseline``, capped at MaxCapacity)."""
-    assert ad.ledger is not None
+    owns goes back to the floor it was raised from (or ``baseline``, capped at MaxCapacity).
+
+    Same protocol as a relax: the change is claimed as an intent, made, then confirmed (ownership
+    removed, ``last_action = release``) or discarded. An entry with an unsettled intent is left to
+    the next refresh.
+    """
+    ledger = ad.ledger
+    assert ledger is not None
     rid = entry.scalable_target
     target = ad.autoscaling.describe(rid)
-    back = None
+    old = target.min_capacity if target is not None else None
+    out: dict[str, Any] = {"resource_id": rid, "outcome": "released", "old_min_capacity": old, "new_min_capacity": old}
+    if entry.intent is not None:
+        return {**out, "outcome": "hold", "reason": "an unsettled intent: reconciled by its own tick first"}
+    back = old
     if target is not None and entry.owned_min_capacity == target.min_capacity:
-        back = max(entry.floor_min_capacity or 0, min(baseline, target.max_capacity))
-    details: dict[str, object] = {"at": tick.now.isoformat(), "reason": "left the fleet", "min_capacity": back}
-    out = {"resource_id": rid, "outcome": "released", "old_min_capacity": target.min_capacity if target else None,
-           "new_min_capacity": target.min_capacity if target else None}
-    if not ad.ledger.record(entry, "release", owned_min_capacity=None, owned_since=None, now=tick.now,
-                            details=details):
+        back = min(target.min_capacity, max(entry.floor_min_capacity or 0, min(baseline, target.max_capacity)))
+    details: dict[str, object] = {"at": tick.now.isoformat(), "reason": "left the fleet", "min_capacity": back,
+                                  "previous_min_capacity": old}
+    intent = Intent("release", old or 0, back or 0, tick.now, details=details)
+    claimed = ledger.intend(entry, intent, tick.now)
+    if claimed is None:
         return {**out, "outcome": "duplicate"}
     if target is not None and back is not None and back < target.min_capacity:
         applied = ad.autoscaling.set_min_capacity(target, back)
         if applied.outcome != "applied":
-            ad.ledger.restore(entry, tick.now)
+            ledger.discard(claimed, tick.now, f"release not applied: {applied.message}")
             return {**out, "outcome": applied.outcome, "reason": applied.message}
         out["new_min_capacity"] = back
-    logger.info(f"{rid} left the fleet: ledger entry closed, MinCapacity {out['old_min_capacity']} -> "
-                f"{out['new_min_capacity']}", extra=out)
+    ledger.confirm(claimed, tick.now)
+    logger.info(f"{rid} left the fleet: ledger entry closed, MinCapacity {old} -> {out['new_min_capacity']}",
+                extra=out)
     return out
 
 

@@ -10,6 +10,7 @@ The functions here are pure: no boto3, no clock. The CloudWatch adapter and the 
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 from datetime import datetime
@@ -29,6 +30,14 @@ INCOMPLETE_MINUTES = 2
 
 class HistoryError(ValueError):
     """Raw datapoints that cannot be read as demand (negative, non-finite, unparseable times)."""
+
+
+class AmbiguousDates(HistoryError):
+    """Numeric dates such as ``01/11/2026`` that may be day- or month-first: never guessed."""
+
+
+#: ``01/11/2026``, ``1.11.26``, ``01-11-2026 00:00``: day and month both numbers, year last.
+AMBIGUOUS_DATE = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(\D|$)")
 
 
 def to_utc(ts: datetime | str | pd.Timestamp) -> pd.Timestamp:
@@ -96,24 +105,44 @@ def as_minute_series(history: pd.Series, *, check_steps: bool = True) -> pd.Seri
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """The first line of an error message, never cut mid-sentence: pandas ends its first line with
+    "... at position 1. You might want to try:" and lists options below; that dangling sentence goes."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip()
+    if line.endswith(":"):
+        head, sep, _ = line.rpartition(". ")
+        line = head + "." if sep else line.rstrip(":")
+    return line
 
 
-def _parse_text_times(raw: object) -> pd.DatetimeIndex:
+def _parse_text_times(raw: object, dayfirst: bool = False) -> pd.DatetimeIndex:
+    """ISO 8601 (any precision and offset), else one format pandas infers from the first row; numeric
+    day/month dates only with ``dayfirst`` (never guessed: 01/11/2026 is 1 November or 11 January)."""
     error: Exception | None = None
-    for fmt in ("ISO8601", None):  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=fmt))  # type: ignore[call-overload]
-        except (ValueError, TypeError, OverflowError) as exc:
-            error = exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"))  # type: ignore[call-overload]
+    except (ValueError, TypeError, OverflowError) as exc:
+        error = exc
+    values = raw.tolist() if hasattr(raw, "tolist") else list(raw)  # type: ignore[call-overload]
+    first = next((str(v) for v in values if isinstance(v, str) and v.strip()), "")
+    if AMBIGUOUS_DATE.match(first) and not dayfirst:
+        raise AmbiguousDates(
+            f"ambiguous dates such as {first.strip()!r} (day or month first?): write ISO 8601 timestamps "
+            f"(2026-11-01T00:00:00Z), or pass --dayfirst when the day comes first")
+    try:  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=None, dayfirst=dayfirst))  # type: ignore[call-overload]
+    except (ValueError, TypeError, OverflowError) as exc:
+        error = exc
     raise HistoryError(f"unparseable timestamps: {_first_line(error) if error else 'no rows'}")
 
 
-def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
+def _utc_index(timestamps: Iterable, dayfirst: bool = False) -> pd.DatetimeIndex:
     """Timestamps as a UTC index. Numbers are Unix epoch seconds; text is ISO 8601 (any precision,
-    any offset; naive = UTC) or, failing that, one other format that pandas infers from the first row."""
+    any offset; naive = UTC) or, failing that, one other format that pandas infers from the first row
+    (numeric day/month dates only with ``dayfirst``: :class:`AmbiguousDates` otherwise)."""
     raw = timestamps if hasattr(timestamps, "dtype") else list(timestamps)
     arr = np.asarray(raw) if not isinstance(raw, pd.Index | pd.Series) else raw
     kind = getattr(arr, "dtype", np.dtype(object)).kind
@@ -125,7 +154,7 @@ def _utc_index(timestamps: Iterable) -> pd.DatetimeIndex:
             raise HistoryError(f"unparseable timestamps (numbers are read as Unix epoch seconds): "
                                f"{_first_line(exc)}") from exc
     else:
-        index = _parse_text_times(raw)
+        index = _parse_text_times(raw, dayfirst)
     if index.hasnans:
         raise HistoryError("unparseable timestamps: some rows have no time")
     return index
@@ -147,6 +176,7 @@ def per_minute(
     interval: pd.Timedelta | None = None,
     start: datetime | pd.Timestamp | None = None,
     end: datetime | pd.Timestamp | None = None,
+    dayfirst: bool = False,
 ) -> pd.Series:
     """Counts per interval -> a per-minute UTC series of invocations.
 
@@ -161,6 +191,7 @@ def per_minute(
         start: first minute of the result (floored to the minute). Default: the first datapoint.
         end: exclusive end (floored to the minute); minutes at or after it are dropped, as are the
             parts of coarse intervals reaching past it. Default: the end of the last interval.
+        dayfirst: text dates such as ``01/11/2026`` are day-first (without it they are refused).
 
     Returns:
         Float series, one entry per minute in ``[start, end)``, zero where nothing was recorded.
@@ -168,7 +199,7 @@ def per_minute(
     Raises:
         HistoryError: negative or non-finite values, unparseable timestamps, or lengths that differ.
     """
-    index = _utc_index(timestamps)
+    index = _utc_index(timestamps, dayfirst)
     try:
         vals = np.asarray(list(values) if not hasattr(values, "dtype") else values, dtype=float)
     except (ValueError, TypeError) as exc:
@@ -216,6 +247,7 @@ def from_requests(
     *,
     start: datetime | pd.Timestamp | None = None,
     end: datetime | pd.Timestamp | None = None,
+    dayfirst: bool = False,
 ) -> pd.Series:
     """One row per request (its arrival time) -> a per-minute UTC series of invocations.
 
@@ -224,11 +256,12 @@ def from_requests(
     Args:
         start / end: as for :func:`per_minute`; default the first request's minute and the minute
             after the last request.
+        dayfirst: as for :func:`per_minute`.
 
     Raises:
         HistoryError: unparseable timestamps, or no rows and no start/end.
     """
-    index = _utc_index(timestamps)
+    index = _utc_index(timestamps, dayfirst)
     counts = pd.Series(1.0, index=index.floor("min")).groupby(level=0).sum()
     lo = to_utc(start).floor("min") if start is not None else (counts.index[0] if len(counts) else None)
     hi = to_utc(end).floor("min") if end is not None else (counts.index[-1] + MINUTE if len(counts) else None)

@@ -228,7 +228,7 @@ def plan(
     window = f"{fc.window_start:%H:%M}-{fc.window_end:%H:%M} UTC"
 
     capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
-    numbers["capped"] = "true" if capped else "false"
+    numbers["capped"] = capped  # a JSON boolean
     watchdog_at = to_utc(state.watchdog_at) if state.watchdog_at is not None else None
     if watchdog_at is not None and watchdog_at > now:
         watchdog_at = None  # a time in the future is a clock error, not a reason to block raises
@@ -264,7 +264,7 @@ def plan(
         else:
             reason = (f"hold MinCapacity {current}: not set by the pre-scaler (an operator's change?), "
                       f"left alone")
-            numbers["not_owned"] = "true"
+            numbers["not_owned"] = True
             return decision("hold", current, reason)
 
     desired = _prompt_scale_in(history, state, settings, new_min, required, numbers)

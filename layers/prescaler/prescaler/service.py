@@ -10,9 +10,13 @@ the small JSON result lives here:
   desired instance count) including the core's watchdog.
 - :func:`gpu_metric`: ``GPUUtilization`` / GPUs per instance, published in the project's namespace.
 
-Shared rules: missing or unreadable data holds (and says so in a metric); an endpoint that is not
-``InService`` defers; dry-run computes and publishes everything and changes nothing; the ledger's
-conditional writes make duplicate or concurrent ticks harmless.
+Shared rules: missing or unreadable data holds (and says so in a metric); stale data (the newest
+datapoint older than expected) never lowers anything; an endpoint that is not ``InService`` defers;
+an operator's suspension of scaling is respected; dry-run computes and publishes everything and
+changes nothing; the ledger's conditional writes make duplicate or concurrent ticks harmless, and its
+intents make a killed tick harmless; an event whose time is far from the wall clock (a late
+duplicate) is refused unless it asks to be replayed; every AWS error has a decided outcome
+(:mod:`prescaler.aws.errors`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prescaler.aws import clients
@@ -49,11 +54,12 @@ from prescaler.aws.cloudwatch import (
     put_metric,
     read_many,
 )
-from prescaler.aws.ledger import Ledger, LedgerEntry, Preflight
+from prescaler.aws.errors import AwsFault, classify, http_status
+from prescaler.aws.ledger import Intent, Ledger, LedgerEntry, Preflight
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
 from prescaler.observability import logger, mark_logged, metrics, tracer
-from prescaler.plan import Decision, TargetState, decide
+from prescaler.plan import STALE_AFTER_MINUTES, Decision, TargetState, decide
 from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, load
 
 #: A raise whose scaling activity failed is reported on the ticks within this window.
@@ -66,6 +72,25 @@ PREFLIGHT_EVERY = pd.Timedelta(hours=1)
 #: the template's stuck alarm fires after N consecutive minutes of 1.
 #: (Unreadable metrics are a ``no_data`` hold with ``fault=True``; an empty answer is not a fault.)
 FAULT_OUTCOMES = frozenset({"target_missing", "endpoint_missing", "permission_denied"})
+#: An event whose ``time`` is further than this from the wall clock is refused (``stale_event``):
+#: EventBridge redelivers a failed event for up to 24 hours, and an old tick must not act on its time.
+MAX_EVENT_SKEW = pd.Timedelta(minutes=2)
+#: The event field that replays a fixed time on purpose (``sam local invoke`` with events/, the e2e
+#: tests, a what-if). No schedule of the deployed stack sends it.
+REPLAY_FIELD = "prescaler-replay"
+#: An unconfirmed ledger intent younger than this may belong to a tick still running (the functions'
+#: Timeout is 60 s in template.yaml); an older one belongs to a killed tick and is reconciled.
+INTENT_IN_FLIGHT = pd.Timedelta(seconds=90)
+#: SageMaker publishes this instance metric every minute with or without traffic: while it is
+#: current, a minute without an Invocations datapoint is zero demand, not a late publication.
+HEARTBEAT_METRIC = (ENDPOINT_INSTANCE_NAMESPACE, "CPUUtilization")
+#: How far back the heartbeat is looked for (minutes before the complete-minutes end).
+HEARTBEAT_MINUTES = 15
+
+
+def wall_clock() -> pd.Timestamp:
+    """The current time (UTC); tests replace it."""
+    return pd.Timestamp.now(tz="UTC")
 
 
 class TickEvent(BaseModel):
@@ -78,6 +103,7 @@ class TickEvent(BaseModel):
     id: str | None = None
     time: datetime | None = None
     detail_type: str | None = Field(None, alias="detail-type")
+    replay: bool = Field(False, alias=REPLAY_FIELD)
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,7 @@ class Tick:
     now: pd.Timestamp
     event_id: str | None
     clock: str  # "event" or "wall"
+    replay: bool = False  # the event asked to replay its time on purpose
 
 
 SettingsT = TypeVar("SettingsT", bound=FunctionSettings)
@@ -113,9 +140,18 @@ def parse_tick(event: Any, wall_clock: Callable[[], pd.Timestamp] | None = None)
         raise InvalidEvent(f"event field {field!r}: {err.get('msg', 'invalid')} "
                            f"(got {err.get('input')!r})") from exc
     if model.time is not None:
-        return Tick(to_utc(model.time), model.id, "event")
+        return Tick(to_utc(model.time), model.id, "event", model.replay)
     now = wall_clock() if wall_clock is not None else pd.Timestamp.now(tz="UTC")
-    return Tick(to_utc(now), model.id, "wall")
+    return Tick(to_utc(now), model.id, "wall", model.replay)
+
+
+def event_skew(tick: Tick, now: pd.Timestamp) -> pd.Timedelta | None:
+    """How far the event's time is from the wall clock ``now`` when that is more than
+    :data:`MAX_EVENT_SKEW` and the event does not ask to be replayed; None when the tick may run."""
+    if tick.clock != "event" or tick.replay:
+        return None
+    skew = to_utc(now) - tick.now
+    return skew if abs(skew) > MAX_EVENT_SKEW else None
 
 
 @dataclass
@@ -253,7 +289,10 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
         )
 
     assert ad.ledger is not None
-    entry = ad.ledger.get(rid)
+    entry_or_hold = _reconcile(function, settings, tick, ad, target, ad.ledger.get(rid))
+    if isinstance(entry_or_hold, dict):
+        return entry_or_hold
+    entry = entry_or_hold
     activities = ad.autoscaling.activities(rid)
     lead_s, lead_source = lead_time_s(activities, settings.default_lead_time_seconds)
     _count("LeadTimeSeconds", lead_s, MetricUnit.Seconds)
@@ -262,7 +301,9 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     try:
         history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
         key = (settings.endpoint_name, settings.variant_name)
-        history = (ad.histories or {}).get(key) or read_many(ad.cloudwatch, [key], end - history_length, end)[key]
+        history = (ad.histories or {}).get(key) or read_many(
+            ad.cloudwatch, [key], end - history_length, end, published_until=_heartbeat(ad, settings, end)
+        )[key]
     except MetricReadError as exc:
         _count("MetricReadError")
         return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})",
@@ -282,6 +323,11 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     _count("ObservedInvocationsPerMinute", float(history.series.iloc[-1]))
 
     warnings = _scaling_failures(activities, entry, tick)
+    stale = _stale_data(history.series, tick)
+    _count("StaleData", int(stale is not None))
+    if stale is not None:
+        logger.warning(stale, extra={"outcome": "stale_data"})
+        warnings.append(stale)
     if variant.current_instances < target.min_capacity:
         warnings.append(f"variant has {variant.current_instances} instances, below MinCapacity {target.min_capacity}")
     if entry.owned_min_capacity is not None and entry.owned_min_capacity != target.min_capacity:
@@ -304,6 +350,64 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
         _count("ForecastPeakInvocationsPerMinute", float(fc.peak_invocations_per_minute))
         _count("ForecastUsable", int(fc.usable))
     return Observation(target, endpoint, entry, activities, lead_s, lead_source, decision, warnings)
+
+
+def _heartbeat(ad: Adapters, settings: ScalerSettings, end: pd.Timestamp) -> pd.Timestamp | None:
+    """Exclusive end of the minutes SageMaker has published for the variant: the minute after the
+    newest :data:`HEARTBEAT_METRIC` datapoint in the last :data:`HEARTBEAT_MINUTES` before ``end``
+    (None when there is none: then only Invocations' own datapoints say what was published)."""
+    latest = latest_average(ad.cloudwatch, settings.endpoint_name, settings.variant_name, [HEARTBEAT_METRIC],
+                            end, minutes=HEARTBEAT_MINUTES)[HEARTBEAT_METRIC[1]]
+    return latest[0].floor("min") + pd.Timedelta(minutes=1) if latest is not None else None
+
+
+def _stale_data(series: pd.Series, tick: Tick) -> str | None:
+    """A warning when the history's newest minute is older than the planner accepts (CloudWatch's
+    publication is late): the planner then lowers nothing. None when the history is current."""
+    if not len(series):
+        return None
+    newest = series.index[-1]
+    lag = (tick.now.floor("min") - newest) / pd.Timedelta(minutes=1)
+    if lag <= STALE_AFTER_MINUTES:
+        return None
+    return (f"stale data: the newest Invocations minute is {newest:%Y-%m-%d %H:%M} UTC, {lag:.0f} min before "
+            f"this tick (expected within {STALE_AFTER_MINUTES}); publication is late, which is not zero "
+            f"demand: nothing is lowered or scaled in")
+
+
+def _reconcile(
+    function: str, settings: ScalerSettings, tick: Tick, ad: Adapters, target: ScalableTarget, entry: LedgerEntry
+) -> LedgerEntry | dict:
+    """Settle an unconfirmed intent left in the ledger: a tick still running (hold), or a killed tick
+    whose change was made (the target's MinCapacity is the intended one: confirm the ownership it
+    claimed) or not made (discard it). Returns the settled entry, or a ``hold`` result."""
+    intent = entry.intent
+    if intent is None:
+        return entry
+    assert ad.ledger is not None
+    age = tick.now - intent.at
+    if abs(age) < INTENT_IN_FLIGHT:
+        _count("DuplicateTick")
+        return _hold(function, settings, tick, "duplicate",
+                     f"another tick is changing MinCapacity {intent.from_min} -> {intent.to_min} "
+                     f"(claimed at {intent.at.isoformat()}): nothing done twice", target.min_capacity)
+    if target.min_capacity == intent.to_min:
+        done = ad.ledger.confirm(entry, tick.now)
+        what = (f"a killed {intent.action} tick ({intent.at.isoformat()}) had set MinCapacity "
+                f"{intent.from_min} -> {intent.to_min}: ledger confirmed")
+    else:
+        how = ("was never made" if target.min_capacity == intent.from_min
+               else f"was overtaken (MinCapacity is {target.min_capacity}, an operator's change?)")
+        done = ad.ledger.discard(entry, tick.now, f"intent {intent.from_min} -> {intent.to_min} {how}")
+        what = (f"a killed {intent.action} tick's change {intent.from_min} -> {intent.to_min} "
+                f"({intent.at.isoformat()}) {how}: intent discarded")
+    if not done:
+        _count("DuplicateTick")
+        return _hold(function, settings, tick, "duplicate", "another tick settled the ledger first; nothing done twice",
+                     target.min_capacity)
+    _count("IntentReconciled")
+    logger.warning(what, extra={"intent": intent.action, "from_min": intent.from_min, "to_min": intent.to_min})
+    return ad.ledger.get(entry.scalable_target)
 
 
 def _scaling_failures(activities: list[Activity], entry: LedgerEntry, tick: Tick) -> list[str]:
@@ -395,7 +499,14 @@ def _observe_own(
             if obs.decision.action != "raise" and not settings.dry_run:
                 _release(ad, obs, tick)
     if obs.decision.action == mine:
-        return obs
+        suspended = suspended_for(mine, obs.target)
+        if not suspended:
+            return obs
+        _count("Suspended")
+        return _decision_result(function, settings, tick, obs, action="hold", outcome="suspended",
+                                new_min=obs.target.min_capacity,
+                                reason=f"hold: {' and '.join(suspended)} on the scalable target (an operator's "
+                                       f"freeze), so no {mine} of ours; wanted: {obs.decision.reason}")
     d = obs.decision
     reason = d.reason if d.action == "hold" else f"hold ({whose}): {d.reason}"
     return _decision_result(function, settings, tick, obs, action="hold", outcome="hold",
@@ -469,6 +580,21 @@ def _preflight(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters
     }
 
 
+#: Which SuspendedState flags stop which action of ours. ``DynamicScalingInSuspended`` (no capacity
+#: removed by policies): no relax, no prompt scale-in. ``DynamicScalingOutSuspended``: no raise.
+#: ``ScheduledScalingSuspended`` (AWS: "don't add or remove capacity by initiating scheduled
+#: actions"): the pre-scaler is a forecast-driven schedule of MinCapacity, so neither.
+SUSPENDS = {
+    "raise": ("DynamicScalingOutSuspended", "ScheduledScalingSuspended"),
+    "relax": ("DynamicScalingInSuspended", "ScheduledScalingSuspended"),
+}
+
+
+def suspended_for(action: str, target: ScalableTarget) -> list[str]:
+    """The target's SuspendedState flags (``Flag=true``) that forbid ``action``; empty when none does."""
+    return [f"{flag}=true" for flag in SUSPENDS.get(action, ()) if target.suspended_state.get(flag)]
+
+
 def _unapplied(
     function: str, settings: ScalerSettings, tick: Tick, obs: Observation, applied: ApplyResult | str
 ) -> dict | None:
@@ -512,38 +638,60 @@ def _change_min(
     floor: int | None = None,
     watchdog_at: pd.Timestamp | None = None,
 ) -> ApplyResult | str:
-    """Claim the change in the ledger (conditional write), then register MinCapacity; undo the
-    claim when the change was not applied. Returns the ApplyResult, or ``"duplicate"``."""
-    assert ad.ledger is not None
-    if not ad.ledger.record(
-        obs.entry,
-        action,
-        owned_min_capacity=owned,
-        owned_since=owned_since,
-        now=tick.now,
-        details=details,
-        floor_min_capacity=floor,
-        watchdog_at=watchdog_at,
-    ):
+    """Claim the change in the ledger as an intent (conditional write), register MinCapacity, then
+    confirm the intent; discard it when the change was refused. A tick killed between the steps
+    leaves the intent for the next tick to reconcile (:func:`_reconcile`). Returns the ApplyResult,
+    or ``"duplicate"``."""
+    ledger = ad.ledger
+    assert ledger is not None
+    intent = Intent(action, obs.target.min_capacity, new_min, tick.now, owned, owned_since, floor, watchdog_at,
+                    details)
+    claimed = ledger.intend(obs.entry, intent, tick.now)
+    if claimed is None:
         _count("DuplicateTick")
         return "duplicate"
     try:
         applied = ad.autoscaling.set_min_capacity(obs.target, new_min)
     except PermissionDenied as exc:
-        # never "deferred": the next tick would fail the same way. One clear line, a metric, and the
-        # error raised so that the function's Errors alarm fires (and the tick goes to the failure queue)
-        ad.ledger.restore(obs.entry, tick.now)
+        # AWS answered: refused for permissions. Never "deferred": the next tick would fail the same
+        # way. One clear line, a metric, and the error raised so that the function's Errors alarm fires
+        # (and the tick goes to the failure queue).
+        _settle(ledger.discard, claimed, tick, f"RegisterScalableTarget refused: {exc}")
         _count("PermissionDenied")
         _count("FaultHold", 1)
         logger.error(str(exc), extra={"outcome": "permission_denied", "missing_actions": exc.actions})
         raise
-    except Exception:
-        ad.ledger.restore(obs.entry, tick.now)
+    except ClientError as exc:
+        # AWS answered: the change was refused, not made. (A timeout or connection error leaves the
+        # outcome unknown: the intent stays and the next tick compares it with the target.)
+        status = http_status(exc)
+        if 0 < status < 500:
+            _settle(ledger.discard, claimed, tick, f"RegisterScalableTarget failed: {classify(exc).describe()}")
+        raise
+    except ValueError as exc:  # refused before the call (MinCapacity outside [1, MaxCapacity])
+        _settle(ledger.discard, claimed, tick, f"not sent: {exc}")
         raise
     if applied.outcome != "applied":
-        ad.ledger.restore(obs.entry, tick.now)
+        _settle(ledger.discard, claimed, tick, f"not applied: {applied.message}")
         _count("Deferred" if applied.outcome == "deferred" else "TargetMissing")
+        return applied
+    _settle(lambda entry, now, _why: ledger.confirm(entry, now), claimed, tick, "")
     return applied
+
+
+def _settle(write: Callable[..., bool], claimed: LedgerEntry, tick: Tick, why: str) -> None:
+    """Confirm or discard an intent; a failure to write it is logged and left to the next tick's
+    reconciliation (the MinCapacity call itself has been answered)."""
+    try:
+        ok = write(claimed, tick.now, why)
+    except (ClientError, BotoCoreError) as exc:
+        fault = classify(exc)
+        _count(fault.metric)
+        logger.warning(f"ledger not settled ({fault.describe()}); the next tick reconciles the intent",
+                       extra={"outcome": fault.outcome})
+        return
+    if not ok:
+        logger.warning("ledger changed under an unsettled intent; the next tick reconciles it")
 
 
 @tracer.capture_method
@@ -677,7 +825,13 @@ def relax(settings: ScalerSettings, tick: Tick, adapters: Adapters | None = None
     desired_outcome = None
     if d.desired_instances is not None and d.desired_instances < instances:
         desired = max(d.desired_instances, new_min)
-        res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
+        try:
+            res = ad.sagemaker.set_desired_instances(obs.endpoint, settings.variant_name, desired, new_min)
+        except (ClientError, BotoCoreError) as exc:  # MinCapacity may already be lowered: say what happened
+            fault = classify(exc)
+            _count(fault.metric)
+            logger.warning(f"prompt scale-in not requested: {fault.describe()}", extra={"outcome": fault.outcome})
+            res = ApplyResult("deferred", fault.describe())
         desired_outcome = res.outcome
         if res.outcome == "applied":
             _count("PromptScaleIn")
@@ -759,22 +913,27 @@ def gpu_metric(settings: FunctionSettings, tick: Tick, adapters: Adapters | None
     else:
         ts, summed = gpu
         per_gpu = summed / gpus
-        put_metric(
+        dropped = put_metric(
             ad.cloudwatch,
             settings.metrics_namespace,
             GPU_METRIC_NAME,
-            per_gpu,
+            [(ts, per_gpu)],
             "Percent",
-            ts,
             dimensions(settings.endpoint_name, settings.variant_name),
+            wall_clock(),
         )
+        for why in dropped:
+            logger.warning(why, extra={"outcome": "stale_data"})
+        _count("StaleData", len(dropped))
         _count("GpuUtilizationPerGpu", per_gpu, MetricUnit.Percent)
         result.update(
-            outcome="applied",
+            outcome="stale_data" if dropped else "applied",
+            action="hold" if dropped else "publish",
             gpu_utilization_per_gpu=round(per_gpu, 3),
             gpu_utilization_summed=summed,
             timestamp=ts.isoformat(),
-            reason=f"GPUUtilization {summed:g}% over {gpus} GPU(s) of {instance_type} = {per_gpu:.1f}% per GPU",
+            reason=f"GPUUtilization {summed:g}% over {gpus} GPU(s) of {instance_type} = {per_gpu:.1f}% per GPU"
+            + (f"; not published: {'; '.join(dropped)}" if dropped else ""),
         )
     latency = latest["ModelLatency"]
     result["model_latency_ms"] = round(microseconds_to_ms(latency[1]), 3) if latency else None
@@ -806,12 +965,66 @@ def handle(function: str, settings_model: type[SettingsT], run: Callable[[Settin
     except SettingsError as exc:
         invalid_settings(function, exc)
         raise mark_logged(exc) from None
+    now = wall_clock()
     try:
-        tick = parse_tick(event)
+        tick = parse_tick(event, lambda: now)
     except InvalidEvent as exc:
         invalid_event(function, exc)
         raise mark_logged(exc) from None
-    return run(settings, tick)
+    skew = event_skew(tick, now)
+    if skew is not None:
+        return stale_event(function, settings, tick, now, skew)
+    try:
+        return run(settings, tick)
+    except (ClientError, BotoCoreError) as exc:
+        return aws_fault(function, settings, tick, classify(exc))
+
+
+class TickFailed(RuntimeError):
+    """An AWS error that the next tick will not fix (permissions, a rejected request): the function
+    fails on purpose so the platform's ``Errors`` alarm fires. The message is one line; ``outcome``
+    is the decided outcome (``permission_denied``, ``rejected``)."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def aws_fault(function: str, settings: FunctionSettings, tick: Tick, fault: AwsFault) -> dict:
+    """An AWS error that escaped botocore's retries, decided (:mod:`prescaler.aws.errors`): a
+    ``hold`` result naming the call and the code, plus a metric; for a fault that needs a person
+    (``fault.alarm``) the result is logged and :class:`TickFailed` raised.
+
+    The tick changes nothing after the failed call; a MinCapacity change whose outcome is unknown
+    stays an intent in the ledger for the next tick to reconcile.
+    """
+    _metric_context(settings)
+    _count(fault.metric)
+    reason = f"hold: {fault.describe()}; nothing changed after it"
+    result = _result(function, settings, tick, action="error" if fault.alarm else "hold", outcome=fault.outcome,
+                     reason=reason, aws_operation=fault.operation, aws_error_code=fault.code, clock=tick.clock)
+    if fault.alarm:
+        logger.error(reason, extra={"outcome": fault.outcome, "result": result})
+        raise mark_logged(TickFailed(f"{function}: {fault.outcome}: {fault.describe()}", fault.outcome))
+    logger.warning(reason, extra={"outcome": fault.outcome})
+    return result
+
+
+def stale_event(function: str, settings: FunctionSettings, tick: Tick, now: pd.Timestamp,
+                skew: pd.Timedelta) -> dict:
+    """A tick whose event time is more than :data:`MAX_EVENT_SKEW` from the wall clock: refused,
+    nothing read or changed; counted (``StaleEvent``) and logged. Returned as ``{"action": "hold",
+    "outcome": "stale_event", ...}``. Replaying a time on purpose: ``"prescaler-replay": true``."""
+    _metric_context(settings)
+    _count("StaleEvent")
+    minutes = skew / pd.Timedelta(minutes=1)
+    reason = (f"refused: the event's time {tick.now.isoformat()} is {abs(minutes):.1f} min "
+              f"{'behind' if minutes > 0 else 'ahead of'} the clock ({now.isoformat()}); a late or duplicate "
+              f"delivery must not act on its old time. Nothing changed. To replay a time on purpose, add "
+              f'"{REPLAY_FIELD}": true to the event')
+    logger.warning(reason, extra={"outcome": "stale_event", "event_id": tick.event_id})
+    return _result(function, settings, tick, action="hold", outcome="stale_event", reason=reason,
+                   event_time=tick.now.isoformat(), wall_clock=now.isoformat(), clock=tick.clock)
 
 
 def invalid_event(function: str, exc: InvalidEvent) -> dict:

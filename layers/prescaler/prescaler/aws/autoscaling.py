@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from prescaler.aws.errors import classify
 from prescaler.history import to_utc
 
 SERVICE_NAMESPACE = "sagemaker"
@@ -46,7 +47,6 @@ _MIN_SET = re.compile(r"minimum capacity was set to (\d+)", re.IGNORECASE)
 _SETTING_TO = re.compile(r"setting desired [a-z ]*?to (\d+)", re.IGNORECASE)
 #: an IAM action named in an error message, e.g. ``cloudwatch:PutMetricAlarm``
 _IAM_ACTION = re.compile(r"\b([a-z0-9-]+:[A-Z][A-Za-z0-9]+)\b")
-_PERMISSION = re.compile(r"missing (the following )?permissions?|not authorized to perform|AccessDenied", re.IGNORECASE)
 
 
 class PermissionDenied(RuntimeError):
@@ -64,14 +64,12 @@ class PermissionDenied(RuntimeError):
 
 
 def permission_denied(exc: ClientError, operation: str) -> PermissionDenied | None:
-    """The :class:`PermissionDenied` that ``exc`` means, or None when it is about something else."""
+    """The :class:`PermissionDenied` that ``exc`` means, or None when it is about something else
+    (the one classification of :func:`prescaler.aws.errors.classify`)."""
+    if classify(exc).outcome != "permission_denied":
+        return None
     err = exc.response.get("Error", {})
-    code, msg = err.get("Code", ""), err.get("Message", "")
-    if code in ("AccessDeniedException", "AccessDenied") or (
-        code == "ValidationException" and _PERMISSION.search(msg)
-    ):
-        return PermissionDenied(operation, code, msg)
-    return None
+    return PermissionDenied(operation, err.get("Code", ""), err.get("Message", ""))
 
 
 def resource_id(endpoint_name: str, variant_name: str) -> str:
@@ -127,7 +125,7 @@ def _deferrable(exc: ClientError) -> bool:
     if code == "ConcurrentUpdateException":
         return True
     return code == "ValidationException" and bool(
-        re.search(r"status|Updating|Creating|InService|in progress", msg, re.IGNORECASE)
+        re.search(r"status|Updating|Creating|InService|in[- ]progress", msg, re.IGNORECASE)
     )
 
 

@@ -14,6 +14,11 @@ History is read the way PROBLEM.md and ARCHITECTURE.md require:
 
 An answer with no datapoints at all is *no data*, never zero demand: :class:`MetricHistory` carries
 the datapoint count, and :func:`read_invocations` raises :class:`NoMetricData`.
+
+Zero-filling happens only inside the span the service has published: up to the newest datapoint,
+or up to ``published_until`` when the caller knows SageMaker was still publishing (its instance
+metrics, which arrive every minute whether or not there is traffic). A late publication therefore
+shows as a series that ends early (stale, :attr:`MetricHistory.newest`), not as minutes of zero demand.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class MetricHistory:
 
     series: pd.Series
     datapoints: int
+    #: start of the newest minute with a datapoint (UTC), None when there is none
+    newest: pd.Timestamp | None = None
 
     @property
     def empty(self) -> bool:
@@ -125,6 +132,7 @@ def read_many(
     namespace: str = SAGEMAKER_NAMESPACE,
     stat: str = "Sum",
     period_s: int = 60,
+    published_until: datetime | pd.Timestamp | None = None,
 ) -> dict[Variant, MetricHistory]:
     """Per-minute history of a count metric for many endpoint variants in one ``GetMetricData`` call.
 
@@ -136,11 +144,16 @@ def read_many(
             ``end - 14 days`` (retention).
         metric, namespace, stat, period_s: what to read (default ``AWS/SageMaker`` ``Invocations``
             ``Sum`` per 60 s). A count over a longer period is spread evenly over its minutes.
+        published_until: exclusive end of the span the service is known to have published (e.g.
+            the minute after the newest instance-metric datapoint). Minutes after both this and the
+            newest datapoint are not zero-filled: publication may be late, which is not zero demand.
 
     Returns:
         For each variant, a :class:`MetricHistory`: a per-minute UTC float series (name
-        ``invocations``) over ``[start, end)``, zero where CloudWatch had no datapoint, and the
-        number of datapoints returned.
+        ``invocations``) over ``[start, e)``, zero where CloudWatch had no datapoint inside the
+        published span, where ``e`` is ``end`` capped at the end of the published span (the newest
+        datapoint's period, or ``published_until`` when later); the number of datapoints returned;
+        and the newest datapoint's time.
 
     Raises:
         MetricReadError: CloudWatch could not read a query.
@@ -156,8 +169,15 @@ def read_many(
     out: dict[Variant, MetricHistory] = {}
     for i, pair in enumerate(pairs):
         ts, vals = raw[f"q{i}"]
-        series = per_minute(ts, vals, interval=pd.Timedelta(seconds=period_s), start=lo, end=hi)
-        out[pair] = MetricHistory(series, len(ts))
+        newest = max((to_utc(t) for t in ts), default=None)
+        edge = hi
+        if newest is not None:
+            published = align(newest, period_s) + pd.Timedelta(seconds=period_s)
+            if published_until is not None:
+                published = max(published, align(published_until, period_s))
+            edge = min(hi, max(lo + pd.Timedelta(seconds=period_s), published))
+        series = per_minute(ts, vals, interval=pd.Timedelta(seconds=period_s), start=lo, end=edge)
+        out[pair] = MetricHistory(series, len(ts), newest)
     return out
 
 
@@ -172,6 +192,10 @@ def read_invocations(
 ) -> pd.Series:
     """Per-minute ``Invocations`` (Sum) of one variant over ``[start, end)`` (the CLI's backtest reader).
 
+    A backtest reads a window the user chose, up to ``end``: every minute in it without a datapoint
+    is zero (``published_until=end``). The functions read through :func:`read_many` instead, which
+    zero-fills only the span SageMaker is known to have published.
+
     Returns:
         A per-minute UTC float series, zero-filled, at most 14 days long.
 
@@ -180,9 +204,8 @@ def read_invocations(
             names (both dimensions are required); an empty answer is never read as zero demand.
         MetricReadError: CloudWatch could not read the query.
     """
-    history = read_many(client, [(endpoint_name, variant_name)], start, end, period_s=period_s)[
-        (endpoint_name, variant_name)
-    ]
+    history = read_many(client, [(endpoint_name, variant_name)], start, end, period_s=period_s,
+                        published_until=end)[(endpoint_name, variant_name)]
     if history.empty:
         raise NoMetricData(
             f"no AWS/SageMaker Invocations datapoints for EndpointName={endpoint_name} "
@@ -226,25 +249,51 @@ def microseconds_to_ms(value_us: float) -> float:
     return value_us / 1000.0
 
 
+#: PutMetricData accepts timestamps up to two weeks in the past and up to two hours in the future
+#: (CloudWatch API reference, MetricDatum ``Timestamp``); one datapoint outside that range makes it
+#: reject the whole call (``InvalidParameterValue``).
+MAX_DATAPOINT_AGE = pd.Timedelta(days=14)
+MAX_DATAPOINT_LEAD = pd.Timedelta(hours=2)
+
+
+def unpublishable(timestamp: datetime | pd.Timestamp, now: datetime | pd.Timestamp) -> str | None:
+    """Why PutMetricData would reject a datapoint at ``timestamp`` when sent at ``now`` (wall clock,
+    UTC), or None when it would be accepted."""
+    ts, at = to_utc(timestamp), to_utc(now)
+    if ts < at - MAX_DATAPOINT_AGE:
+        return f"datapoint at {ts.isoformat()} is older than 14 days (now {at.isoformat()}): PutMetricData rejects it"
+    if ts > at + MAX_DATAPOINT_LEAD:
+        return f"datapoint at {ts.isoformat()} is more than 2 hours ahead of now ({at.isoformat()})"
+    return None
+
+
 def put_metric(
     client: Any,
     namespace: str,
     name: str,
-    value: float,
+    points: Sequence[tuple[pd.Timestamp, float]],
     unit: str,
-    timestamp: pd.Timestamp,
     dims: list[dict[str, str]],
-) -> None:
-    """Publish one datapoint with ``PutMetricData`` (IAM allows only the project's namespace)."""
-    client.put_metric_data(
-        Namespace=namespace,
-        MetricData=[
-            {
-                "MetricName": name,
-                "Dimensions": dims,
-                "Timestamp": timestamp.to_pydatetime(),
-                "Value": float(value),
-                "Unit": unit,
-            }
-        ],
-    )
+    now: datetime | pd.Timestamp,
+) -> list[str]:
+    """Publish ``points`` ((time, value) pairs) of one metric with ``PutMetricData`` (IAM allows only
+    the project's namespace), up to 1000 per call.
+
+    A datapoint PutMetricData would reject (older than 14 days or more than 2 hours ahead of
+    ``now``, the wall clock) is dropped, so the rest is still published.
+
+    Returns:
+        One message per dropped datapoint (empty when all were sent); the caller logs them.
+    """
+    dropped: list[str] = []
+    data = []
+    for ts, value in points:
+        why = unpublishable(ts, now)
+        if why is not None:
+            dropped.append(f"{namespace} {name}: {why}; dropped")
+            continue
+        data.append({"MetricName": name, "Dimensions": dims, "Timestamp": to_utc(ts).to_pydatetime(),
+                     "Value": float(value), "Unit": unit})
+    for i in range(0, len(data), 1000):
+        client.put_metric_data(Namespace=namespace, MetricData=data[i : i + 1000])
+    return dropped

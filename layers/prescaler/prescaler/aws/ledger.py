@@ -25,12 +25,21 @@ Item shape (table partition key ``scalable_target``, type S)::
       "preflight_prescale_at": "2024-05-01T09:00:00+00:00",  # S, UTC, the last DryRun preflight of
                                             #    that function (at most one an hour; also _relax_)
       "preflight_prescale_can_apply": true, # BOOL, its verdict (absent while one is in flight)
-      "preflight_prescale_reason": "..."    # S, why
+      "preflight_prescale_reason": "...",   # S, why
+      "intent": {"action": "relax", "from_min": 6, "to_min": 2, "at": "...",   # M, present only
+                 "owned_min_capacity": ..., "owned_since": ..., "floor_min_capacity": ...,
+                 "watchdog_at": ..., "details": {...}}   # between the claim and its confirmation
     }
 
 The preflight attributes are written without touching ``version`` (:meth:`Ledger.claim_preflight`
 conditions on the time of the last preflight instead), so a preflight never makes a raise look like
 a duplicate; a first raise is conditioned on ``attribute_not_exists(version)``.
+
+A change is written in two steps around the Application Auto Scaling call: :meth:`Ledger.intend`
+records the intent (ownership unchanged) before the call, :meth:`Ledger.confirm` writes the new
+ownership and removes the intent after it. A tick killed in between (timeout, OOM) leaves the intent;
+the next tick compares it with the target's actual MinCapacity and confirms it (the call was made)
+or discards it (it was not), so ownership always matches what the pre-scaler really did.
 
 Every write is conditioned on the version it read (``attribute_not_exists`` for a new item): two
 ticks that read the same state cannot both act, and a duplicate delivery after the first has acted
@@ -39,7 +48,7 @@ reads the new state and finds nothing left to do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -48,6 +57,43 @@ from botocore.exceptions import ClientError
 from prescaler.history import to_utc
 
 PARTITION_KEY = "scalable_target"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A MinCapacity change claimed but not (yet) confirmed: what the ledger will say once it is."""
+
+    action: str  # raise | relax
+    from_min: int
+    to_min: int
+    at: pd.Timestamp  # the claiming tick's reference time (UTC)
+    owned_min_capacity: int | None = None
+    owned_since: pd.Timestamp | None = None
+    floor_min_capacity: int | None = None
+    watchdog_at: pd.Timestamp | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+    def to_item(self) -> dict:
+        return _record_map({
+            "action": self.action, "from_min": self.from_min, "to_min": self.to_min,
+            "at": to_utc(self.at).isoformat(), "owned_min_capacity": self.owned_min_capacity,
+            "owned_since": to_utc(self.owned_since).isoformat() if self.owned_since is not None else None,
+            "floor_min_capacity": self.floor_min_capacity,
+            "watchdog_at": to_utc(self.watchdog_at).isoformat() if self.watchdog_at is not None else None,
+            "details": self.details,
+        })
+
+    @classmethod
+    def from_item(cls, item: dict) -> Intent:
+        m = {k: _plain(v) for k, v in item.get("M", {}).items()}
+        def ts(key: str) -> pd.Timestamp | None:
+            return to_utc(str(m[key])) if m.get(key) else None
+        def num(key: str) -> int | None:
+            return int(m[key]) if m.get(key) is not None else None  # type: ignore[call-overload]
+        details = m.get("details")
+        return cls(str(m["action"]), int(m["from_min"]), int(m["to_min"]),  # type: ignore[call-overload]
+                   to_utc(str(m["at"])), num("owned_min_capacity"), ts("owned_since"),
+                   num("floor_min_capacity"), ts("watchdog_at"), details if isinstance(details, dict) else {})
 
 
 @dataclass(frozen=True)
@@ -62,6 +108,7 @@ class LedgerEntry:
     last_action: str | None = None
     watchdog_at: pd.Timestamp | None = None
     preflight: dict[str, Preflight] | None = None
+    intent: Intent | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +129,10 @@ def _record_map(record: dict[str, object]) -> dict:
     for k, v in record.items():
         if v is None:
             continue
-        out[k] = {"N": str(v)} if isinstance(v, int | float) and not isinstance(v, bool) else _s(v)
+        if isinstance(v, dict):
+            out[k] = _record_map(v)
+        else:
+            out[k] = {"N": str(v)} if isinstance(v, int | float) and not isinstance(v, bool) else _s(v)
     return {"M": out}
 
 
@@ -109,7 +159,18 @@ def _entry(scalable_target: str, item: dict) -> LedgerEntry:
         last_action=item.get("last_action", {}).get("S"),
         watchdog_at=to_utc(watchdog) if watchdog else None,
         preflight=preflight,
+        intent=Intent.from_item(item["intent"]) if "intent" in item else None,
     )
+
+
+def _plain(value: dict) -> object:
+    """A DynamoDB attribute value written by :func:`_record_map` back to a Python value."""
+    if "M" in value:
+        return {k: _plain(v) for k, v in value["M"].items()}
+    if "N" in value:
+        n = float(value["N"])
+        return int(n) if n.is_integer() else n
+    return value.get("S")
 
 
 class Ledger:
@@ -191,7 +252,7 @@ class Ledger:
             ":rec": _record_map(details),
         }
         sets = ["#v = :next", "last_action = :action", "updated_at = :now", "#rec = :rec"]
-        removes: list[str] = []
+        removes: list[str] = ["intent"]  # a confirmed write settles any intent
         if watchdog_at is not None:
             sets.append("watchdog_at = :watchdog")
             values[":watchdog"] = _s(to_utc(watchdog_at).isoformat())
@@ -207,6 +268,10 @@ class Ledger:
             values[":owned"] = {"N": str(int(owned_min_capacity))}
             values[":since"] = _s(to_utc(owned_since if owned_since is not None else now).isoformat())
         expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._update(entry, expr, names, values)
+
+    def _update(self, entry: LedgerEntry, expr: str, names: dict[str, str], values: dict[str, Any]) -> bool:
+        """One conditional UpdateItem on top of ``entry``'s version; False when another tick wrote first."""
         if entry.version == 0:
             condition = "attribute_not_exists(#v)"  # no raise/relax yet (a preflight may have written)
         else:
@@ -226,20 +291,6 @@ class Ledger:
                 return False
             raise
         return True
-
-    def restore(self, before: LedgerEntry, now: pd.Timestamp) -> bool:
-        """Undo a claim whose change was not applied: ownership back to ``before`` (conditional on
-        the version the claim wrote). Returns False when someone wrote in between."""
-        claimed = LedgerEntry(before.scalable_target, before.version + 1)
-        return self.record(
-            claimed,
-            "restore",
-            owned_min_capacity=before.owned_min_capacity,
-            owned_since=before.owned_since,
-            floor_min_capacity=before.floor_min_capacity,
-            now=now,
-            details={"at": to_utc(now).isoformat(), "reason": "change not applied"},
-        )
 
     def claim_preflight(self, scalable_target: str, function: str, now: pd.Timestamp,
                         every: pd.Timedelta) -> bool:
@@ -275,3 +326,33 @@ class Ledger:
         self.client.update_item(TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)},
                                 UpdateExpression=expr, ExpressionAttributeNames=names,
                                 ExpressionAttributeValues=values)
+
+    def intend(self, entry: LedgerEntry, intent: Intent, now: pd.Timestamp) -> LedgerEntry | None:
+        """Claim a change before making it: record ``intent`` on top of ``entry`` (conditional on its
+        version), ownership unchanged. Returns the entry as written, or None when another tick wrote
+        first (nothing was written)."""
+        names = {"#v": "version"}
+        values: dict[str, Any] = {":next": {"N": str(entry.version + 1)}, ":intent": intent.to_item(),
+                                  ":now": _s(to_utc(now).isoformat())}
+        if not self._update(entry, "SET #v = :next, intent = :intent, updated_at = :now", names, values):
+            return None
+        return replace(entry, version=entry.version + 1, intent=intent)
+
+    def confirm(self, entry: LedgerEntry, now: pd.Timestamp) -> bool:
+        """The claimed change was made: write the ownership ``entry.intent`` describes and remove the
+        intent (conditional on ``entry``'s version). False when another tick wrote first."""
+        intent = entry.intent
+        if intent is None:
+            raise ValueError("no intent to confirm")
+        return self.record(entry, intent.action, owned_min_capacity=intent.owned_min_capacity,
+                           owned_since=intent.owned_since, now=now, details=intent.details,
+                           floor_min_capacity=intent.floor_min_capacity, watchdog_at=intent.watchdog_at)
+
+    def discard(self, entry: LedgerEntry, now: pd.Timestamp, reason: str) -> bool:
+        """The claimed change was not made: remove the intent, ownership as it was (conditional on
+        ``entry``'s version). False when another tick wrote first."""
+        names = {"#v": "version"}
+        values: dict[str, Any] = {":next": {"N": str(entry.version + 1)}, ":now": _s(to_utc(now).isoformat()),
+                                  ":why": _record_map({"at": to_utc(now).isoformat(), "reason": reason})}
+        return self._update(entry, "SET #v = :next, updated_at = :now, last_discarded = :why REMOVE intent",
+                            names, values)

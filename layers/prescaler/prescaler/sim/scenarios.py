@@ -87,13 +87,17 @@ def reference(days_evaluated: int = 3, warmup_days: int = 2, seed: int = 7,
     return Demand("reference", t0, rps, STEP_S, warmup_days * 86400 // STEP_S)
 
 
-def load_trace(path: str | Path, column: str | None = None, requests: bool = False) -> pd.Series:
+def load_trace(path: str | Path, column: str | None = None, requests: bool = False, *, dayfirst: bool = False,
+               what: str = "trace file") -> pd.Series:
     """Read a recorded trace CSV as a per-minute UTC series of invocations.
 
     Args:
         path: CSV with a header; the first column is the timestamp (naive = UTC).
         column: the value column (a count per row's interval). Default: the second column.
         requests: one row per request (count rows per minute); ``column`` is then ignored.
+        dayfirst: numeric dates (``01/11/2026``) are day-first; without it they are refused as
+            ambiguous (ISO 8601 is always accepted).
+        what: what the file is called in error messages ("trace file", "history file (--history)").
 
     Raises:
         HistoryError: missing file or column, no rows, unparseable timestamps, negative values.
@@ -101,7 +105,7 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError as exc:
-        raise HistoryError(f"no such trace file: {path}") from exc
+        raise HistoryError(f"no such {what}: {path}") from exc
     except IsADirectoryError as exc:
         raise HistoryError(f"{path} is a directory, not a CSV file") from exc
     except OSError as exc:
@@ -111,16 +115,16 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
     if frame.empty or len(frame.columns) < 1:
         raise HistoryError(f"{path} has no rows")
     ts = frame.iloc[:, 0]
+    hint = " (semicolon-separated? the file must use commas)" if ";" in str(frame.columns[0]) else ""
     try:
         if requests:
-            return from_requests(ts)
+            return from_requests(ts, dayfirst=dayfirst)
         if column is None:
             if len(frame.columns) < 2:
-                hint = " (semicolon-separated? the file must use commas)" if ";" in str(frame.columns[0]) else ""
                 raise HistoryError(f"{path} has no value column (columns: {', '.join(frame.columns)}){hint}")
             column = str(frame.columns[1])
         if column not in frame.columns:
-            raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))})")
+            raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))}){hint}")
         raw = frame[column]
         values = pd.to_numeric(raw, errors="coerce")
         bad = values.isna().to_numpy() | (values.to_numpy(dtype=float, na_value=np.nan) < 0)
@@ -130,10 +134,10 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
             what = ("is empty" if pd.isna(cell) else
                     f"is negative ({cell})" if not np.isnan(values.iloc[row]) else f"is not a number: {cell!s}")
             raise HistoryError(f"{path} line {row + 2}: {column!r} {what}")
-        return per_minute(ts, values)
+        return per_minute(ts, values, dayfirst=dayfirst)
     except HistoryError as exc:
         message = str(exc)
-        raise HistoryError(message if str(path) in message else f"{path}: {message}") from exc
+        raise type(exc)(message if str(path) in message else f"{path}: {message}") from exc
 
 
 def sub_minute_rows(path: str | Path) -> bool:

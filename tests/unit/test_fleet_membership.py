@@ -3,7 +3,7 @@ botocore Stubber in SageMaker's real ListEndpoints / ListTags shapes."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -72,7 +72,7 @@ def _sagemaker() -> Any:
 
 
 def _endpoint(name: str) -> dict:
-    now = datetime(2024, 5, 15, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 15, tzinfo=UTC)
     return {"EndpointName": name, "EndpointArn": ARN.format(name), "CreationTime": now, "LastModifiedTime": now,
             "EndpointStatus": "InService"}
 
