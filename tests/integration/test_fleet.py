@@ -68,6 +68,8 @@ def serve_invocations(cw: Any, history: dict[str, pd.Series]) -> None:
         results, budget, used = [], MAX_DATAPOINTS_PER_PAGE, 0
         points = []
         for q in seen["MetricDataQueries"]:
+            if q["MetricStat"]["Metric"]["MetricName"] != "Invocations":
+                continue  # no instance metrics (heartbeat) in this world
             dims = {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]}
             series = history.get(dims.get("EndpointName", ""))
             if series is None or dims.get("VariantName") != VARIANT:

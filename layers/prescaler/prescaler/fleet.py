@@ -13,9 +13,10 @@ run unchanged for each member):
    override them, validated by the same pydantic model (:class:`prescaler.settings.ScalerSettings`).
    A bad tag value makes that member ``invalid_settings`` (logged with the tag's name, counted with
    the endpoint's dimensions) and the others go on.
-3. **One batched read**: the members' ``Invocations`` history is read with
-   :func:`prescaler.aws.cloudwatch.read_many` (500 queries per ``GetMetricData`` call, every page)
-   and handed to each member's tick.
+3. **One batched read**: the members' ``Invocations`` history, and the instance-metric heartbeat
+   that says how far SageMaker has published, are read with :func:`prescaler.aws.cloudwatch.read_many`
+   (500 queries per ``GetMetricData`` call, every page) and handed to each member's tick, which
+   would otherwise make both reads itself.
 4. **Isolation and a time budget**: an exception, throttling or a missing target gives that member
    its outcome (``error``, ``throttled``, ``target_missing``) and the tick goes on. Before each member
    the remaining time (Lambda context) must cover ``FLEET_RESERVE_SECONDS`` (to record) plus the
@@ -273,8 +274,15 @@ def _histories(
         return {}
     end = complete_end(tick.now)
     length = min(MAX_HISTORY, pd.Timedelta(days=max(s.history_days for s in settings)))
+    pairs = [(s.endpoint_name, s.variant_name) for s in settings]
     try:
-        return read_many(ad.cloudwatch, [(s.endpoint_name, s.variant_name) for s in settings], end - length, end)
+        # the heartbeat each single tick reads on its own (service._heartbeat), batched the same way
+        namespace, metric = service.HEARTBEAT_METRIC
+        beats = read_many(ad.cloudwatch, pairs, end - pd.Timedelta(minutes=service.HEARTBEAT_MINUTES), end,
+                          metric=metric, namespace=namespace, stat="Average")
+        published = {p: h.newest.floor("min") + pd.Timedelta(minutes=1) if h.newest is not None else None
+                     for p, h in beats.items()}
+        return read_many(ad.cloudwatch, pairs, end - length, end, published_until=published)
     except (ClientError, BotoCoreError, MetricReadError) as exc:
         logger.warning(f"batched history read failed ({exc}); each endpoint reads its own")
         return {}

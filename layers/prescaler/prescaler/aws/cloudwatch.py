@@ -24,7 +24,7 @@ shows as a series that ends early (stale, :attr:`MetricHistory.newest`), not as 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,7 +132,7 @@ def read_many(
     namespace: str = SAGEMAKER_NAMESPACE,
     stat: str = "Sum",
     period_s: int = 60,
-    published_until: datetime | pd.Timestamp | None = None,
+    published_until: datetime | pd.Timestamp | Mapping[Variant, datetime | pd.Timestamp | None] | None = None,
 ) -> dict[Variant, MetricHistory]:
     """Per-minute history of a count metric for many endpoint variants in one ``GetMetricData`` call.
 
@@ -145,8 +145,9 @@ def read_many(
         metric, namespace, stat, period_s: what to read (default ``AWS/SageMaker`` ``Invocations``
             ``Sum`` per 60 s). A count over a longer period is spread evenly over its minutes.
         published_until: exclusive end of the span the service is known to have published (e.g.
-            the minute after the newest instance-metric datapoint). Minutes after both this and the
-            newest datapoint are not zero-filled: publication may be late, which is not zero demand.
+            the minute after the newest instance-metric datapoint), or one per variant (a mapping; a
+            variant missing from it has none). Minutes after both this and the newest datapoint are
+            not zero-filled: publication may be late, which is not zero demand.
 
     Returns:
         For each variant, a :class:`MetricHistory`: a per-minute UTC float series (name
@@ -173,8 +174,9 @@ def read_many(
         edge = hi
         if newest is not None:
             published = align(newest, period_s) + pd.Timedelta(seconds=period_s)
-            if published_until is not None:
-                published = max(published, align(published_until, period_s))
+            until = published_until.get(pair) if isinstance(published_until, Mapping) else published_until
+            if until is not None:
+                published = max(published, align(until, period_s))
             edge = min(hi, max(lo + pd.Timedelta(seconds=period_s), published))
         series = per_minute(ts, vals, interval=pd.Timedelta(seconds=period_s), start=lo, end=edge)
         out[pair] = MetricHistory(series, len(ts), newest)
