@@ -11,6 +11,7 @@ import pytest
 from awsworld import TABLE, VARIANT, World, build_world, emf, hourly_spikes, load_handler
 from prescaler import fleet
 from prescaler.aws import clients
+from prescaler.history import complete_end
 from template_values import event, function_env
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,10 @@ class _Ok(_Http):
     status_code = 200
 
 
+#: every GetMetricData request served (StartTime, EndTime, NextToken)
+REQUESTS: list[dict] = []
+#: endpoint name -> the per-minute Invocations GetMetricData answers from
+SERVED: dict[str, pd.Series] = {}
 #: GetMetricData returns at most 100,800 datapoints per response (CloudWatch API reference).
 MAX_DATAPOINTS_PER_PAGE = 100_800
 
@@ -57,7 +62,9 @@ def serve_invocations(cw: Any, history: dict[str, pd.Series]) -> None:
     seen: dict[str, Any] = {}
 
     def capture(params: dict, **_: Any) -> None:
+        seen.clear()
         seen.update(params)
+        REQUESTS.append({k: params.get(k) for k in ("StartTime", "EndTime", "NextToken")})
 
     def answer(**_: Any) -> Any:
         start = pd.Timestamp(seen["StartTime"]).tz_convert("UTC") if pd.Timestamp(seen["StartTime"]).tzinfo else \
@@ -126,8 +133,10 @@ def build_fleet(world: World, end: pd.Timestamp) -> None:
             aas.register_scalable_target(ServiceNamespace="sagemaker", ScalableDimension=DIMENSION,
                                          ResourceId=rid(name), MinCapacity=1 if name == "fleet-baseline-1" else 2,
                                          MaxCapacity=8)
-        served[name] = history
-    serve_invocations(world.cloudwatch, served)
+        served[name] = history.copy()
+    SERVED.clear()
+    SERVED.update(served)
+    serve_invocations(world.cloudwatch, SERVED)
     sm.meta.events.register("before-call.sagemaker.DescribeEndpoint", _throttle("fleet-throttled"))
 
 
@@ -252,3 +261,37 @@ def test_members_not_reached_in_the_time_budget_are_reported_and_taken_first_nex
     # Then it starts with the ones the first tick did not reach, in their order
     reached = [r for r in second["results"] if r["outcome"] != "invalid_settings"]
     assert [f"endpoint/{r['endpoint_name']}/variant/{r['variant_name']}" for r in reached] == first["not_reached"][:3]
+
+
+def test_a_warm_tick_reads_only_the_recent_minutes_and_gets_the_same_history_as_a_full_read(
+        aws: None, fleet_env: dict) -> None:
+    # Given the fleet's histories read at 09:40 (a cold read of the whole window)
+    from prescaler import service
+
+
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+    ad = service.Adapters.default(TABLE)
+    settings = [fleet.member_settings(fleet.Member(n, VARIANT), fleet_env) for n in PLAIN]
+    first = pd.Timestamp("2024-05-15T09:40:00Z")
+    fleet._histories(ad, settings, service.Tick(first, None, "event"))
+    # and a datapoint published late, 10 minutes before the next tick, changed meanwhile
+    late = pd.Timestamp("2024-05-15T09:45:00Z")
+    for name in PLAIN:
+        SERVED[name].loc[late] = 999.0
+    # When the next tick (09:55) reads in the same warm process
+    REQUESTS.clear()
+    tick = service.Tick(PRESCALE_TIME, None, "event")
+    warm = fleet._histories(ad, settings, tick)
+    starts = {pd.Timestamp(r["StartTime"]) for r in REQUESTS}
+    # Then it asked only for the recent minutes (plus the late-data overlap), never the whole window
+    assert min(starts) == complete_end(first) - fleet.LATE_DATA, starts  # 09:23, not two days back
+    # and each history equals what a cold, full read gives now, the late datapoint included
+    fleet.clear_cache()
+    cold = fleet._histories(ad, settings, tick)
+    assert set(warm) == set(cold) == {(n, VARIANT) for n in PLAIN}
+    for pair in cold:
+        pd.testing.assert_series_equal(warm[pair].series, cold[pair].series)
+        assert warm[pair].newest == cold[pair].newest and warm[pair].empty == cold[pair].empty
+        assert warm[pair].series.loc[late] == 999.0
+

@@ -160,8 +160,9 @@ _CACHE: dict[tuple[str, str, str], tuple[float, list[Member]]] = {}
 
 
 def clear_cache() -> None:
-    """Forget the cached membership (tests; the next tick discovers again)."""
+    """Forget the cached membership and histories (tests; the next tick discovers and reads again)."""
     _CACHE.clear()
+    _HISTORY.clear()
 
 
 def _enabled(tags: Mapping[str, str]) -> bool:
@@ -265,16 +266,53 @@ def _isolated(function: str, run: Run, member: Member, settings: ScalerSettings,
     return _member_result(function, member, tick, outcome, reason)
 
 
+#: Minutes re-read on every warm tick before the newest cached minute: CloudWatch publishes late.
+LATE_DATA = pd.Timedelta(minutes=15)
+#: (endpoint, variant) -> the history the last tick of this warm process read (up to its edge).
+_HISTORY: dict[Variant, MetricHistory] = {}
+
+
+def _merge(cached: MetricHistory, recent: MetricHistory, since: pd.Timestamp, lo: pd.Timestamp, hi: pd.Timestamp,
+           published_until: pd.Timestamp | None) -> MetricHistory:
+    """The history a full read of ``[lo, hi)`` would give, from the cached part before ``since`` and
+    a fresh read of ``[since, hi)``: zero-filled only up to the published edge (the newest datapoint's
+    minute + 1, or ``published_until`` when later), as :func:`read_many` does. ``datapoints`` counts
+    the fresh read plus the cached minutes with traffic (it only has to say empty or not)."""
+    old = cached.series[(cached.series.index >= lo) & (cached.series.index < since)]
+    newest = max((t for t in (cached.newest, recent.newest) if t is not None), default=None)
+    edge = hi
+    if newest is not None:
+        published = newest.floor("min") + pd.Timedelta(minutes=1)
+        if published_until is not None:
+            published = max(published, published_until)
+        edge = min(hi, max(lo + pd.Timedelta(minutes=1), published))
+    index = pd.date_range(lo, edge, freq="min", inclusive="left", name=cached.series.index.name)
+    series = pd.concat([old, recent.series]).reindex(index, fill_value=0.0)
+    series.name = cached.series.name
+    return MetricHistory(series, recent.datapoints + int((old > 0).sum()), newest)
+
+
 def _histories(
     ad: service.Adapters, settings: list[ScalerSettings], tick: service.Tick
 ) -> dict[Variant, MetricHistory]:
     """Every member's history in as few GetMetricData calls as the API allows (500 queries each);
-    on failure each member reads its own (its own outcome, never the whole fleet's)."""
+    on failure each member reads its own (its own outcome, never the whole fleet's).
+
+    A warm process keeps each member's history between ticks and reads only the minutes since its
+    newest cached minute, less :data:`LATE_DATA` (late publication is re-read): a minute's tick over
+    500 endpoints then reads ~20 minutes each instead of 14 days (10 million datapoints). A member
+    seen for the first time (cold start, new member, a cache older than the window) reads it all.
+    """
     if not settings:
         return {}
     end = complete_end(tick.now)
     length = min(MAX_HISTORY, pd.Timedelta(days=max(s.history_days for s in settings)))
+    lo = (end - length).floor("min")
     pairs = [(s.endpoint_name, s.variant_name) for s in settings]
+    since = {p: c.series.index[-1] + pd.Timedelta(minutes=1) - LATE_DATA
+             for p in pairs if (c := _HISTORY.get(p)) is not None and len(c.series) and c.series.index[0] <= lo}
+    warm = [p for p in pairs if p in since and lo < since[p] <= end]
+    cold = [p for p in pairs if p not in warm]
     try:
         # the heartbeat each single tick reads on its own (service._heartbeat), batched the same way
         namespace, metric = service.HEARTBEAT_METRIC
@@ -282,10 +320,18 @@ def _histories(
                           metric=metric, namespace=namespace, stat="Average")
         published = {p: h.newest.floor("min") + pd.Timedelta(minutes=1) if h.newest is not None else None
                      for p, h in beats.items()}
-        return read_many(ad.cloudwatch, pairs, end - length, end, published_until=published)
+        out = read_many(ad.cloudwatch, cold, lo, end, published_until=published) if cold else {}
+        if warm:
+            start = min(since[p] for p in warm)
+            recent = read_many(ad.cloudwatch, warm, start, end, published_until=published)
+            for p in warm:
+                out[p] = _merge(_HISTORY.pop(p), recent[p], start, lo, end, published.get(p))
     except (ClientError, BotoCoreError, MetricReadError) as exc:
         logger.warning(f"batched history read failed ({exc}); each endpoint reads its own")
         return {}
+    _HISTORY.clear()
+    _HISTORY.update(out)
+    return out
 
 
 def release(ad: service.Adapters, entry: LedgerEntry, baseline: int, tick: service.Tick) -> dict:

@@ -127,10 +127,11 @@ def get_metric_data(
                     ts.append(pd.DatetimeIndex(pd.to_datetime(result["Timestamps"], utc=True)))
                     vals.append(np.asarray(result.get("Values", []), dtype=float))
     empty = pd.DatetimeIndex([], tz="UTC")
-    return {
-        qid: (pd.DatetimeIndex(empty.append(ts)) if ts else empty, np.concatenate(vals) if vals else np.empty(0))
-        for qid, (ts, vals) in chunks.items()
-    }
+    out: dict[str, tuple[pd.DatetimeIndex, np.ndarray]] = {}
+    for qid in list(chunks):  # popped one by one: the pages and the arrays never both held in full
+        ts, vals = chunks.pop(qid)
+        out[qid] = (pd.DatetimeIndex(empty.append(ts)) if ts else empty, np.concatenate(vals) if vals else np.empty(0))
+    return out
 
 
 def read_many(
@@ -180,7 +181,7 @@ def read_many(
     raw = get_metric_data(client, queries, lo, hi)
     out: dict[Variant, MetricHistory] = {}
     for i, pair in enumerate(pairs):
-        ts, vals = raw[f"q{i}"]
+        ts, vals = raw.pop(f"q{i}")  # released as converted (500 variants x 14 days is ~160 MB)
         newest = ts.max() if len(ts) else None
         edge = hi
         if newest is not None:
