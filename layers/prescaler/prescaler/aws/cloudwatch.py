@@ -180,6 +180,7 @@ def read_many(
     queries = [_query(f"q{i}", namespace, metric, pair, stat, period_s) for i, pair in enumerate(pairs)]
     raw = get_metric_data(client, queries, lo, hi)
     out: dict[Variant, MetricHistory] = {}
+    shared: pd.Index | None = None
     for i, pair in enumerate(pairs):
         ts, vals = raw.pop(f"q{i}")  # released as converted (500 variants x 14 days is ~160 MB)
         newest = ts.max() if len(ts) else None
@@ -191,6 +192,9 @@ def read_many(
                 published = max(published, align(until, period_s))
             edge = min(hi, max(lo + pd.Timedelta(seconds=period_s), published))
         series = per_minute(ts, vals, interval=pd.Timedelta(seconds=period_s), start=lo, end=edge)
+        if shared is not None and series.index.equals(shared):
+            series.index = shared  # one index object for every variant with the same span (memory)
+        shared = series.index
         out[pair] = MetricHistory(series, len(ts), newest)
     return out
 
