@@ -29,6 +29,8 @@ from typing import Literal
 
 Function = Literal["prescale", "relax", "gpu_metric"]
 FUNCTIONS: tuple[Function, ...] = ("prescale", "relax", "gpu_metric")
+#: The functions that tick over the whole fleet in FleetMode list / tag (gpu_metric stays single).
+FLEET_FUNCTIONS: tuple[Function, ...] = ("prescale", "relax")
 
 #: Where each function is declared in template.yaml (logical id).
 LOGICAL_IDS: dict[Function, str] = {
@@ -59,6 +61,7 @@ DOC_LAMBDA_LOGS = "https://docs.aws.amazon.com/lambda/latest/dg/permissions-exec
 DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html"
 
 ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
+ANY_ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/*"
 ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/*"
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
 TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
@@ -88,6 +91,7 @@ class Permission:
         validated_by: set when Application Auto Scaling checks this action on the caller of that
             call (``RegisterScalableTarget``) rather than the function calling it itself.
         granted_by: ``inline`` (the function's ``Policies:``) or the AWS managed policy's name.
+        fleet_only: the row applies to a fleet deployment only (``FleetMode`` list or tag).
     """
 
     function: Function
@@ -98,6 +102,7 @@ class Permission:
     context: dict[str, str] = field(default_factory=dict)
     validated_by: str = ""
     granted_by: str = "inline"
+    fleet_only: bool = False
 
     def render(self, deployment: Deployment) -> Permission:
         """This row with its resource and context filled in for one deployment."""
@@ -111,6 +116,7 @@ class Permission:
             {k: v.format(**values) for k, v in self.context.items()},
             self.validated_by,
             self.granted_by,
+            self.fleet_only,
         )
 
     def covers(self, action: str, resource: str, context: dict[str, str]) -> bool:
@@ -129,7 +135,9 @@ class Deployment:
     """The values a deployed stack fills the table's templates with.
 
     ``endpoint_name`` is the name as SageMaker's API and CloudWatch's ``EndpointName`` dimension
-    spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs.
+    spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs. A
+    fleet (``fleet``: ``FleetMode`` list or tag; members found at run time) renders the endpoint of
+    :data:`FLEET_FUNCTIONS`' rows as ``*``.
     """
 
     partition: str
@@ -141,6 +149,7 @@ class Deployment:
     ledger_table: str = "*"
     failure_queue: str = "*"
     stack: str = "*"
+    fleet: bool = False
 
     @property
     def endpoint_arn_name(self) -> str:
@@ -152,7 +161,8 @@ class Deployment:
             "region": self.region,
             "account": self.account,
             "endpoint_name": self.endpoint_name,
-            "endpoint_arn_name": self.endpoint_arn_name,
+            # the fleet's scalers act on any endpoint; the GPU metric stays on EndpointName's
+            "endpoint_arn_name": "*" if self.fleet and function in FLEET_FUNCTIONS else self.endpoint_arn_name,
             "variant_name": self.variant_name,
             "namespace": self.namespace,
             "ledger_table": self.ledger_table,
@@ -210,6 +220,19 @@ def _scaler(function: Function) -> list[Permission]:
         Permission(function, "dynamodb:UpdateItem", "dynamodb:UpdateItem", TABLE_ARN, DOC_DYNAMODB),
         *_register_min_capacity(function),
         *_platform(function),
+        *_fleet(function),
+    ]
+
+
+def _fleet(function: Function) -> list[Permission]:
+    """What a fleet tick adds (``prescaler.fleet``): discovery, departed entries, the not-reached order."""
+    return [
+        Permission(function, "sagemaker:ListEndpoints", "sagemaker:ListEndpoints", ANY, DOC_SAGEMAKER,
+                   fleet_only=True),
+        Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_ENDPOINT_ARN, DOC_SAGEMAKER,
+                   fleet_only=True),
+        Permission(function, "dynamodb:Scan", "dynamodb:Scan", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
+        Permission(function, "dynamodb:PutItem", "dynamodb:PutItem", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
     ]
 
 
@@ -239,14 +262,18 @@ def for_function(function: str, deployment: Deployment | None = None) -> list[Pe
     rows = [p for p in PERMISSIONS if p.function == function]
     if not rows:
         raise KeyError(f"no permissions table entry for function {function!r}")
-    return [p.render(deployment) for p in rows] if deployment else rows
+    if deployment is None:
+        return rows
+    return [p.render(deployment) for p in rows if deployment.fleet or not p.fleet_only]
 
 
-def api_calls(function: str) -> set[str]:
+def api_calls(function: str, fleet: bool = False) -> set[str]:
     """The ``service:Operation`` calls a function's code makes itself: not those Application Auto
-    Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue."""
+    Scaling makes to validate a caller, nor the Lambda service's logs, traces and failure queue
+    (``fleet``: with those of a fleet tick)."""
     return {p.call for p in for_function(function)
-            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
+            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))
+            and (fleet or not p.fleet_only)}
 
 
 def for_caller(deployment: Deployment) -> list[Permission]:
