@@ -19,6 +19,7 @@ from awsworld import (
     TABLE,
     VARIANT,
     World,
+    at_wall_clock,
     build_world,
     emf,
     hourly_spikes,
@@ -47,7 +48,9 @@ MISSING = ("User: arn:aws:sts::123456789012:assumed-role/prescaler-PrescaleFunct
 
 
 def _tick(t: pd.Timestamp, n: int = 0) -> dict:
-    return {"time": t.isoformat().replace("+00:00", "Z"), "id": f"tick-{n}", "detail-type": "Scheduled Event"}
+    # a what-if at ``t``: the documented replay switch (a deployed schedule never sends it)
+    return {"time": t.isoformat().replace("+00:00", "Z"), "id": f"tick-{n}", "detail-type": "Scheduled Event",
+            "prescaler-replay": True}
 
 
 def _seed(world: World, end: pd.Timestamp) -> None:
@@ -377,7 +380,8 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
         aws: None, monkeypatch: pytest.MonkeyPatch, lambda_context: Any, capsys: pytest.CaptureFixture[str],
         lambda_like_observability: Any) -> None:
     world = build_world("ml.g4dn.xlarge")
-    _seed(world, PRESCALE_TIME)
+    # history up to the relax tick: history that stopped at the prescale tick is stale by then (issue 9)
+    _seed(world, RELAX_TIME)
     blobs: list[dict] = []
 
     def run(logical_id: str, name: str, evt: dict, **env: str) -> Any:
@@ -415,6 +419,7 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME + pd.Timedelta(days=20), 7), DRY_RUN="false")
     minute = PRESCALE_TIME.floor("min") - pd.Timedelta(minutes=2)
     put_gauge(world.cloudwatch, "/aws/sagemaker/Endpoints", "GPUUtilization", minute, 50.0)
+    at_wall_clock(monkeypatch, PRESCALE_TIME)  # PutMetricData refuses points older than 14 days (issue 9)
     run("GpuMetricFunction", "gpu_metric", _tick(PRESCALE_TIME, 8))
     world.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
                                                  ScalableDimension="sagemaker:variant:DesiredInstanceCount")

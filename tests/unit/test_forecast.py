@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from prescaler.forecast import Forecast, forecast
-from prescaler.history import MINUTE, SERIES_NAME
+from prescaler.forecast import CostModel, Forecast, discover_periods, forecast
+from prescaler.history import MINUTE, SERIES_NAME, window
+from prescaler.plan import PlannerSettings
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +82,9 @@ def test_reason_and_fields_explain_the_pattern_and_the_peak(synth) -> None:
     assert f"{fc.peak_invocations_per_minute:,.0f}" in fc.reason
     assert f"{fc.window_start:%H:%M}-{fc.window_end:%H:%M}" in fc.reason
     assert fc.history_minutes == 3 * DAY
-    assert fc.skill["persistence"] > fc.skill[fc.pattern]
+    # And the backtest says acting on it pays: the backstop breached, the pattern saves net instance-minutes
+    assert fc.skill["backstop_breach_minutes"] > 0
+    assert fc.skill[fc.pattern] > 0
     assert fc.peak_invocations_per_minute == pytest.approx(fc.values.max())
 
 
@@ -167,28 +170,27 @@ def test_daily_is_not_used_with_less_than_two_days(synth) -> None:
 
 # --- drift, missing spike, moved schedule --------------------------------------------------------
 
-#: Spike start (minutes from the top of the hour) of hour h is JITTER[h % 5]: every three
-#: consecutive hours, and the same hour on three consecutive days (24 = 4 mod 5), see both an early
-#: (<= 0) and a late (>= 0) start.
-JITTER = (-3, 3, 0, -1, 2)
+#: Spike start (minutes from the top of the hour): on time in even hours, 3 minutes early or late
+#: (seeded, no rhythm) in odd hours, so that no period predicts the drift itself.
+_ODD_SHIFTS = np.random.default_rng(5).choice([-3, 3], size=10_000)
 
 
 def _jittered(index: pd.DatetimeIndex, origin: pd.Timestamp) -> np.ndarray:
     pos = ((index - origin) // MINUTE).to_numpy()
     hour = (pos + 30) // 60
     rel = pos - 60 * hour
-    shift = np.asarray(JITTER)[hour % len(JITTER)]
+    shift = np.where(hour % 2 == 0, 0, _ODD_SHIFTS[hour % len(_ODD_SHIFTS)])
     return (rel >= shift) & (rel < shift + 10)
 
 
 def test_spike_start_drifting_three_minutes_is_covered(synth) -> None:
-    # Given 3 days of hourly spikes whose start drifts by up to 3 minutes either way between cycles
-    hist = synth.history(3 * DAY, lambda i: _jittered(i, synth.MONDAY))
+    # Given 3 days of hourly spikes whose start drifts by 3 minutes either way in odd hours
+    hist = synth.history(3 * DAY - 30, lambda i: _jittered(i, synth.MONDAY))
     end = _end(hist)
-    top = end + 60 * MINUTE
+    top = end + 30 * MINUTE  # an even hour: the last four hours were early/late, on time, early/late, on time
     # When forecast with a drift allowance of 3 minutes
     fc = forecast(hist, top - 15 * MINUTE, top + 20 * MINUTE, drift_minutes=3)
-    # Then the forecast is high from the earliest drifted start (:57) to the latest drifted end (:13)
+    # Then the forecast is high from the earliest drifted start (:57) to the latest drifted end (:12)
     assert fc.usable
     covered = fc.values.loc[top - 3 * MINUTE: top + 12 * MINUTE]
     assert covered.min() > 0.9 * synth.SPIKE
@@ -224,15 +226,16 @@ def _moved(index: pd.DatetimeIndex, moved_from: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("days", [3, 14])
-def test_moved_schedule_is_followed_after_one_cycle(synth, days: int) -> None:
-    # Given hourly spikes at :00 for days, then one spike at :15 (the job moved)
+def test_a_spike_seen_once_is_not_repeated_at_full_height(synth, days: int) -> None:
+    # Given hourly spikes at :00 for days, then one spike at :15 (a one-off, or a job that moved:
+    # one sighting cannot tell the two apart)
     n = days * DAY
     hist = synth.history(n, lambda i: _moved(i, n - 60))
     end = _end(hist)
     # When the next hour is forecast
     fc = forecast(hist, end + 5 * MINUTE, end + 30 * MINUTE)
-    # Then the spike is expected at :15-:24
-    assert fc.values.loc[end + 15 * MINUTE: end + 24 * MINUTE].min() > 0.9 * synth.SPIKE
+    # Then the :15 spike is not repeated without a second sighting (issue 10: one-off spikes)
+    assert fc.values.loc[end + 15 * MINUTE: end + 24 * MINUTE].max() < 1.2 * synth.BASELINE
 
 
 @pytest.mark.parametrize("days", [3, 14])
@@ -290,28 +293,48 @@ def test_local_time_daily_job_is_forecast_at_its_new_utc_hour_after_dst(
 # --- too little or no information -> unusable ------------------------------------------------------
 
 
-def test_less_than_24_hours_of_history_is_unusable(synth) -> None:
-    # Given 23 hours of clean hourly spikes
-    hist = synth.history(23 * 60, synth.top_of_hour)
+def test_less_than_six_hourly_cycles_is_unusable(synth) -> None:
+    # Given 5 h 50 min of clean hourly spikes (five cycles and a bit)
+    hist = synth.history(5 * 60 + 50, synth.top_of_hour)
     end = _end(hist)
     # When forecast
-    fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE)
+    fc = forecast(hist, end + 5 * MINUTE, end + 25 * MINUTE)
     # Then it is not usable and says why
     assert not fc.usable
     assert fc.pattern == "none"
     assert "too little history" in fc.reason
 
 
-def test_24_hours_of_traffic_after_a_silent_window_are_not_enough_either(synth) -> None:
-    # Given a 14-day window whose first 13 days and 1 hour are silent (endpoint just created)
+def test_six_hourly_cycles_prove_an_hourly_spike(synth) -> None:
+    # Given exactly 6 hours of clean hourly spikes, ending at :50 (issue 10: short history)
+    hist = synth.history(6 * 60, synth.top_of_hour, start=synth.MONDAY + 50 * MINUTE)
+    end = _end(hist)
+    # When the next top of the hour is forecast
+    fc = forecast(hist, end, end + 25 * MINUTE, drift_minutes=0)
+    # Then the hourly spike is forecast, after 6 hours rather than 24
+    assert fc.usable
+    assert fc.pattern == "hourly"
+    assert (fc.window_start, fc.window_end) == (end + 10 * MINUTE, end + 20 * MINUTE)
+
+
+def test_a_silent_window_is_data_and_one_sighting_is_not_repeated(synth) -> None:
+    # Given a 14-day window whose first 13 days and 1 hour are silent (endpoint just created), then
+    # hourly spikes and one extra spike at 12:30 yesterday
     hist = synth.history(2 * WEEK, synth.top_of_hour)
     hist.iloc[: 2 * WEEK - 23 * 60] = 0.0
+    extra = (hist.index.hour == 12) & (hist.index.minute >= 30) & (hist.index.minute < 40)
+    hist[extra & (hist.index >= hist.index[-1] - pd.Timedelta(hours=23))] = synth.SPIKE
     end = _end(hist)
     # When forecast
     fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE)
-    # Then only the 23 active hours count
-    assert not fc.usable
-    assert fc.history_minutes == 23 * 60
+    # Then the calendar span counts (idle minutes are data) and the hourly spike is forecast
+    assert fc.history_minutes == 2 * WEEK
+    assert fc.usable
+    assert fc.values.loc[end + 60 * MINUTE: end + 69 * MINUTE].min() > 0.9 * synth.SPIKE
+    # And the daily slot of the one-off 12:30 spike is not forecast (one sighting, no evidence)
+    at = end.normalize() + pd.Timedelta(hours=12, minutes=30)
+    later = forecast(hist, at - 10 * MINUTE, at + 20 * MINUTE)
+    assert later.values.loc[at + 2 * MINUTE: at + 8 * MINUTE].max() < 1.2 * synth.BASELINE
 
 
 def test_all_zero_history_is_unusable_with_no_data(synth) -> None:
@@ -348,7 +371,7 @@ def test_patternless_noise_is_unusable(kind: str) -> None:
 
 
 def test_unusable_forecast_repeats_the_last_observed_minute(synth) -> None:
-    hist = synth.history(6 * 60, synth.top_of_hour)
+    hist = synth.history(5 * 60, synth.top_of_hour)
     end = _end(hist)
     fc = forecast(hist, end, end + 7 * MINUTE)
     assert not fc.usable
@@ -444,3 +467,163 @@ def test_forecast_is_never_nan_or_negative(hist, offset, width, drift, timezone)
         assert (in_window >= 0.9 * fc.peak_invocations_per_minute - 1e-9).all()
     # And the JSON summary is valid JSON
     json.dumps(fc.to_dict(), allow_nan=False)
+
+
+# --- issue 10 §3: any period, cost-aware, short history; issue 9 case 6: calendar span --------------
+
+
+@pytest.mark.parametrize("period", [30, 120, 480])
+def test_recurring_periods_are_discovered_from_the_demand(synth, period: int) -> None:
+    # Given 4 days of 10-minute spikes every `period` minutes (not an hour, a day or a week)
+    hist = synth.history(4 * DAY, lambda i: ((i - synth.MONDAY) // MINUTE) % period < 10)
+    # When the autocorrelation is searched for periods
+    found = discover_periods(hist.to_numpy())
+    # Then the period itself comes first, not one of its multiples
+    assert found[0] == period
+
+
+def test_a_two_hour_period_is_discovered_and_forecast(synth) -> None:
+    # Given 2 days of 10-minute spikes every 2 hours, at even hours only
+    hist = synth.history(2 * DAY, lambda i: (i.hour % 2 == 0) & (i.minute < 10))
+    end = _end(hist)  # midnight: the next spike is at 00:00, the one after at 02:00
+    # When the next 3 hours are forecast
+    fc = forecast(hist, end + 50 * MINUTE, end + 130 * MINUTE, drift_minutes=0)
+    # Then the discovered 2-hour pattern forecasts the 02:00 spike and not a 01:00 one
+    assert fc.usable
+    assert fc.pattern == "2-hour"
+    assert 120 in fc.periods
+    two = end + 120 * MINUTE
+    assert (fc.window_start, fc.window_end) == (two, two + 10 * MINUTE)
+    assert fc.values.loc[end + 60 * MINUTE: end + 69 * MINUTE].max() < 1.2 * synth.BASELINE
+    # And the hourly cycle alone would have been refused by the backtest (it forecasts 01:00 too)
+    assert fc.skill["2-hour"] > fc.skill.get("hourly", -np.inf)
+
+
+def _idle_dawn(hist: pd.Series) -> pd.Series:
+    """Zero demand 05:00-09:00 UTC (the endpoint is idle then)."""
+    hist[(hist.index.hour >= 5) & (hist.index.hour < 9)] = 0.0
+    return hist
+
+
+def test_case6_daily_spike_with_an_idle_dawn_and_a_missing_day_picks_daily(synth) -> None:
+    # Given the 14-day window read at 08:55 (it starts on an idle minute) of a 09:00 UTC daily spike on
+    # an endpoint idle 05:00-09:00, with yesterday's spike missing (a holiday)
+    end = synth.MONDAY + 15 * DAY * MINUTE + (8 * 60 + 55) * MINUTE
+    hist = _idle_dawn(synth.history(2 * WEEK, _daily_at_nine, start=end - 2 * WEEK * MINUTE))
+    yesterday = hist.index.normalize() == (end - DAY * MINUTE).normalize()
+    hist[yesterday & _daily_at_nine(hist.index)] = synth.BASELINE
+    assert hist.iloc[0] == 0.0 and _end(hist) == end
+    nine = end + 5 * MINUTE
+    # When the next 30 minutes are forecast
+    fc = forecast(hist, end, nine + 25 * MINUTE, drift_minutes=0)
+    # Then the daily pattern is chosen: the calendar span counts, idle minutes are data
+    assert fc.history_minutes == 2 * WEEK
+    assert fc.usable, fc.reason
+    assert fc.pattern == "daily"
+    assert (fc.window_start, fc.window_end) == (nine, nine + 10 * MINUTE)
+    assert fc.peak_invocations_per_minute == pytest.approx(synth.SPIKE, rel=0.1)
+
+
+def test_case6_wednesday_only_spikes_over_15_days_pick_weekly(synth) -> None:
+    # Given 15 days of Wednesday-only 09:00 spikes on an endpoint idle 05:00-09:00, of which the
+    # forecaster reads the 14-day window ending Wednesday 08:55 (it starts on an idle minute)
+    end = synth.MONDAY + 2 * DAY * MINUTE + 2 * WEEK * MINUTE + (8 * 60 + 55) * MINUTE
+    assert end.dayofweek == 2
+    wednesday = lambda i: (i.dayofweek == 2) & _daily_at_nine(i)  # noqa: E731
+    traffic = _idle_dawn(synth.history(15 * DAY, wednesday, start=end - 15 * DAY * MINUTE))
+    hist = window(traffic, end, pd.Timedelta(days=14))
+    assert hist.iloc[0] == 0.0 and len(hist) == 2 * WEEK
+    nine = end + 5 * MINUTE
+    # When the next 30 minutes are forecast
+    fc = forecast(hist, end, nine + 25 * MINUTE, drift_minutes=0)
+    # Then the weekly pattern is considered and chosen
+    assert "weekly" in fc.skill
+    assert fc.usable, fc.reason
+    assert fc.pattern == "weekly"
+    assert (fc.window_start, fc.window_end) == (nine, nine + 10 * MINUTE)
+
+
+def test_a_pattern_the_backstop_serves_is_not_acted_on(synth) -> None:
+    # Given hourly bumps that the backstop's baseline serves without breaching (2 instances serve
+    # 2 x 2,400 x 1.25 = 6,000/min at saturation)
+    hist = synth.history(3 * DAY, synth.top_of_hour, baseline=1500.0, spike=5500.0)
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE)
+    # Then nothing is worth acting on: no breach to prevent, instance-minutes to spend
+    assert not fc.usable
+    assert fc.skill["backstop_breach_minutes"] == 0
+    assert "no pattern worth acting on" in fc.reason
+
+
+@pytest.mark.parametrize(("price", "acts"), [(0.5, False), (30.0, True)])
+def test_acting_depends_on_the_price_of_a_breach_minute(synth, price: float, acts: bool) -> None:
+    # Given hourly spikes that the backstop breaches at their start
+    hist = synth.history(3 * DAY, synth.top_of_hour)
+    end = _end(hist)
+    # When a breach minute is worth `price` instance-minutes
+    fc = forecast(hist, end + 50 * MINUTE, end + 70 * MINUTE, cost=CostModel(breach_minute_cost=price))
+    # Then the hourly spike is acted on only when the breaches it prevents are worth the instances
+    assert fc.usable is acts
+    assert fc.skill["backstop_breach_minutes"] > 0
+
+
+def test_the_azure_functions_cron_spikes_are_forecast_within_its_8_hours() -> None:
+    # Given the real Azure Functions 2019 timer-trigger sample (8 h, 1-min, cron spikes at :00 and :30)
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    demand = scenarios.from_minutes(minutes, "azure functions", peak_rps=220, warmup_days=0)
+    per_minute = demand.per_minute_invocations()
+    settings = PlannerSettings()
+    # When the pre-scaler's forecast is asked at :54 of each hour from what CloudWatch shows then
+    acted = []
+    for at in per_minute.index[per_minute.index.minute == 54]:
+        history = per_minute[per_minute.index < at - 2 * MINUTE]
+        fc = forecast(history, at, at + 36 * MINUTE, cost=settings.cost_model())
+        top = at + 6 * MINUTE
+        if fc.usable and fc.values.loc[top] >= 0.9 * per_minute.get(top, np.inf):
+            acted.append(at)
+    # Then the :00 spikes are forecast at full height before the trace ends (less than the 24 h
+    # the old rule asked for), and never in the first six hours (six cycles to prove them)
+    assert acted
+    assert acted[0] - per_minute.index[0] >= pd.Timedelta(hours=6)
+
+
+def test_the_memoised_choice_is_the_choice_made_afresh(synth) -> None:
+    # Given hourly spikes, forecast once with nothing memoised
+    from prescaler import forecast as module
+
+    hist = synth.history(3 * DAY + 25, synth.top_of_hour)
+    end = _end(hist)
+    module._MEMO.clear()
+    fresh = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    # When the same forecast is asked again (memoised) and after the memo is emptied
+    again = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    module._MEMO.clear()
+    cleared = forecast(hist, end + 30 * MINUTE, end + 45 * MINUTE)
+    # Then all three agree
+    for fc in (again, cleared):
+        assert (fc.pattern, fc.usable, fc.skill, fc.reason) == (fresh.pattern, fresh.usable, fresh.skill, fresh.reason)
+        pd.testing.assert_series_equal(fc.values, fresh.values)
+    # And different data in the same whole hours is not served the old choice
+    flat = hist.copy()
+    flat[:] = synth.BASELINE
+    assert not forecast(flat, end + 30 * MINUTE, end + 45 * MINUTE).usable
+
+
+def test_a_new_endpoints_zero_filled_window_does_not_count_as_cycles(synth) -> None:
+    # Given the reader's 14-day window of a new endpoint: zeros, then 4 h 50 min of hourly spikes
+    hist = synth.history(2 * WEEK, synth.top_of_hour)
+    hist.iloc[: 2 * WEEK - (4 * 60 + 50)] = 0.0
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end, end + 25 * MINUTE)
+    # Then the zeros before the first invocation prove nothing: too little history for the hourly
+    # pattern (six cycles, traffic in all but the first)
+    assert not fc.usable
+    assert "too little history" in fc.reason
+    # And once traffic has run five hours (the sixth cycle may be the window's idle start) it may act
+    more = synth.history(2 * WEEK, synth.top_of_hour)
+    more.iloc[: 2 * WEEK - (5 * 60 + 50)] = 0.0
+    assert forecast(more, end, end + 25 * MINUTE).usable

@@ -557,8 +557,9 @@ def test_decide_on_unreadable_history_holds(three_days: pd.Series, mangle) -> No
     assert d.action == "hold" and d.min_capacity == 6 and d.desired_instances is None
 
 
-@pytest.mark.parametrize(("minutes", "action"), [(1439, "hold"), (1440, "raise"), (14 * 1440 + 1, "raise"),
-                                                 (30 * 1440, "raise")])
+# six hourly cycles prove an hourly spike (issue 10: short history)
+@pytest.mark.parametrize(("minutes", "action"), [(359, "hold"), (360, "raise"), (1440, "raise"),
+                                                 (14 * 1440 + 1, "raise"), (30 * 1440, "raise")])
 def test_decide_history_length_edges(minutes: int, action: str) -> None:
     end = pd.Timestamp("2026-03-20 00:00", tz="UTC")
     h = spiky(str(end - minutes * MINUTE), str(end - MINUTE))

@@ -340,15 +340,26 @@ def test_unusable_forecast_holds_and_says_why() -> None:
 def test_relax_an_owned_raise_once_no_spike_is_forecast() -> None:
     # Given MinCapacity 6 set by the pre-scaler 20 minutes ago, and no spike ahead
     state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
-    d = plan(make_forecast(2400.0), recent([13000.0] * 3), state, PlannerSettings(), NOW)
+    d = plan(make_forecast(2400.0), LOW, state, PlannerSettings(), NOW)
     # Then it goes back to the baseline
     assert (d.action, d.min_capacity) == ("relax", 2)
     assert "6 -> 2" in d.reason
 
 
+def test_relax_follows_observed_demand_down_while_the_spike_is_under_way() -> None:
+    # Given our raise to 6, no spike in the forecast, but the last minutes still needing 6, then 4
+    state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    d = plan(make_forecast(2400.0), recent([13000.0] * 3), state, PlannerSettings(), NOW)
+    # Then nothing is lowered while the spike runs
+    assert (d.action, d.min_capacity) == ("hold", 6)
+    # And as it falls, MinCapacity follows it down to what the last minutes needed
+    d = plan(make_forecast(2400.0), recent([13000.0, 9000.0, 9000.0]), state, PlannerSettings(), NOW)
+    assert (d.action, d.min_capacity) == ("relax", 4)
+
+
 def test_relax_partially_to_what_the_forecast_still_needs() -> None:
     state = TargetState(7, 8, 7, owned_min_capacity=7, owned_since=NOW - 20 * MINUTE)
-    d = plan(make_forecast(4 * 2400.0), recent([13000.0] * 3), state, PlannerSettings(), NOW)
+    d = plan(make_forecast(4 * 2400.0), LOW, state, PlannerSettings(), NOW)
     assert (d.action, d.min_capacity) == ("relax", 4)
 
 
@@ -408,51 +419,71 @@ def test_watchdog_relax_is_not_undone_by_the_next_tick() -> None:
 # --- prompt scale-in -----------------------------------------------------------------------------
 
 
+OURS = {"owned_min_capacity": 7, "owned_since": NOW - 20 * MINUTE}
+
+
 def test_prompt_scale_in_after_the_spike_to_the_observed_need() -> None:
-    # Given target tracking left 7 instances, MinCapacity back at the baseline, demand down to 3
-    # instances' worth for the last 2 minutes, and no spike forecast (the peak needs 2)
-    state = TargetState(2, 8, 7)
+    # Given our raise to 7 with 7 instances, demand down to 3 instances' worth for the last 2
+    # minutes, and no spike forecast (the peak needs 2)
+    state = TargetState(7, 8, 7, **OURS)
     hist = recent([13000.0] * 5 + [7000.0, 7100.0])
     d = plan(make_forecast(4000.0), hist, state, PlannerSettings(scale_in_low_minutes=2), NOW)
-    # Then the desired count goes down to what the observed demand needs
+    # Then MinCapacity and the desired count go down to what the observed demand needs
     assert d.action == "relax"
-    assert d.min_capacity == 2
+    assert d.min_capacity == 3
     assert d.desired_instances == 3
     assert "prompt scale-in 7 -> 3" in d.reason
 
 
 def test_prompt_scale_in_never_below_min_capacity() -> None:
-    # Given almost no demand but MinCapacity 2
+    # Given almost no demand, our raise to 7 relaxed to the baseline 2
+    state = TargetState(7, 8, 7, **OURS)
+    d = plan(make_forecast(100.0), recent([50.0] * 5), state, PlannerSettings(), NOW)
+    assert (d.min_capacity, d.desired_instances) == (2, 2)
+
+
+def test_prompt_scale_in_only_takes_away_what_our_raise_held() -> None:
+    # Given our raise to 4, and target tracking that went on to 7 instances on its own
+    state = TargetState(4, 8, 7, owned_min_capacity=4, owned_since=NOW - 20 * MINUTE)
+    d = plan(make_forecast(100.0), recent([50.0] * 5), state, PlannerSettings(), NOW)
+    # Then only our 2 extra instances go: target tracking keeps the 3 it added
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 5)
+
+
+def test_no_prompt_scale_in_of_capacity_target_tracking_added_alone() -> None:
+    # Given no raise of ours, MinCapacity at the baseline, and 7 instances target tracking added
+    # for a burst that is over (issue 10: never worse than the backstop)
     d = plan(make_forecast(100.0), recent([50.0] * 5), TargetState(2, 8, 7), PlannerSettings(), NOW)
-    assert d.desired_instances == 2
+    # Then target tracking's capacity is left to target tracking
+    assert (d.action, d.desired_instances) == ("hold", None)
 
 
 def test_no_prompt_scale_in_while_demand_was_high_in_the_low_window() -> None:
     # Given 6 instances and the spike (6 instances' worth) still in one of the last 3 minutes
     hist = recent([13000.0, 2000.0, 2000.0])
     s = PlannerSettings(scale_in_low_minutes=3)
-    d = plan(make_forecast(2400.0), hist, TargetState(2, 8, 6), s, NOW)
+    d = plan(make_forecast(2400.0), hist, TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW), s, NOW)
     # Then the count stays
-    assert d.desired_instances is None
-    # And with 7 instances it only goes down to the 6 the spike minute needed
-    d = plan(make_forecast(2400.0), hist, TargetState(2, 8, 7), s, NOW)
-    assert d.desired_instances == 6
+    assert (d.min_capacity, d.desired_instances) == (6, None)
+    # And with 7 instances (our 7) it only goes down to the 6 the spike minute needed
+    d = plan(make_forecast(2400.0), hist, TargetState(7, 8, 7, **OURS), s, NOW)
+    assert (d.min_capacity, d.desired_instances) == (6, 6)
 
 
 def test_no_prompt_scale_in_without_enough_minutes_of_history() -> None:
-    d = plan(make_forecast(100.0), recent([50.0]), TargetState(2, 8, 7),
+    d = plan(make_forecast(100.0), recent([50.0]), TargetState(7, 8, 7, **OURS),
              PlannerSettings(scale_in_low_minutes=3), NOW)
     assert d.desired_instances is None
 
 
 def test_no_prompt_scale_in_when_turned_off() -> None:
-    d = plan(make_forecast(100.0), recent([50.0] * 5), TargetState(2, 8, 7),
+    d = plan(make_forecast(100.0), recent([50.0] * 5), TargetState(7, 8, 7, **OURS),
              PlannerSettings(prompt_scale_in=False), NOW)
-    assert (d.action, d.desired_instances) == ("hold", None)
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, None)
 
 
 def test_no_prompt_scale_in_on_an_unusable_forecast() -> None:
-    d = plan(make_forecast(100.0, usable=False), recent([50.0] * 5), TargetState(2, 8, 7),
+    d = plan(make_forecast(100.0, usable=False), recent([50.0] * 5), TargetState(7, 8, 7, **OURS),
              PlannerSettings(), NOW)
     assert (d.action, d.desired_instances) == ("hold", None)
 
@@ -469,7 +500,7 @@ def test_no_prompt_scale_in_while_a_spike_is_forecast() -> None:
 def test_no_prompt_scale_in_on_stale_history() -> None:
     # Given the history stops an hour before now (the newest minutes could not be read)
     stale = recent([50.0] * 10, now=NOW - 60 * MINUTE)
-    d = plan(make_forecast(100.0), stale, TargetState(2, 8, 7), PlannerSettings(), NOW)
+    d = plan(make_forecast(100.0), stale, TargetState(7, 8, 7, **OURS), PlannerSettings(), NOW)
     # Then nothing is lowered on it
     assert d.desired_instances is None
 
@@ -546,3 +577,92 @@ def test_decide_raises_before_the_spike_and_relaxes_after_it(synth) -> None:
     assert all(d.desired_instances >= d.min_capacity for _, d in scale_ins)
     assert scale_ins[0][0] >= relaxed_at
     assert state.min_capacity == 2 and state.current_instances == 2
+
+
+# --- issue 10: raise once to what the spike needs; known events ---------------------------------------
+
+
+def _ramp(index: pd.DatetimeIndex) -> np.ndarray:
+    """Minute :00 ramps to 5,000/min (3 instances), :01-:10 hold 13,200/min (6 instances)."""
+    return np.where(index.minute == 0, 5000.0, np.where((index.minute >= 1) & (index.minute <= 10), 13200.0, 2400.0))
+
+
+def _tick_through(full: pd.Series, s: PlannerSettings, top: pd.Timestamp, minutes: range,
+                  state: TargetState) -> list[tuple[pd.Timestamp, Decision]]:
+    log = []
+    for minute in minutes:
+        now = top + minute * MINUTE + pd.Timedelta(seconds=5)
+        d = decide(full[full.index < complete_end(now)], state, s, now)
+        log.append((now, d))
+        after = _apply(d, state, s)
+        if d.action == "raise":  # the ledger records when this raise was made
+            after = TargetState(after.min_capacity, after.max_capacity, after.current_instances,
+                                after.owned_min_capacity, now)
+        state = after
+    return log
+
+
+def test_a_ramping_spike_is_raised_for_once_to_its_peak() -> None:
+    # Given 3 days of hourly spikes that ramp through 3 instances' worth to 6 instances' worth
+    index = pd.date_range("2026-03-02", periods=3 * 1440 + 5 * 60, freq="min", tz="UTC", name="minute")
+    full = pd.Series(_ramp(index), index=index, name=SERIES_NAME)
+    s = PlannerSettings(drift_minutes=0)
+    top = pd.Timestamp("2026-03-05 04:00", tz="UTC")
+    # When the pre-scaler ticks every minute from 03:40 to 04:05
+    log = _tick_through(full, s, top, range(-20, 6), TargetState(2, 8, 2))
+    raises = [(t, d) for t, d in log if d.action == "raise"]
+    # Then MinCapacity is raised once, straight to 6 (2 -> 3 then 3 -> 6 loses the second step on an
+    # endpoint that is Updating after the first)
+    assert [(d.previous_min_capacity, d.min_capacity) for _, d in raises] == [(2, 6)]
+    # And a lead time ahead of the ramp's first minute
+    assert (top - raises[0][0].floor("min")) / MINUTE >= s.lead_time_s / 60
+
+
+def test_a_spike_beyond_the_lookahead_is_not_pulled_in_by_a_flat_forecast() -> None:
+    # Given a forecast flat at 3 instances' worth over the lookahead and a spike later
+    fc = make_forecast(5000.0, minutes=DEFAULTS.lookahead_minutes + 20)
+    fc.values.iloc[:] = 5000.0
+    fc.values.iloc[DEFAULTS.lookahead_minutes + 10] = 13200.0
+    d = plan(fc, LOW, TargetState(2, 8, 2), DEFAULTS, NOW)
+    # Then the raise is to what the lookahead needs; the later spike waits for its own lead time
+    assert (d.action, d.min_capacity) == ("raise", 3)
+
+
+def test_a_known_event_is_raised_for_without_a_pattern_and_relaxed_after() -> None:
+    # Given one hour of flat history (no pattern can be proven) and a declared launch at 10:00-10:30
+    from prescaler.events import KnownEvent
+
+    start = pd.Timestamp("2026-03-05 09:00", tz="UTC")
+    index = pd.date_range(start, periods=180, freq="min", name="minute")
+    full = pd.Series(2000.0, index=index, name=SERIES_NAME)
+    launch = KnownEvent(name="launch", start="2026-03-05T10:00:00Z", end="2026-03-05T10:30:00Z",
+                        peak_invocations_per_minute=12000)
+    s = PlannerSettings(known_events=(launch,))
+    top = pd.Timestamp("2026-03-05 10:00", tz="UTC")
+    # When the pre-scaler ticks from 09:50 to 10:45
+    log = _tick_through(full, s, top, range(-10, 46), TargetState(2, 8, 2))
+    raises = [(t, d) for t, d in log if d.action == "raise"]
+    relaxes = [(t, d) for t, d in log if d.action == "relax" and d.changes_min_capacity]
+    # Then MinCapacity is raised once, a lead time ahead, to what the declared peak needs
+    assert [(d.min_capacity, d.forecast.pattern) for _, d in raises] == [(5, "calendar")]
+    assert (top - raises[0][0].floor("min")) / MINUTE >= s.lead_time_s / 60
+    assert "launch" in raises[0][1].reason
+    # And held through the window, then relaxed to the baseline after it
+    assert all(d.min_capacity == 5 for t, d in log if top <= t < top + 30 * MINUTE)
+    assert [(d.min_capacity) for _, d in relaxes] == [2]
+    assert relaxes[0][0] >= top + 30 * MINUTE
+    # And without the calendar nothing is raised on the same history
+    plain = _tick_through(full, DEFAULTS, top, range(-10, 46), TargetState(2, 8, 2))
+    assert all(d.action == "hold" for _, d in plain)
+
+
+def test_no_prompt_scale_in_when_the_forecast_expects_a_burst_later_in_its_range() -> None:
+    # Given our raise to 7, demand low now, nothing worth a raise in the lookahead, but the forecast
+    # expecting a burst of 6 instances' worth 10 minutes after it (bursts that recur after the spike)
+    fc = make_forecast(100.0, minutes=DEFAULTS.lookahead_minutes + 20)
+    fc.values.iloc[:] = 100.0
+    fc.values.iloc[DEFAULTS.lookahead_minutes + 10] = 13200.0
+    d = plan(fc, recent([50.0] * 5), TargetState(7, 8, 7, **OURS), DEFAULTS, NOW)
+    # Then MinCapacity is relaxed, and the instances only down to what the burst needs
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 6)
+    assert d.numbers["expected_required_instances"] == 6

@@ -8,6 +8,10 @@
                        --baseline-min N --max-capacity N] [--json]
     prescaler doctor --endpoint NAME [--variant V] [--json]
 
+    Every command also takes the planner's options, among them ``--events CSV|JSON`` (known events,
+    raised for like forecast spikes) and ``--breach-minute-cost X`` (the forecaster's asymmetric loss).
+
+
 Timestamps are ISO 8601 (naive = UTC); numeric dates such as 01/11/2026 are refused as ambiguous
 unless ``--dayfirst`` says the day comes first.
 
@@ -48,7 +52,23 @@ OPTION_OF_FIELD = {
     "target_invocations_per_instance": "--target",
     "baseline_min_capacity": "--baseline-min",
     "prescale_max_capacity": "--max-capacity",
+    "breach_minute_cost": "--breach-minute-cost",
 }
+
+
+def _known_events(args: argparse.Namespace) -> dict[str, Any]:
+    """``--events FILE`` and ``--breach-minute-cost X`` as planner fields (empty when not given)."""
+    from prescaler import events
+
+    fields: dict[str, Any] = {}
+    if getattr(args, "events", None):
+        try:
+            fields["known_events"] = events.load(args.events)
+        except events.EventsError as exc:
+            raise UsageError(f"--events {args.events}: {exc}") from exc
+    if getattr(args, "breach_minute_cost", None) is not None:
+        fields["breach_minute_cost"] = args.breach_minute_cost
+    return fields
 
 
 def _settings(fields: dict[str, Any]) -> PlannerSettings:
@@ -151,6 +171,7 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
             fields[name] = value
     if getattr(args, "no_prompt_scale_in", False):
         fields["prompt_scale_in"] = False
+    fields.update(_known_events(args))
     return _settings(fields)
 
 
@@ -305,6 +326,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
+    fields.update(_known_events(args))
     settings = _settings(fields)
     owned_since = to_utc(args.owned_since) if args.owned_since else None
     if owned_since is not None and not args.owned:
@@ -416,6 +438,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--headroom", type=float, help="extra capacity on the forecast peak, 0.1 = 10%% (default 0)")
         sp.add_argument("--timezone", help="IANA time zone of local-time daily jobs (default UTC)")
         sp.add_argument("--no-prompt-scale-in", action="store_true", help="leave scale-in to target tracking")
+        sp.add_argument("--events", metavar="CSV|JSON", help=(
+            "known events: windows with an expected peak, raised for like a forecast spike "
+            "(CSV header name,start,end,peak_invocations_per_minute, or a .json list of the same)"))
+        sp.add_argument("--breach-minute-cost", type=float, help=(
+            "instance-minutes one SLO breach minute is worth: a pattern acts when the breach minutes it "
+            "prevents in the backtest are worth more than the instance-minutes it spends (default 30)"))
 
     s = sub.add_parser("simulate", help="run the seven policies on a built-in scenario")
     s.add_argument("--scenario", default="reference", help="built-in scenario (default: reference)")

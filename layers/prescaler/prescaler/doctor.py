@@ -26,7 +26,7 @@ from prescaler.aws import permissions
 from prescaler.aws.autoscaling import resource_id
 from prescaler.aws.cloudwatch import SAGEMAKER_NAMESPACE, MetricReadError, NoMetricData, read_invocations
 from prescaler.aws.sagemaker import IN_SERVICE, UnknownInstanceType, gpus_per_instance
-from prescaler.forecast import MIN_HISTORY
+from prescaler.forecast import PATTERNS
 from prescaler.history import complete_end
 
 Verdict = Literal["ok", "warn", "fail", "not checked"]
@@ -252,11 +252,16 @@ class Doctor:
         active = hourly[hourly > 0]
         span = (active.index[-1] - active.index[0] + pd.Timedelta(hours=1)) if len(active) else pd.Timedelta(0)
         days = span / pd.Timedelta(days=1)
-        enough = span >= MIN_HISTORY
+        # a pattern may act once the history spans enough of its cycles (forecast.Pattern.min_span_minutes)
+        needs = {p.name: pd.Timedelta(minutes=p.min_span_minutes) for p in PATTERNS}
+        ready = [name for name, need in needs.items() if span >= need]
+        enough = {"hourly", "daily"} <= set(ready)  # weekly is a bonus: CloudWatch keeps 15 days of minutes
         self.add("Invocations history", "ok" if enough else "warn",
                  f"{days:.1f} days with traffic in the last 14 ({len(active)} active hours, "
-                 f"{active.sum():,.0f} invocations)" + ("" if enough else
-                 f"; the forecast needs {MIN_HISTORY / pd.Timedelta(hours=1):.0f} h before any raise"))
+                 f"{active.sum():,.0f} invocations); patterns it can prove: {', '.join(ready) or 'none yet'}"
+                 + ("" if len(ready) == len(needs) else "; needed: " + ", ".join(
+                     f"{name} {need / pd.Timedelta(hours=1):g} h" for name, need in needs.items()
+                     if name not in ready)))
         try:
             recent = read_invocations(cw, self.endpoint, self.variant, end - pd.Timedelta(hours=3), end)
         except NoMetricData:

@@ -1,20 +1,32 @@
 """Forecast: per-minute invocations for the next minutes, from the endpoint's own recent history.
 
-The method is a seasonal "max over recent cycles" at minute resolution, chosen by backtest skill:
+The method is a seasonal "evidence over recent cycles" at minute resolution, acted on only where a
+cost-aware backtest says acting pays:
 
-1. Candidate patterns are the hourly, daily and weekly cycles. A pattern is eligible when the
-   history holds at least two of its cycles (and at least 24 hours in all): with less there is no
-   forecast-driven raise.
-2. A pattern's forecast for minute ``t`` is the largest value seen at ``t - k * period`` (``k = 1 ..
-   cycles``), each widened by ``drift_minutes`` either side. Taking the largest of the recent cycles
-   covers a spike whose start drifts, survives one missing spike, and follows a schedule that moves
-   after one cycle. Daily and weekly lags are counted in wall-clock time of ``timezone``, so a
-   local-time job keeps its slot across daylight-saving shifts.
-3. Each eligible pattern is backtested on the last day of history: for every minute, the peak it
-   would have forecast over the next ``window`` minutes against the peak that came (mean absolute
-   error, invocations per minute). The pattern with the smallest error is used, but only if it beats
-   persistence (the last observed minute): otherwise the traffic has no pattern worth acting on and
-   the forecast is marked unusable.
+1. **Candidate periods.** The hourly, daily and weekly cycles, plus up to ``MAX_DISCOVERED`` periods
+   discovered in the history itself: the highest peaks of the autocorrelation of the demand (after
+   removing its day-long moving average, so that a 30-minute, 2-hour or 8-hour rhythm stands out
+   from the daily swell), at minute resolution, between ``MIN_PERIOD`` and ``MAX_DISCOVERED_PERIOD``
+   minutes (computed with numpy's FFT: Wiener-Khinchin).
+2. **Eligibility by calendar span.** A period ``P`` is a candidate once the history spans
+   ``max(2 P, min(6 P, 24 h))``: six cycles prove a short rhythm (six hourly cycles prove an hourly
+   spike, three half-hours of six 30-minute cycles a half-hourly one), no rhythm needs more than a
+   day, and every rhythm needs two sightings. Idle minutes are data (zero demand), not missing:
+   the span is the window's calendar length, not its count of non-zero minutes.
+3. **Evidence, not one sighting.** A pattern's forecast for minute ``t`` is the *second* largest of
+   the values seen at ``t - k P`` (``k = 1 .. cycles``), each widened by ``drift_minutes`` either
+   side: the level that at least two of the recent cycles reached. A spike seen once is not
+   repeated; a spike missing once (a holiday) is survived; a drifting start is covered; a schedule
+   that moved is followed after two cycles. Daily and weekly lags are counted in wall-clock time of
+   ``timezone`` (daylight saving).
+4. **Cost-aware backtest.** Each candidate is replayed on the newest day (or the newest cycle of
+   the longest candidate, up to a week) against what the backstop alone (target tracking) would
+   have had: capacity that covers the demand it saw ``backstop_reaction_minutes`` ago, kept for
+   ``backstop_hold_minutes``. The loss is asymmetric: a minute whose demand exceeds what the
+   capacity serves at the target costs ``breach_minute_cost`` instance-minutes; every instance-minute
+   raised above the backstop costs one. A pattern is acted on only when the breach minutes it
+   prevents are worth more than the instance-minutes it spends early (net > 0); patterns are
+   combined greedily, each kept only if the combination's net grows.
 
 Pure numpy/pandas, no clock, no AWS: ``forecast`` is called by both Lambdas and, once per simulated
 minute, by the simulator's ``predictive`` policy.
@@ -22,26 +34,37 @@ minute, by the simulator's ``predictive`` policy.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from prescaler.history import MINUTE, SERIES_NAME, active_minutes, as_minute_series, to_utc
+from prescaler.history import MINUTE, SERIES_NAME, as_minute_series, to_utc
 
-#: A forecast-driven raise needs at least this much history (and two cycles of its pattern).
-MIN_HISTORY = pd.Timedelta(hours=24)
-#: Backtest the candidate patterns on at most this many of the newest minutes (a week when the
-#: weekly cycle is a candidate, so that its once-a-week spike is in the backtest).
+#: Backtest the candidates on at least this many of the newest minutes (and on a whole cycle of the
+#: longest candidate, up to a week, so that a once-a-week spike is in the backtest).
 SKILL_MINUTES = 1440
-SKILL_MINUTES_WEEKLY = 7 * 1440
-#: Backtest windows are at most this long (a longer forecast range is scored as the planner uses
-#: it: the peak of the next few minutes).
-SKILL_WINDOW_MINUTES = 15
-#: A pattern is used only if its backtest error is below this fraction of persistence's.
-SKILL_MARGIN = 0.9
+#: Periods discovered from the autocorrelation: at most this many, within these bounds (minutes).
+MAX_DISCOVERED = 3
+MIN_PERIOD = 15
+MAX_DISCOVERED_PERIOD = 720
+#: An autocorrelation peak below this, or less than this far above the trough between half its lag
+#: and it, is not a rhythm.
+MIN_AUTOCORRELATION = 0.2
+MIN_PROMINENCE = 0.2
+#: Cycles of evidence that prove a short period (capped at a day of history), and the least any
+#: period needs.
+PROOF_CYCLES = 6
+PROOF_SPAN_CAP = 1440
+MIN_CYCLES = 2
+#: The forecast is the level that at least this many of the recent cycles reached.
+EVIDENCE_CYCLES = 2
 
 
 @dataclass(frozen=True)
@@ -52,13 +75,52 @@ class Pattern:
     period_minutes: int
     cycles: int
     wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
+    discovered: bool = False
+
+    @property
+    def min_span_minutes(self) -> int:
+        """Calendar span of history this pattern needs: ``max(2 P, min(6 P, 24 h))``."""
+        p = self.period_minutes
+        return max(MIN_CYCLES * p, min(PROOF_CYCLES * p, PROOF_SPAN_CAP))
 
 
 PATTERNS: tuple[Pattern, ...] = (
-    Pattern("hourly", 60, cycles=3, wall_clock=False),
+    Pattern("hourly", 60, cycles=4, wall_clock=False),
     Pattern("daily", 1440, cycles=3, wall_clock=True),
     Pattern("weekly", 10080, cycles=2, wall_clock=True),
 )
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The asymmetric loss the backtest judges a pattern by (units in the names).
+
+    Attributes:
+        target_invocations_per_instance: per instance per minute; capacity in instances serves
+            ``instances x target`` invocations a minute without breaching.
+        baseline_instances: the MinCapacity outside spikes.
+        breach_minute_cost: instance-minutes one breach minute is worth (the price of a minute over
+            the SLO divided by the price of an instance-minute). Higher: act on weaker patterns.
+        lookahead_minutes: how early a raise is made (lead time + horizon): the minutes a raise is
+            paid for before its spike.
+        backstop_reaction_minutes: target tracking's delay from demand to capacity in service
+            (metric delay + 3 datapoints + provisioning).
+        backstop_hold_minutes: how long target tracking keeps capacity after the demand that asked
+            for it (15 low datapoints before scale-in).
+        backstop_datapoints: consecutive datapoints above target before target tracking scales out
+            (3): it sizes from demand sustained that long, and misses shorter bursts.
+        saturation_ratio: what an instance serves before latency breaks, over the target (1.25: a
+            target set 20% under saturation, as AWS advises and as the reference endpoint has).
+    """
+
+    target_invocations_per_instance: float = 2400.0
+    baseline_instances: int = 2
+    breach_minute_cost: float = 30.0
+    lookahead_minutes: int = 6
+    backstop_reaction_minutes: int = 7
+    backstop_hold_minutes: int = 15
+    backstop_datapoints: int = 3
+    saturation_ratio: float = 1.25
 
 
 @dataclass(frozen=True)
@@ -67,15 +129,24 @@ class Forecast:
 
     Attributes:
         values: per-minute UTC series of predicted invocations over ``[start, end)``.
-        pattern: the cycle used (``hourly``, ``daily``, ``weekly``) or ``none``.
+        pattern: the cycle used (``hourly``, ``daily``, ``weekly``, a discovered ``2-hour`` ...),
+            ``calendar`` (a declared event only) or ``none``.
         usable: whether a raise may be based on it (False: too little history, no data, or no
-            pattern that beats persistence).
+            pattern whose backtest says acting pays).
         peak_invocations_per_minute: the largest predicted minute.
         window_start / window_end: the run of minutes around the peak within 90% of it (end
             exclusive), UTC.
+        history_minutes: the calendar span of the history (minutes; idle minutes count).
         reason: one line a human can read.
-        skill: backtest error per candidate (mean absolute error of the window peak,
-            invocations per minute), ``persistence`` included.
+        skill: backtest per candidate: net instance-minutes saved by acting on it (breach minutes
+            prevented x ``breach_minute_cost`` - instance-minutes spent above the backstop);
+            ``backstop_breach_minutes`` is the backstop's own count on the same span.
+        periods: the periods (minutes) that were candidates, discovered ones included.
+        calendar_only: the values come from declared events alone (no usable pattern): 0 outside
+            the events' windows.
+        prepare: per-minute invocations the planner prepares for: the forecast at the minutes of a
+            cycle where acting paid (the backstop breached there in at least two cycles), 0 at the
+            others (the backstop serves them); None: all of ``values``.
     """
 
     start: pd.Timestamp
@@ -89,6 +160,14 @@ class Forecast:
     history_minutes: int
     reason: str
     skill: dict[str, float] = field(default_factory=dict)
+    periods: tuple[int, ...] = ()
+    calendar_only: bool = False
+    prepare: pd.Series | None = None
+
+    @property
+    def prepared(self) -> pd.Series:
+        """What a raise may be based on: ``prepare``, or ``values`` when none was set."""
+        return self.values if self.prepare is None else self.prepare
 
     def to_dict(self) -> dict:
         """JSON-ready summary (the CLI's and the handlers' ``forecast`` object)."""
@@ -101,7 +180,11 @@ class Forecast:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "history_minutes": self.history_minutes,
-            "skill_mae": {k: finite_or_none(v) for k, v in self.skill.items()},
+            "candidate_periods_minutes": list(self.periods),
+            "skill_net_instance_minutes": {k: finite_or_none(v) for k, v in self.skill.items()},
+            "calendar_only": self.calendar_only,
+            "prepared_peak_invocations_per_minute": finite_or_none(float(self.prepared.max()))
+            if len(self.prepared) else None,
             "reason": self.reason,
         }
 
@@ -120,6 +203,22 @@ def _rolling_max(y: np.ndarray, half_width: int) -> np.ndarray:
     return out
 
 
+def _trailing_max(y: np.ndarray, width: int) -> np.ndarray:
+    """Max over ``[i - width + 1, i]`` (clipped at the start)."""
+    out = y.copy()
+    for s in range(1, min(width, len(y))):
+        np.maximum(out[s:], y[:-s], out=out[s:])
+    return out
+
+
+def _leading_max(y: np.ndarray, width: int) -> np.ndarray:
+    """Max over ``[i, i + width - 1]`` (clipped at the end)."""
+    out = y.copy()
+    for s in range(1, min(width, len(y))):
+        np.maximum(out[:-s], y[s:], out=out[:-s])
+    return out
+
+
 def _utc_offsets(times: pd.DatetimeIndex, timezone: str) -> np.ndarray:
     """UTC offset in minutes of each (UTC) time in ``timezone``."""
     if timezone in ("UTC", "Etc/UTC"):
@@ -128,8 +227,65 @@ def _utc_offsets(times: pd.DatetimeIndex, timezone: str) -> np.ndarray:
     return ((local - times.tz_localize(None)) // MINUTE).to_numpy(dtype=np.int64)
 
 
-def _seasonal(
-    ymax: np.ndarray,
+def _duration(minutes: int) -> str:
+    """``5 h 59 min``, ``6 h``, ``45 min``."""
+    h, m = divmod(int(minutes), 60)
+    return " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m or not h else "") if part)
+
+
+def _period_name(minutes: int) -> str:
+    return f"{minutes // 60}-hour" if minutes % 60 == 0 else f"{minutes}-minute"
+
+
+def discover_periods(y: np.ndarray, limit: int = MAX_DISCOVERED) -> list[int]:
+    """Recurring periods (minutes) in a per-minute demand series, strongest first.
+
+    Method: subtract the centred day-long moving average (the daily swell would otherwise dominate),
+    take the autocorrelation by FFT (Wiener-Khinchin), and keep its local maxima between
+    ``MIN_PERIOD`` and ``min(MAX_DISCOVERED_PERIOD, len(y) / 2)`` minutes whose value is at least
+    ``MIN_AUTOCORRELATION``, at least ``MIN_PROMINENCE`` above the lowest autocorrelation between
+    half its lag and it, and at least half the strongest; of those, a peak at a whole multiple of
+    a shorter kept period (within a minute) is that period's echo and is dropped.
+    """
+    n = len(y)
+    top = min(MAX_DISCOVERED_PERIOD, n // 2)
+    if top < MIN_PERIOD + 1:
+        return []
+    width = min(1441, n)
+    c = np.concatenate(([0.0], np.cumsum(y, dtype=float)))
+    half = width // 2
+    lo = np.clip(np.arange(n) - half, 0, n)
+    hi = np.clip(np.arange(n) + half + 1, 0, n)
+    x = y - (c[hi] - c[lo]) / (hi - lo)
+    var = float((x * x).sum())  # not np.dot: BLAS threads cost milliseconds on a busy machine
+    if var <= 0 or not math.isfinite(var):
+        return []
+    size = 1 << (n + top + 2).bit_length()  # zero padding past the largest lag: no wrap-around
+    spec = np.fft.rfft(x, size)
+    acf = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, size)[: top + 2] / var
+    # unbiased: a lag of L has n - L pairs
+    acf = acf * n / np.maximum(n - np.arange(len(acf)), 1)
+    lags = np.arange(MIN_PERIOD, top + 1)
+    a = acf[lags]
+    peaks = lags[(a >= MIN_AUTOCORRELATION) & (a >= acf[lags - 1]) & (a >= acf[lags + 1])]
+    # a rhythm rises well above the trough before it (half a period back); smooth noise does not
+    prominent = [lag for lag in peaks if acf[lag] - acf[lag // 2: lag].min() >= MIN_PROMINENCE]
+    peaks = np.asarray(prominent, dtype=int)
+    if len(peaks) == 0:
+        return []
+    # the fundamental, not its multiples: in lag order, among peaks close to the strongest
+    strong = peaks[acf[peaks] >= max(MIN_AUTOCORRELATION, 0.5 * float(acf[peaks].max()))]
+    kept: list[int] = []
+    for lag in strong:
+        if any(lag % k <= 1 or k - lag % k <= 1 for k in kept):
+            continue  # a multiple of a shorter period already kept
+        kept.append(int(lag))
+    kept.sort(key=lambda lag_: -acf[lag_])
+    return kept[:limit]
+
+
+def _lag_matrix(
+    values: np.ndarray,
     targets: np.ndarray,
     origin: pd.Timestamp,
     pattern: Pattern,
@@ -137,72 +293,196 @@ def _seasonal(
     observed_until: np.ndarray,
     drift: int,
 ) -> np.ndarray:
-    """Max over ``pattern.cycles`` lagged (and drift-widened) values for each target position.
+    """``values`` one to ``pattern.cycles`` periods before each target: shape ``(cycles, targets)``,
+    ``-inf`` where unreadable.
 
     ``targets`` are minute positions relative to ``origin`` (the history's first minute);
-    ``observed_until[i]`` is the exclusive end of what may be read for target ``i``.
+    ``observed_until[i]`` is the exclusive end of what may be read for target ``i`` (``drift`` minutes
+    of margin: the values are drift-widened).
     """
-    out = np.full(len(targets), np.nan)
+    cycles = pattern.cycles
+    lagged = np.full((cycles, len(targets)), -np.inf)
     offsets_t = None
     if pattern.wall_clock and timezone not in ("UTC", "Etc/UTC"):
         times = origin + pd.to_timedelta(targets, unit="min")
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
-    n = len(ymax)
-    for k in range(1, pattern.cycles + 1):
-        if offsets_t is None:
-            src = targets - k * pattern.period_minutes
-        else:
-            src = targets - k * pattern.period_minutes
+    n = len(values)
+    for k in range(1, cycles + 1):
+        src = targets - k * pattern.period_minutes
+        if offsets_t is not None:
             src_times = origin + pd.to_timedelta(src, unit="min")
             src = src + (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
         ok = (src >= 0) & (src < n) & (src + drift < observed_until)
-        vals = ymax.take(src, mode="clip")
-        vals[~ok] = np.nan
-        np.fmax(out, vals, out=out)
-    return out
+        lagged[k - 1] = np.where(ok, values.take(src, mode="clip"), -np.inf)
+    return lagged
 
 
-def _window_peaks(values: np.ndarray, width: int) -> np.ndarray:
-    """Max over each run of ``width`` consecutive values: shape ``(len(values) - width + 1,)``."""
-    out = values[: len(values) - width + 1].copy()
-    for s in range(1, width):
-        np.maximum(out, values[s: s + len(out)], out=out)
-    return out
+def _evidence(lagged: np.ndarray, breached: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The level at least ``EVIDENCE_CYCLES`` (2) of the lagged cycles reached (NaN where nothing is
+    readable), and whether it is worth acting on: the backstop breached at that minute of the cycle
+    in at least as many of them.
 
-
-def _skill(
-    y: np.ndarray,
-    ymax: np.ndarray,
-    origin: pd.Timestamp,
-    patterns: list[Pattern],
-    timezone: str,
-    width: int,
-    drift: int,
-) -> dict[str, float]:
-    """Backtest each pattern and persistence on the newest minutes: window-peak MAE per minute.
-
-    For every window of ``width`` minutes in the backtest span, the peak a pattern forecast for it
-    (from data published before the window) is compared with the peak that came. Persistence
-    forecasts the peak of the ``width`` minutes before the window: what reacting would have used.
-    The span is the last day, or the last week when the weekly pattern is a candidate.
+    With fewer readable cycles than ``EVIDENCE_CYCLES`` (only in the backtest, near the history's
+    start) one cycle is taken as evidence.
     """
+    cycles = lagged.shape[0]
+    readable = np.isfinite(lagged).sum(axis=0)
+    need = np.minimum(np.maximum(readable, 1), EVIDENCE_CYCLES)
+    top = lagged.max(axis=0)
+    below = np.where(lagged < top, lagged, -np.inf).max(axis=0)
+    second = np.where((lagged == top).sum(axis=0) >= EVIDENCE_CYCLES, top, below)
+    out = np.where(readable >= EVIDENCE_CYCLES, second, top) if cycles > 1 else top
+    out[readable == 0] = np.nan
+    return out, (breached > 0).sum(axis=0) >= need
+
+
+def _acted(level: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """What the planner prepares for: the level where acting pays, 0 elsewhere."""
+    return np.where(act & np.isfinite(level), level, 0.0)
+
+
+def _instances(x: np.ndarray, cost: CostModel) -> np.ndarray:
+    return np.ceil(x / cost.target_invocations_per_instance - 1e-9)
+
+
+@dataclass
+class _Backtest:
+    """The backstop replayed over the whole history; the newest ``span`` minutes are scored."""
+
+    targets: np.ndarray
+    need: np.ndarray  # instances the demand needed each scored minute at saturation (fewer breach it)
+    backstop: np.ndarray  # instances the backstop alone had each scored minute
+    backstop_breaches: int
+    breached: np.ndarray  # each minute of history: the backstop breached within ±(drift + 1) min
+    cost: CostModel
+
+    def score(self, pred: np.ndarray) -> tuple[float, int, float]:
+        """(net instance-minutes saved, breach minutes prevented, instance-minutes spent)."""
+        pred = np.where(np.isnan(pred), 0.0, pred)
+        cover = np.maximum(self.backstop, _instances(pred, self.cost))
+        prevented = self.backstop_breaches - int((self.need > cover).sum())
+        # a raise is paid from the tick that sees the spike in its lookahead until the spike passes
+        paid = np.maximum(self.backstop, _instances(_leading_max(pred, self.cost.lookahead_minutes), self.cost))
+        spent = float((paid - self.backstop).sum())
+        return prevented * self.cost.breach_minute_cost - spent, prevented, spent
+
+
+def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtest:
     n = len(y)
-    span = SKILL_MINUTES_WEEKLY if any(p.period_minutes >= 10080 for p in patterns) else SKILL_MINUTES
-    eval_len = min(span, n - 2 * width + 1)
-    if eval_len <= 0:
-        return {}
-    first = n - eval_len - width + 1  # first window start; first >= width
-    peaks = _window_peaks(y[first - width:], width)
-    actual = peaks[width:]
-    scores = {"persistence": float(np.mean(np.abs(peaks[: len(actual)] - actual)))}
-    targets = np.arange(first, n)
-    # each target is forecast from the start of the window holding it at the latest: the worst case
-    observed_until = targets - width + 1
-    for pattern in patterns:
-        pred = _seasonal(ymax, targets, origin, pattern, timezone, observed_until, drift)
-        pred[np.isnan(pred)] = 0.0
-        scores[pattern.name] = float(np.mean(np.abs(_window_peaks(pred, width) - actual)))
-    return scores
+    need = np.ceil(y / (cost.target_invocations_per_instance * cost.saturation_ratio) - 1e-9)
+    # target tracking scales out on 3 datapoints in a row above target: it sees sustained demand
+    sustained = -_trailing_max(-y, cost.backstop_datapoints)
+    seen = _trailing_max(sustained, cost.backstop_hold_minutes)
+    lag = cost.backstop_reaction_minutes
+    # before the history starts nothing is known: the backstop is taken to be at the baseline
+    had = np.concatenate((np.zeros(min(lag, n)), seen[: max(0, n - lag)]))
+    backstop = np.maximum(cost.baseline_instances, _instances(had, cost))
+    breach = (need > backstop).astype(float)
+    targets = np.arange(n - span, n)
+    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()),
+                     _rolling_max(breach, drift + 1), cost)
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """What the cost-aware backtest chose: ``chosen`` None when nothing is worth acting on."""
+
+    chosen: tuple[Pattern, ...] | None
+    skill: dict[str, float]
+    periods: tuple[int, ...]
+    span: int
+    reason: str = ""
+
+
+_MEMO: OrderedDict[tuple, Any] = OrderedDict()
+_MEMO_SIZE = 64
+
+
+def _memo(key: tuple, compute: Callable[[], Any]) -> Any:
+    """A small LRU memo for pure results keyed on their inputs (the data by digest)."""
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
+    value = compute()
+    _MEMO[key] = value
+    if len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def _selection(
+    y: np.ndarray, origin: pd.Timestamp, span_minutes: int, active_minutes: int, cost: CostModel, drift: int,
+    timezone: str,
+) -> _Selection:
+    """Candidate periods, eligibility and the cost-aware backtest of each on ``y`` (whole hours from
+    ``origin``); memoised on the data.
+
+    Eligibility: the history's calendar span ``span_minutes`` reaches the period's
+    :attr:`Pattern.min_span_minutes` (idle minutes count), and traffic began (``active_minutes``
+    before the end) no later than one period into that span: the zero-filled window before an
+    endpoint's first invocation proves nothing, while a window that starts on an idle minute of an
+    endpoint's life loses at most part of one cycle.
+    """
+    data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y)))
+    standard = {p.period_minutes for p in PATTERNS}
+    discovered = [Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
+                  for lag in found if all(abs(lag - s) > 1 for s in standard)]
+    candidates = [*PATTERNS, *discovered]
+    periods = tuple(p.period_minutes for p in candidates)
+    eligible = tuple(p for p in candidates if span_minutes >= p.min_span_minutes
+                     and active_minutes >= p.min_span_minutes - p.period_minutes)
+    if not eligible:
+        shortest = min(candidates, key=lambda p: p.min_span_minutes)
+        return _Selection(None, {}, periods, 0, (
+            f"too little history: {_duration(min(span_minutes, active_minutes))} of traffic, the shortest "
+            f"candidate ({shortest.name}) needs "
+            f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
+            "but the first)"))
+    key = ("select", *data_key, eligible, cost, drift, timezone)
+    return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
+
+
+def _backtest_patterns(
+    y: np.ndarray, origin: pd.Timestamp, eligible: tuple[Pattern, ...], periods: tuple[int, ...],
+    cost: CostModel, drift: int, timezone: str,
+) -> _Selection:
+    n = len(y)
+    shortest = min(p.period_minutes for p in eligible)
+    if n <= shortest:
+        return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
+    longest = max(p.period_minutes for p in eligible)
+    span = min(max(SKILL_MINUTES, longest), n - shortest)
+    ymax = _rolling_max(y, drift)
+    bt = _backtest(y, span, cost, drift)
+    observed_until = bt.targets - cost.lookahead_minutes
+    preds: dict[str, np.ndarray] = {}
+    skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
+    scored: list[tuple[float, int, Pattern]] = []
+    for p in eligible:
+        preds[p.name] = _acted(*_evidence(
+            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift),
+            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1)))
+        net, prevented, _spent = bt.score(preds[p.name])
+        skill[p.name] = round(net, 1)
+        if net > 0 and prevented > 0:
+            scored.append((net, prevented, p))
+    # greedy combination: each further pattern must raise the combination's net
+    chosen: list[Pattern] = []
+    combined: np.ndarray | None = None
+    best_net = 0.0
+    for _net, _prev, p in sorted(scored, key=lambda s: -s[0]):
+        trial = preds[p.name] if combined is None else np.fmax(combined, preds[p.name])
+        net, _, _ = bt.score(trial)
+        if net > best_net:
+            chosen, combined, best_net = [*chosen, p], trial, net
+    if not chosen:
+        best = max(eligible, key=lambda p: skill[p.name])
+        return _Selection(None, skill, periods, span, (
+            f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
+            f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
+            f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"))
+    return _Selection(tuple(chosen), skill, periods, span)
 
 
 def forecast(
@@ -212,18 +492,18 @@ def forecast(
     *,
     drift_minutes: int = 1,
     timezone: str = "UTC",
-    min_history: pd.Timedelta = MIN_HISTORY,
+    cost: CostModel | None = None,
 ) -> Forecast:
     """Forecast invocations per minute over ``[start, end)`` from a per-minute history.
 
     Args:
         history: per-minute UTC series of invocations (``prescaler.history`` shape), complete
-            minutes only, at most 14 days. Its end may be before ``start`` (publication delay): the
-            minutes in between are forecast too, from earlier cycles.
+            minutes only, at most 14 days; every minute in it is data (zero = idle). Its end may be
+            before ``start`` (publication delay): the minutes in between are forecast too.
         start, end: the forecast range (whole UTC minutes; ``end`` exclusive).
         drift_minutes: widen each past minute by this many minutes either side (spike-start jitter).
         timezone: IANA name of the time zone whose wall clock daily and weekly jobs follow.
-        min_history: no usable forecast with less active history than this.
+        cost: the asymmetric loss the backtest judges patterns by (default :class:`CostModel`).
 
     Returns:
         A ``Forecast``. When ``usable`` is False its values are the last observed minute repeated
@@ -232,6 +512,7 @@ def forecast(
     Raises:
         ValueError: ``end`` is not after ``start``, or ``history`` is not per-minute.
     """
+    cost = cost or CostModel()
     lo, hi = to_utc(start).floor("min"), to_utc(end).floor("min")
     if hi <= lo:
         raise ValueError(f"forecast range is empty: {lo} .. {hi}")
@@ -239,47 +520,62 @@ def forecast(
     history = as_minute_series(history)
     y = history.to_numpy(dtype=float)
     n = len(y)
-    active = active_minutes(history) if n else 0
 
-    def unusable(reason: str, skill: dict[str, float] | None = None) -> Forecast:
+    def unusable(reason: str, skill: dict[str, float] | None = None, periods: tuple[int, ...] = ()) -> Forecast:
         level = float(y[-1]) if n and np.isfinite(y[-1]) and y[-1] >= 0 else 0.0
         values = pd.Series(np.full(len(out_index), level), index=out_index, name=SERIES_NAME)
-        return Forecast(lo, hi, values, "none", False, level, lo, hi, active, reason, skill or {})
+        return Forecast(lo, hi, values, "none", False, level, lo, hi, n, reason, skill or {}, periods)
 
     if n and not np.isfinite(y).all():
         bad = int((~np.isfinite(y)).sum())
         return unusable(f"unreadable data: {bad} minute(s) of history are not finite numbers")
     if n and (y < 0).any():
         return unusable("unreadable data: negative invocation counts in the history")
-    if n == 0 or active == 0:
+    if n == 0 or not (y > 0).any():
         return unusable("no data: the history window holds no invocations")
-    if active < min_history / MINUTE:
-        return unusable(f"too little history: {active / 60:.1f} h of traffic, need "
-                        f"{min_history / pd.Timedelta(hours=1):.0f} h before any forecast-driven raise")
-    eligible = [p for p in PATTERNS if active >= 2 * p.period_minutes]
-    width = len(out_index)
+
+    # Patterns are chosen from whole hours of history (its newest whole hour back to an hour
+    # boundary), so that the choice is the same for every tick of an hour and is computed once
+    # (memoised on the data); the forecast values below use every minute.
+    sel_end = max(0, n - (history.index[-1] + MINUTE).minute)
+    sel_start = sel_end % 60
+    active = n - int(np.flatnonzero(y > 0)[0])
+    sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, active, cost, drift_minutes,
+                     timezone)
+    if sel.chosen is None:
+        return unusable(sel.reason, sel.skill, sel.periods)
+    chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     ymax = _rolling_max(y, drift_minutes)
     origin = history.index[0]
-    skill = _skill(y, ymax, origin, eligible, timezone, min(max(width, 1), SKILL_WINDOW_MINUTES), drift_minutes)
-    skilful = [p for p in eligible if p.name in skill and skill[p.name] < SKILL_MARGIN * skill["persistence"]]
-    if not skilful:
-        closest = min((p.name for p in eligible if p.name in skill), key=skill.__getitem__, default=None)
-        return unusable(
-            "no pattern worth acting on: "
-            + (f"best ({closest}) window-peak error {skill[closest]:,.0f}/min is not {1 - SKILL_MARGIN:.0%} "
-               f"better than persistence {skill['persistence']:,.0f}/min" if closest
-               else "too little history to backtest"),
-            skill,
-        )
-
-    # Every skilful pattern votes; the forecast is their maximum, so a schedule that moved (seen by
-    # the hourly cycle first) or a weekly-only spike (seen by the weekly cycle only) is covered.
+    bt = _backtest(y, 0, cost, drift_minutes)
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
-    votes = {p.name: _seasonal(ymax, targets, origin, p, timezone, observed, drift_minutes) for p in skilful}
+    evidence = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
+                                  _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift_minutes + 1))
+                for p in chosen}
+    votes = {name: level for name, (level, _act) in evidence.items()}
     pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)
+    prepare = pd.Series(np.fmax.reduce([_acted(*e) for e in evidence.values()]), index=out_index, name=SERIES_NAME)
+    peak, w_start, w_end = _peak_window(values)
+    # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
+    by_period = sorted(chosen, key=lambda p: p.period_minutes)
+    best = next((p for p in by_period if np.nanmax(votes[p.name], initial=-np.inf) >= 0.95 * peak), by_period[0])
+    others = [p.name for p in chosen if p is not best]
+    reason = (
+        f"{best.name} pattern ({best.cycles} cycles, drift ±{drift_minutes} min; backtest saves "
+        f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days"
+        f"{'; also ' + ', '.join(others) if others else ''}): "
+        f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
+    )
+    return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, n, reason, skill, periods,
+                    prepare=prepare)
+
+
+def _peak_window(values: pd.Series) -> tuple[float, pd.Timestamp, pd.Timestamp]:
+    """The peak and the run of minutes around it within 90% of it (end exclusive)."""
+    pred = values.to_numpy()
     peak_at = int(np.argmax(pred))
     peak = float(pred[peak_at])
     near = pred >= 0.9 * peak
@@ -289,15 +585,55 @@ def forecast(
     b = peak_at
     while b + 1 < len(pred) and near[b + 1]:
         b += 1
-    w_start, w_end = out_index[a], out_index[b] + MINUTE
-    # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
-    best = next(p for p in skilful if np.nanmax(votes[p.name], initial=-np.inf) >= 0.95 * peak) \
-        if np.isfinite(peak) and any(np.isfinite(v).any() for v in votes.values()) else skilful[0]
-    others = [p.name for p in skilful if p is not best]
-    reason = (
-        f"{best.name} pattern ({best.cycles} cycles, drift ±{drift_minutes} min; backtest window-peak "
-        f"error {skill[best.name]:,.0f}/min vs {skill['persistence']:,.0f}/min for persistence"
-        f"{'; also ' + ', '.join(others) if others else ''}): "
-        f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
-    )
-    return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, active, reason, skill)
+    return peak, values.index[a], values.index[b] + MINUTE
+
+
+def with_events(fc: Forecast, events: Sequence[KnownEventLike], active_since: pd.Timestamp | None = None) -> Forecast:
+    """``fc`` with declared events laid over it: each minute is the larger of the forecast and the
+    expected peak of every event covering it.
+
+    An event in the range makes the forecast usable. Over an unusable forecast the result is
+    ``calendar_only`` (its values are the events' peaks, 0 outside them), and stays so while an
+    event ended after ``active_since`` (default: the range start), so that the raise an event
+    caused is relaxed after it like any forecast spike's (down to what observed demand needs).
+    """
+    index = fc.values.index
+    since = fc.start if active_since is None else active_since
+    over: np.ndarray = np.zeros(len(index))
+    names: list[str] = []
+    recent = False
+    for ev in events:
+        inside = (index >= ev.start) & (index < ev.end)
+        if inside.any():
+            over = np.where(inside, np.maximum(over, ev.peak_invocations_per_minute), over)
+            names.append(ev.name)
+        elif ev.end > since and ev.start < fc.end:
+            recent = True
+    if not names and (fc.usable or not recent):
+        return fc
+    base = fc.values.to_numpy() if fc.usable else np.zeros(len(index))
+    prepared = fc.prepared.to_numpy() if fc.usable else np.zeros(len(index))
+    values = pd.Series(np.maximum(base, over), index=index, name=SERIES_NAME)
+    prepare = pd.Series(np.maximum(prepared, over), index=index, name=SERIES_NAME)
+    peak, w_start, w_end = _peak_window(values)
+    event_peak = float(over.max())
+    pattern = fc.pattern if fc.usable and float(base.max()) >= event_peak else "calendar"
+    declared = (f"known event {', '.join(names)}: {event_peak:,.0f} invocations/min declared" if names
+                else "a known event has ended")
+    reason = f"{declared}{'; ' + fc.reason if fc.usable else ' (no usable pattern: ' + fc.reason + ')'}"
+    return replace(fc, values=values, pattern=pattern, usable=True, peak_invocations_per_minute=peak,
+                   window_start=w_start, window_end=w_end, reason=reason, calendar_only=not fc.usable,
+                   prepare=prepare)
+
+
+class KnownEventLike(Protocol):
+    """What :func:`with_events` reads of an event (``prescaler.events.KnownEvent``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def start(self) -> pd.Timestamp: ...
+    @property
+    def end(self) -> pd.Timestamp: ...
+    @property
+    def peak_invocations_per_minute(self) -> float: ...

@@ -14,9 +14,14 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 - Stale history (its newest minute older than ``now`` minus the publication delay and a minute of
   slack) never lowers anything.
 - A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
+- A relax never goes below what the last ``scale_in_low_minutes`` complete minutes of demand needed.
 - Prompt scale-in never asks for fewer instances than MinCapacity, and only after demand has been
   low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon
-  (the forecast needs no more than the baseline).
+  (the forecast needs no more than the new MinCapacity); only while the pre-scaler owns a raise, and
+  never more instances than that raise held in (what target tracking added is left to it).
+- A raise is made once per spike, to the spike's peak (:func:`spike_peak`), not in steps.
+- Declared events (``known_events``) are forecast windows: raised for a lead time ahead, relaxed
+  after, with or without a usable pattern.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prescaler.forecast import Forecast, finite_or_none, forecast
+from prescaler.events import KnownEvent
+from prescaler.forecast import CostModel, Forecast, finite_or_none, forecast, with_events
 from prescaler.history import MINUTE, as_minute_series, to_utc
 
 Action = Literal["raise", "hold", "relax"]
@@ -62,6 +68,13 @@ class PlannerSettings(BaseModel):
         60, ge=0, description="After the watchdog fires, no forecast-driven raise for this long.")
     drift_minutes: int = Field(1, ge=0, le=15, description="Spike-start jitter the forecast covers (min).")
     timezone: str = Field("UTC", description="IANA time zone whose wall clock daily jobs follow.")
+    breach_minute_cost: float = Field(
+        30.0, gt=0, le=100000,
+        description=("Instance-minutes one SLO breach minute is worth (price of a breach minute / price of an "
+                     "instance-minute): a pattern is acted on only when the breach minutes it prevents in the "
+                     "backtest are worth more than the instance-minutes it spends early."))
+    known_events: tuple[KnownEvent, ...] = Field(
+        (), description="Declared windows with an expected peak, treated like forecast windows (prescaler.events).")
 
     @field_validator("timezone")
     @classmethod
@@ -84,6 +97,15 @@ class PlannerSettings(BaseModel):
     def lookahead_minutes(self) -> int:
         """Minutes of forecast each tick needs: lead time (rounded up) + horizon."""
         return math.ceil(self.lead_time_s / 60) + self.horizon_minutes
+
+    def cost_model(self) -> CostModel:
+        """The forecaster's backtest loss in this endpoint's units (target, baseline, lead time)."""
+        return CostModel(
+            target_invocations_per_instance=self.target_invocations_per_instance / (1 + self.headroom),
+            baseline_instances=self.baseline_min_capacity,
+            breach_minute_cost=self.breach_minute_cost,
+            lookahead_minutes=self.lookahead_minutes,
+        )
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,42 @@ class Decision:
             "watchdog_fired": self.watchdog_fired,
             "numbers": {k: finite_or_none(v) if isinstance(v, float) else v for k, v in self.numbers.items()},
         }
+
+
+#: Minutes beyond lead time + horizon that :func:`decide` forecasts: a spike that starts in the
+#: lookahead is raised for once, to its own peak, even when the peak comes later than the lookahead.
+SPIKE_EXTENT_MINUTES = 30
+
+
+def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Timestamp, pd.Timestamp]:
+    """Peak (invocations per minute) and window of what the next lead time + horizon must prepare for.
+
+    The largest forecast minute in the lookahead; when the forecast is rising at the lookahead's end
+    (a spike that has started and not peaked: its last minute needs more instances than its first),
+    the run continues while the forecast stays at least at that level (or the forecast ends), and
+    the whole run's peak counts: raise once, to what the spike needs, rather than 2 -> 3 then 3 -> 6
+    a minute later (the endpoint is ``Updating`` after the first change and refuses the second).
+    """
+    values = fc.prepared.to_numpy(dtype=float)
+    if len(values) == 0:
+        return 0.0, fc.start, fc.end
+    head = min(settings.lookahead_minutes, len(values))
+    per = settings.target_invocations_per_instance / (1 + settings.headroom)
+    need = np.ceil(np.round(values / per, 9))
+    stop = head
+    if need[head - 1] > need[:head].min():
+        while stop < len(values) and need[stop] >= need[head - 1]:
+            stop += 1
+    part = values[:stop]
+    at = int(np.argmax(part))
+    peak = float(part[at])
+    a, b = at, at
+    while a > 0 and part[a - 1] >= 0.9 * peak:
+        a -= 1
+    while b + 1 < len(part) and part[b + 1] >= 0.9 * peak:
+        b += 1
+    index = fc.prepared.index
+    return peak, index[a], index[b] + MINUTE
 
 
 def instances_for(invocations_per_minute: float, settings: PlannerSettings) -> int:
@@ -223,11 +281,15 @@ def plan(
     if not math.isfinite(fc.peak_invocations_per_minute) or fc.peak_invocations_per_minute < 0:
         return decision("hold", current, f"hold: unreadable forecast peak {fc.peak_invocations_per_minute!r}")
 
-    required = min(cap, max(baseline, instances_for(fc.peak_invocations_per_minute, settings)))
+    peak, w_start, w_end = spike_peak(fc, settings)
+    numbers["spike_peak_invocations_per_minute"] = finite_or_none(peak)
+    if not math.isfinite(peak) or peak < 0:
+        return decision("hold", current, f"hold: unreadable forecast peak {peak!r}")
+    required = min(cap, max(baseline, instances_for(peak, settings)))
     numbers["required_instances"] = required
-    window = f"{fc.window_start:%H:%M}-{fc.window_end:%H:%M} UTC"
+    window = f"{w_start:%H:%M}-{w_end:%H:%M} UTC"
 
-    capped = instances_for(fc.peak_invocations_per_minute, settings) > cap
+    capped = instances_for(peak, settings) > cap
     numbers["capped"] = capped  # a JSON boolean
     watchdog_at = to_utc(state.watchdog_at) if state.watchdog_at is not None else None
     if watchdog_at is not None and watchdog_at > now:
@@ -239,8 +301,9 @@ def plan(
             f"no forecast-driven raise for {settings.watchdog_cooloff_minutes} min (forecast needs {required})"))
     if required > current:
         return decision("raise", required, (
-            f"raise MinCapacity {current} -> {required}: {fc.pattern} pattern forecasts "
-            f"{fc.peak_invocations_per_minute:,.0f} invocations/min in {window}; "
+            f"raise MinCapacity {current} -> {required}: "
+            f"{fc.reason.split(':')[0] if fc.pattern == 'calendar' else fc.pattern + ' pattern'} forecasts "
+            f"{peak:,.0f} invocations/min in {window}; "
             f"{required} instances at {settings.target_invocations_per_instance:,.0f}/instance"
             f"{f' + {settings.headroom:.0%} headroom' if settings.headroom else ''}"
             f"{f' (capped at {cap})' if capped else ''}"
@@ -256,18 +319,28 @@ def plan(
     if not np.isfinite(tail).all() or (tail < 0).any():
         return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
     if current > baseline and required < current:
+        observed_need = instances_for(float(tail.max()), settings) if len(tail) else 0
+        # never below what the last minutes of demand needed: the spike may still be under way
+        floor = max(required, min(current, observed_need))
+        if owned and floor >= current:
+            numbers["observed_required_instances"] = observed_need
+            return decision("hold", current, (
+                f"hold MinCapacity {current}: no spike forecast, but the last {len(tail)} min of demand "
+                f"still need {observed_need}: relaxed as demand falls"))
         if owned:
-            new_min, action = required, "relax"
-            reason = (f"relax MinCapacity {current} -> {required}: no spike forecast in the next "
-                      f"{settings.lookahead_minutes} min (peak {fc.peak_invocations_per_minute:,.0f}/min "
-                      f"needs {required})")
+            new_min, action = floor, "relax"
+            reason = (f"relax MinCapacity {current} -> {floor}: no spike worth preparing for in the next "
+                      f"{settings.lookahead_minutes} min (it would need {required}; the last minutes of demand "
+                      f"need {observed_need})")
         else:
             reason = (f"hold MinCapacity {current}: not set by the pre-scaler (an operator's change?), "
                       f"left alone")
             numbers["not_owned"] = True
             return decision("hold", current, reason)
 
-    desired = _prompt_scale_in(history, state, settings, new_min, required, numbers)
+    expected = float(fc.values.max()) if len(fc.values) else math.inf
+    desired = _prompt_scale_in(history, state, settings, new_min, required, instances_for(expected, settings),
+                               numbers) if owned else None
     if desired is not None:
         scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
                     f"{settings.scale_in_low_minutes} min of demand need "
@@ -283,21 +356,31 @@ def _prompt_scale_in(
     settings: PlannerSettings,
     new_min: int,
     required: int,
+    expected_need: int,
     numbers: dict[str, float | int | str | None],
 ) -> int | None:
-    """Desired instance count after a spike, or None. Target tracking needs 15 low datapoints before
-    it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand has
-    been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast."""
+    """Desired instance count after a raise of ours, or None. Target tracking needs 15 low datapoints
+    before it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand
+    has been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast.
+
+    Called only while the pre-scaler owns a raise, and never removes more instances than that raise
+    held in (``current MinCapacity - new MinCapacity``): the capacity target tracking added on its
+    own is left to target tracking (never worse than the backstop alone). Nor below ``expected_need``,
+    what the most the forecast expects over its whole range needs (not only what is worth a raise):
+    the instances a recurring burst after the spike needs are kept."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
-    if required > settings.baseline_min_capacity:
+    if required > new_min:
         numbers["scale_in_blocked"] = "spike forecast"
         return None
     observed_peak = float(history.to_numpy()[-settings.scale_in_low_minutes:].max())
     observed_need = instances_for(observed_peak, settings)
     numbers["observed_peak_invocations_per_minute"] = round(observed_peak, 3)
     numbers["observed_required_instances"] = observed_need
-    desired = max(new_min, observed_need, required)
+    ours = max(0, state.min_capacity - new_min)
+    desired = max(new_min, observed_need, required, state.current_instances - ours, expected_need)
+    numbers["expected_required_instances"] = expected_need
+    numbers["scale_in_floor_instances"] = state.current_instances - ours
     if desired < state.current_instances:
         return desired
     return None
@@ -309,13 +392,15 @@ def decide(
     settings: PlannerSettings,
     now: datetime | pd.Timestamp,
 ) -> Decision:
-    """Forecast ``[now, now + lead time + horizon)`` from ``history`` and :func:`plan` on it.
+    """Forecast ``[now, now + lead time + horizon + SPIKE_EXTENT_MINUTES)`` from ``history``, lay the
+    declared events (``settings.known_events``) over it, and :func:`plan` on it.
 
     Args:
         history: per-minute UTC series of observed invocations, complete minutes only, <= 14 days.
         state / settings / now: as for :func:`plan`.
     """
     start = to_utc(now).floor("min")
-    fc = forecast(history, start, start + settings.lookahead_minutes * MINUTE,
-                  drift_minutes=settings.drift_minutes, timezone=settings.timezone)
+    fc = forecast(history, start, start + (settings.lookahead_minutes + SPIKE_EXTENT_MINUTES) * MINUTE,
+                  drift_minutes=settings.drift_minutes, timezone=settings.timezone, cost=settings.cost_model())
+    fc = with_events(fc, settings.known_events, active_since=start - settings.max_hold_minutes * MINUTE)
     return plan(fc, history, state, settings, now)

@@ -54,7 +54,7 @@ from prescaler.aws.cloudwatch import (
     put_metric,
     read_many,
 )
-from prescaler.aws.errors import AwsFault, classify, http_status
+from prescaler.aws.errors import AwsFault, TickFailed, classify, http_status
 from prescaler.aws.ledger import Intent, Ledger, LedgerEntry, Preflight
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
@@ -978,16 +978,6 @@ def handle(function: str, settings_model: type[SettingsT], run: Callable[[Settin
         return run(settings, tick)
     except (ClientError, BotoCoreError) as exc:
         return aws_fault(function, settings, tick, classify(exc))
-
-
-class TickFailed(RuntimeError):
-    """An AWS error that the next tick will not fix (permissions, a rejected request): the function
-    fails on purpose so the platform's ``Errors`` alarm fires. The message is one line; ``outcome``
-    is the decided outcome (``permission_denied``, ``rejected``)."""
-
-    def __init__(self, message: str, outcome: str) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 def aws_fault(function: str, settings: FunctionSettings, tick: Tick, fault: AwsFault) -> dict:

@@ -4,7 +4,8 @@ The variable names are part of the interface (the template sets them, ``sam loca
 overrides them, the e2e tests drive them): ``ENDPOINT_NAME``, ``VARIANT_NAME``,
 ``BASELINE_MIN_CAPACITY``, ``PRESCALE_MAX_CAPACITY``, ``TARGET_INVOCATIONS_PER_INSTANCE``,
 ``HEADROOM``, ``HORIZON_MINUTES``, ``DEFAULT_LEAD_TIME_SECONDS``, ``DRY_RUN``, ``PROMPT_SCALE_IN``,
-``LEDGER_TABLE_NAME``, ``METRICS_NAMESPACE``, ``MAX_HOLD_MINUTES``, ``SCHEDULE_TIMEZONE``. Each field is
+``LEDGER_TABLE_NAME``, ``METRICS_NAMESPACE``, ``MAX_HOLD_MINUTES``, ``SCHEDULE_TIMEZONE``,
+``BREACH_MINUTE_COST``, ``KNOWN_EVENTS``. Each field is
 named after its variable (pydantic-settings matches them case-insensitively).
 
 Nothing here runs at import time: :func:`load` reads ``os.environ`` when a handler calls it and turns
@@ -20,6 +21,7 @@ from zoneinfo import available_timezones
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from prescaler import events
 from prescaler.plan import PlannerSettings
 
 #: SageMaker endpoint and variant names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (SageMaker API reference,
@@ -82,6 +84,18 @@ class ScalerSettings(FunctionSettings):
         min_length=3, max_length=255, pattern=r"^[a-zA-Z0-9_.-]+$", description="LEDGER_TABLE_NAME"
     )
     schedule_timezone: str = Field("UTC", description="SCHEDULE_TIMEZONE: IANA zone of local-time jobs")
+    breach_minute_cost: float = Field(
+        30.0, gt=0, le=100000,
+        description="BREACH_MINUTE_COST: instance-minutes one SLO breach minute is worth (the forecaster's loss)")
+    known_events: str = Field(
+        "", max_length=4096,
+        description="KNOWN_EVENTS: JSON list of {name, start, end, peak_invocations_per_minute} (prescaler.events)")
+
+    @field_validator("known_events")
+    @classmethod
+    def _events_parse(cls, value: str) -> str:
+        events.from_json(value)  # EventsError is a ValueError: pydantic reports it under KNOWN_EVENTS
+        return value
 
     @field_validator("schedule_timezone")
     @classmethod
@@ -112,6 +126,8 @@ class ScalerSettings(FunctionSettings):
                 "prompt_scale_in": self.prompt_scale_in,
                 "max_hold_minutes": self.max_hold_minutes,
                 "timezone": self.schedule_timezone,
+                "breach_minute_cost": self.breach_minute_cost,
+                "known_events": events.from_json(self.known_events),
             }
         )
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from prescaler.aws.errors import classify
+from prescaler.aws.errors import TickFailed, classify
 from prescaler.history import to_utc
 
 SERVICE_NAMESPACE = "sagemaker"
@@ -49,7 +49,7 @@ _SETTING_TO = re.compile(r"setting desired [a-z ]*?to (\d+)", re.IGNORECASE)
 _IAM_ACTION = re.compile(r"\b([a-z0-9-]+:[A-Z][A-Za-z0-9]+)\b")
 
 
-class PermissionDenied(RuntimeError):
+class PermissionDenied(TickFailed):
     """Application Auto Scaling refused a call for lack of IAM permissions (``ValidationException``
     naming missing permissions, or ``AccessDeniedException``). ``actions``: the IAM actions the
     message names (may be empty when AWS names none). Never retried: the role must change."""
@@ -60,7 +60,8 @@ class PermissionDenied(RuntimeError):
         self.message = message
         self.actions = sorted(set(_IAM_ACTION.findall(message)))
         named = f" (missing: {', '.join(self.actions)})" if self.actions else ""
-        super().__init__(f"permission_denied: {operation} refused with {code}{named}: {message}")
+        super().__init__(f"permission_denied: {operation} refused with {code}{named}: {message}",
+                         "permission_denied")
 
 
 def permission_denied(exc: ClientError, operation: str) -> PermissionDenied | None:

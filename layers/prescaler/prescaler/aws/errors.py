@@ -125,3 +125,13 @@ def classify(exc: ClientError | BotoCoreError) -> AwsFault:
     if isinstance(exc, NoCredentialsError):
         return AwsFault("permission_denied", op, name, text, True)
     return AwsFault("rejected", op, name, text, True)
+
+
+class TickFailed(RuntimeError):
+    """An AWS error that the next tick will not fix (permissions, a rejected request): the function
+    fails on purpose so the platform's ``Errors`` alarm fires. The message is one line; ``outcome``
+    is the decided outcome (``permission_denied``, ``rejected``)."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome

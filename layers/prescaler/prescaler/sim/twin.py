@@ -157,6 +157,10 @@ class _Fleet:
         self.model = model
         self.rng = rng
         self.instant = instant
+        # Provisioning delays depend on when an instance is asked for and how many are already there,
+        # not on how many were asked for before: two policies that acted differently earlier still
+        # draw the same delays for the same later request (no breach minutes from a shifted stream).
+        self.delay_seed = int(rng.integers(2**62))
         self.ready_at: list[float] = [-1e9] * initial
         self.min_capacity = model.min_capacity
         self.max_capacity = model.max_capacity
@@ -186,7 +190,7 @@ class _Fleet:
             return False
         if n > self.desired:
             lo, hi = self.model.provisioning_s
-            new = [t if self.instant else t + float(self.rng.uniform(lo, hi)) for _ in range(n - self.desired)]
+            new = [t if self.instant else t + self._delay(t, i, lo, hi) for i in range(self.desired, n)]
             self.ready_at.extend(new)
             self.updating_until = max(new)
         else:
@@ -194,6 +198,10 @@ class _Fleet:
             del self.ready_at[n:]
             self.updating_until = t if self.instant else t + self.model.scale_in_update_s
         return True
+
+    def _delay(self, t: float, position: int, lo: float, hi: float) -> float:
+        """Provisioning delay (s) of the instance at ``position`` in the fleet, asked for at ``t``."""
+        return float(np.random.default_rng((self.delay_seed, round(t * 1000), position)).uniform(lo, hi))
 
     def register(self, min_capacity: int, t: float) -> None:
         """RegisterScalableTarget: the new MinCapacity is recorded at once; Application Auto Scaling
