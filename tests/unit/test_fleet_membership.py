@@ -25,7 +25,6 @@ def test_the_explicit_list_is_parsed_with_the_default_variant_and_deduplicated()
 
 @pytest.mark.parametrize(("env", "names"), [
     ({"FLEET_MODE": "list"}, "FLEET_ENDPOINTS"),
-    ({"FLEET_MODE": "tag"}, "LEDGER_TABLE_NAME"),
     ({"FLEET_MODE": "list", "FLEET_ENDPOINTS": "a/b/c", "LEDGER_TABLE_NAME": "ledger"}, "'a/b/c'"),
     ({"FLEET_MODE": "all", "LEDGER_TABLE_NAME": "ledger"}, "FLEET_MODE"),
 ])

@@ -94,8 +94,6 @@ class FleetSettings(BaseSettings):
         if self.fleet_mode == "list" and not self.listed():
             raise ValueError("FLEET_MODE=list needs FLEET_ENDPOINTS (comma-separated endpoint[/variant])")
         self.listed()  # raises on a malformed entry
-        if self.fleet_mode != "single" and not self.ledger_table_name:
-            raise ValueError("LEDGER_TABLE_NAME: missing (the fleet keeps its order and ownership there)")
         return self
 
     def listed(self) -> list[Variant]:
@@ -493,6 +491,10 @@ def handle(function: str, run: Run, event: Any, context: Any = None) -> dict:
         raise mark_logged(exc) from None
     if fs.fleet_mode == "single":
         return service.handle(function, ScalerSettings, run, event)
+    if not fs.ledger_table_name:
+        missing = SettingsError("invalid settings: LEDGER_TABLE_NAME: missing (the fleet keeps its state there)")
+        service.invalid_settings(function, missing)
+        raise mark_logged(missing)
     try:
         parsed = service.parse_tick(event)
     except service.InvalidEvent as exc:
