@@ -64,3 +64,14 @@ def test_the_dashboard_shows_the_fleet_from_metrics_the_code_emits(source: dict)
     (variable,) = board["variables"]
     assert (variable["type"], variable["property"], variable["inputType"]) == ("property", "EndpointName", "select")
     assert variable["populateFrom"] == "EndpointName" and "MetricName=\"Invocations\"" in variable["search"]
+
+
+def test_a_bad_tag_in_the_fleet_is_alarmed(cfn: dict) -> None:  # noqa: F811
+    alarm = cfn["Resources"]["FleetInvalidSettingsAlarm"]
+    assert alarm["Condition"] == "IsFleet"
+    p = alarm["Properties"]
+    assert (p["MetricName"], p["Threshold"], p["ComparisonOperator"]) == (
+        "FleetInvalidSettings", 1, "GreaterThanOrEqualToThreshold")
+    assert "Dimensions" not in p  # the fleet totals carry no dimension (fleet.run_tick)
+    assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert "FleetInvalidSettings" in emitted_metric_names()
