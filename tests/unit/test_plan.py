@@ -458,6 +458,19 @@ def test_no_prompt_scale_in_of_capacity_target_tracking_added_alone() -> None:
     assert (d.action, d.desired_instances) == ("hold", None)
 
 
+def test_prompt_scale_in_finishes_what_our_just_released_raise_held_in() -> None:
+    # Given our relax lowered MinCapacity 6 -> 2 a minute ago but died before its prompt scale-in:
+    # 6 instances, nothing owned, the raise's MinCapacity 6 recorded as just released
+    state = TargetState(2, 8, 6, released_min_capacity=6)
+    d = plan(make_forecast(100.0), recent([50.0] * 5), state, PlannerSettings(), NOW)
+    # Then the next tick scales in the 4 instances our raise held in
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 2)
+    # And a raise to 4 released leaves what target tracking added beyond it alone (6 - (4 - 2) = 4)
+    d = plan(make_forecast(100.0), recent([50.0] * 5), TargetState(2, 8, 6, released_min_capacity=4),
+             PlannerSettings(), NOW)
+    assert d.desired_instances == 4
+
+
 def test_no_prompt_scale_in_while_demand_was_high_in_the_low_window() -> None:
     # Given 6 instances and the spike (6 instances' worth) still in one of the last 3 minutes
     hist = recent([13000.0, 2000.0, 2000.0])

@@ -120,6 +120,10 @@ class TargetState:
         owned_since: when that raise was made (UTC), for the watchdog (None: the watchdog cannot
             time it, so the adapter must always record it with a raise).
         watchdog_at: when the watchdog last relaxed a raise (UTC, from the ledger), or None.
+        released_min_capacity: the MinCapacity of a raise of ours that our own relax lowered within
+            the last :data:`RELEASED_SCALE_IN_MINUTES` (from the ledger), or None. Its instances may
+            still run (a relax killed before its prompt scale-in, or one whose scale-in was deferred):
+            prompt scale-in may still remove them, and only them.
     """
 
     min_capacity: int
@@ -128,6 +132,12 @@ class TargetState:
     owned_min_capacity: int | None = None
     owned_since: pd.Timestamp | None = None
     watchdog_at: pd.Timestamp | None = None
+    released_min_capacity: int | None = None
+
+
+#: How long after our own relax the instances its raise held in still count as ours for prompt
+#: scale-in: target tracking's own scale-in needs 15 one-minute datapoints below 90% of target (AWS).
+RELEASED_SCALE_IN_MINUTES = 15
 
 
 #: Minutes the history's newest minute may lag ``now`` before it is stale: the 2 incomplete minutes
@@ -340,7 +350,7 @@ def plan(
 
     expected = float(fc.values.max()) if len(fc.values) else math.inf
     desired = _prompt_scale_in(history, state, settings, new_min, required, instances_for(expected, settings),
-                               numbers) if owned else None
+                               numbers) if owned or state.released_min_capacity is not None else None
     if desired is not None:
         scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
                     f"{settings.scale_in_low_minutes} min of demand need "
@@ -363,11 +373,12 @@ def _prompt_scale_in(
     before it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand
     has been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast.
 
-    Called only while the pre-scaler owns a raise, and never removes more instances than that raise
-    held in (``current MinCapacity - new MinCapacity``): the capacity target tracking added on its
-    own is left to target tracking (never worse than the backstop alone). Nor below ``expected_need``,
-    what the most the forecast expects over its whole range needs (not only what is worth a raise):
-    the instances a recurring burst after the spike needs are kept."""
+    Called only while the pre-scaler owns a raise (or just released one: ``released_min_capacity``),
+    and never removes more instances than that raise held in (``its MinCapacity - new MinCapacity``):
+    the capacity target tracking added on its own is left to target tracking (never worse than the
+    backstop alone). Nor below ``expected_need``, what the most the forecast expects over its whole
+    range needs (not only what is worth a raise): the instances a recurring burst after the spike
+    needs are kept."""
     if not settings.prompt_scale_in or len(history) < settings.scale_in_low_minutes:
         return None
     if required > new_min:
@@ -377,7 +388,7 @@ def _prompt_scale_in(
     observed_need = instances_for(observed_peak, settings)
     numbers["observed_peak_invocations_per_minute"] = round(observed_peak, 3)
     numbers["observed_required_instances"] = observed_need
-    ours = max(0, state.min_capacity - new_min)
+    ours = max(0, max(state.min_capacity, state.released_min_capacity or 0) - new_min)
     desired = max(new_min, observed_need, required, state.current_instances - ours, expected_need)
     numbers["expected_required_instances"] = expected_need
     numbers["scale_in_floor_instances"] = state.current_instances - ours

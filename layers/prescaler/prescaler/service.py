@@ -59,7 +59,7 @@ from prescaler.aws.ledger import Intent, Ledger, LedgerEntry, Preflight
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, SageMaker, gpus_per_instance
 from prescaler.history import MAX_HISTORY, complete_end, to_utc
 from prescaler.observability import logger, mark_logged, metrics, tracer
-from prescaler.plan import STALE_AFTER_MINUTES, Decision, TargetState, decide
+from prescaler.plan import RELEASED_SCALE_IN_MINUTES, STALE_AFTER_MINUTES, Decision, TargetState, decide
 from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, load
 
 #: A raise whose scaling activity failed is reported on the ticks within this window.
@@ -336,6 +336,12 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
             extra={"min_capacity": target.min_capacity, "owned_min_capacity": entry.owned_min_capacity},
         )
 
+    released = (
+        entry.last_relax_from
+        if entry.owned_min_capacity is None and entry.last_relax_at is not None
+        and pd.Timedelta(0) <= tick.now - entry.last_relax_at <= pd.Timedelta(minutes=RELEASED_SCALE_IN_MINUTES)
+        else None
+    )
     state = TargetState(
         target.min_capacity,
         target.max_capacity,
@@ -343,6 +349,7 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
         entry.owned_min_capacity,
         entry.owned_since,
         entry.watchdog_at,
+        released,
     )
     decision = decide(history.series, state, settings.planner(lead_s), tick.now)
     fc = decision.forecast

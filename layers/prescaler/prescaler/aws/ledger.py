@@ -109,6 +109,9 @@ class LedgerEntry:
     watchdog_at: pd.Timestamp | None = None
     preflight: dict[str, Preflight] | None = None
     intent: Intent | None = None
+    #: the MinCapacity the last relax of ours lowered from, and when (from ``last_relax``)
+    last_relax_from: int | None = None
+    last_relax_at: pd.Timestamp | None = None
 
 
 @dataclass(frozen=True)
@@ -136,33 +139,6 @@ def _record_map(record: dict[str, object]) -> dict:
     return {"M": out}
 
 
-def _entry(scalable_target: str, item: dict) -> LedgerEntry:
-    owned = item.get("owned_min_capacity", {}).get("N")
-    since = item.get("owned_since", {}).get("S")
-    floor = item.get("floor_min_capacity", {}).get("N")
-    watchdog = item.get("watchdog_at", {}).get("S")
-    preflight = {}
-    for function in ("prescale", "relax"):
-        at = item.get(f"preflight_{function}_at", {}).get("S")
-        if at:
-            preflight[function] = Preflight(
-                to_utc(at),
-                item.get(f"preflight_{function}_can_apply", {}).get("BOOL"),
-                item.get(f"preflight_{function}_reason", {}).get("S", ""),
-            )
-    return LedgerEntry(
-        scalable_target,
-        version=int(item.get("version", {}).get("N", "0")),
-        owned_min_capacity=int(owned) if owned is not None else None,
-        owned_since=to_utc(since) if since else None,
-        floor_min_capacity=int(floor) if floor is not None else None,
-        last_action=item.get("last_action", {}).get("S"),
-        watchdog_at=to_utc(watchdog) if watchdog else None,
-        preflight=preflight,
-        intent=Intent.from_item(item["intent"]) if "intent" in item else None,
-    )
-
-
 def _plain(value: dict) -> object:
     """A DynamoDB attribute value written by :func:`_record_map` back to a Python value."""
     if "M" in value:
@@ -185,20 +161,50 @@ class Ledger:
         item = self.client.get_item(
             TableName=self.table, Key={PARTITION_KEY: _s(scalable_target)}, ConsistentRead=True
         ).get("Item")
-        return _entry(scalable_target, item) if item else LedgerEntry(scalable_target)
+        if not item:
+            return LedgerEntry(scalable_target)
+        owned = item.get("owned_min_capacity", {}).get("N")
+        since = item.get("owned_since", {}).get("S")
+        floor = item.get("floor_min_capacity", {}).get("N")
+        watchdog = item.get("watchdog_at", {}).get("S")
+        last_relax = item.get("last_relax", {}).get("M", {})
+        relax_from = last_relax.get("previous_min_capacity", {}).get("N")
+        relax_at = last_relax.get("at", {}).get("S")
+        preflight = {}
+        for function in ("prescale", "relax"):
+            at = item.get(f"preflight_{function}_at", {}).get("S")
+            if at:
+                preflight[function] = Preflight(
+                    to_utc(at),
+                    item.get(f"preflight_{function}_can_apply", {}).get("BOOL"),
+                    item.get(f"preflight_{function}_reason", {}).get("S", ""),
+                )
+        return LedgerEntry(
+            scalable_target,
+            version=int(item.get("version", {}).get("N", "0")),
+            owned_min_capacity=int(owned) if owned is not None else None,
+            owned_since=to_utc(since) if since else None,
+            floor_min_capacity=int(floor) if floor is not None else None,
+            last_action=item.get("last_action", {}).get("S"),
+            watchdog_at=to_utc(watchdog) if watchdog else None,
+            preflight=preflight,
+            intent=Intent.from_item(item["intent"]) if "intent" in item else None,
+            last_relax_from=int(relax_from) if relax_from is not None else None,
+            last_relax_at=to_utc(relax_at) if relax_at else None,
+        )
 
     def owned(self) -> list[LedgerEntry]:
         """Every entry that owns a raised MinCapacity (a paginated, strongly consistent ``Scan``
         filtered on ``owned_min_capacity``): what the fleet checks against its members so that an
         endpoint that left the fleet is not left raised."""
-        out = []
+        keys: list[str] = []
         pages = self.client.get_paginator("scan").paginate(
-            TableName=self.table, FilterExpression="attribute_exists(owned_min_capacity)", ConsistentRead=True
+            TableName=self.table, FilterExpression="attribute_exists(owned_min_capacity)",
+            ProjectionExpression=PARTITION_KEY, ConsistentRead=True,
         )
         for page in pages:
-            for item in page.get("Items", []):
-                out.append(_entry(item[PARTITION_KEY]["S"], item))
-        return out
+            keys.extend(item[PARTITION_KEY]["S"] for item in page.get("Items", []))
+        return [self.get(key) for key in keys]  # each read as get() reads it (few: the raised ones)
 
     def pending(self, key: str) -> list[str]:
         """The list stored under ``key`` (the fleet's endpoints not reached by the last tick, to be
