@@ -295,3 +295,21 @@ def test_a_warm_tick_reads_only_the_recent_minutes_and_gets_the_same_history_as_
         assert warm[pair].newest == cold[pair].newest and warm[pair].empty == cold[pair].empty
         assert warm[pair].series.loc[late] == 999.0
 
+
+
+def test_an_unreadable_fleet_ledger_costs_the_order_and_the_releases_never_the_tick(
+        aws: None, fleet_env: dict, lambda_context: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Given the fleet, and DynamoDB throttling the fleet's Scan (departures) on this tick
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+
+    def throttled(**_: Any) -> Any:
+        return _Http(), {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    world.dynamodb.meta.events.register("before-call.dynamodb.Scan", throttled)
+    # When the pre-scaler ticks
+    result = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    # Then every endpoint still gets its decision, and the log says what waits
+    assert result["outcomes"]["applied"] == 16 and min_capacity(world, "fleet-00") == 6
+    assert "fleet ledger unreadable" in caplog.text

@@ -44,7 +44,6 @@ from typing import Any, Literal
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.retries.standard import ThrottledRetryableChecker
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -52,6 +51,7 @@ from prescaler import service
 from prescaler.aws import discovery
 from prescaler.aws.autoscaling import resource_id
 from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, Variant, read_many
+from prescaler.aws.errors import THROTTLING_CODES
 from prescaler.aws.ledger import Intent, LedgerEntry
 from prescaler.history import MAX_HISTORY, complete_end
 from prescaler.observability import logger, mark_logged, metrics
@@ -69,8 +69,6 @@ TAG_SETTINGS: dict[str, str] = {
     "prescaler:timezone": "SCHEDULE_TIMEZONE",
     "prescaler:prompt-scale-in": "PROMPT_SCALE_IN",
 }
-#: Error codes botocore's standard retry mode treats as throttling (after its retries: ``throttled``).
-THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
 _NAME = re.compile(SAGEMAKER_NAME)
 
 #: :func:`prescaler.service.prescale` or :func:`prescaler.service.relax`: (settings, tick, adapters) -> result.
@@ -415,8 +413,13 @@ def run_tick(
     assert ad.ledger is not None
     env = os.environ if environ is None else environ
     members, refreshed = discover(ad.sagemaker.client, fs)
-    released = _release_departed(ad, members, env, tick) if refreshed else []
-    first = {rid: i for i, rid in enumerate(ad.ledger.pending(pending_key(function)))}
+    released: list[dict] = []
+    first: dict[str, int] = {}
+    try:  # the fleet's own bookkeeping: a failure here costs the order or a release, never the tick
+        released = _release_departed(ad, members, env, tick) if refreshed else []
+        first = {rid: i for i, rid in enumerate(ad.ledger.pending(pending_key(function)))}
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(f"fleet ledger unreadable ({exc}): departures and the not-reached order wait a tick")
     ordered = sorted(members, key=lambda m: first.get(m.resource_id, len(first)))
 
     results: list[dict] = []
@@ -445,7 +448,10 @@ def run_tick(
         slowest_ms = max(slowest_ms, (time.perf_counter() - started) * 1000)
 
     if not_reached or first:
-        ad.ledger.set_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
+        try:
+            ad.ledger.set_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(f"not-reached order not stored ({exc}): the next tick takes the usual order")
     for m in not_reached:
         logger.warning(f"{m.resource_id} not reached within the time budget: taken first next tick",
                        extra={"outcome": "not_reached"})
