@@ -10,13 +10,12 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from prescaler import service
+from prescaler import fleet, service
 from prescaler.observability import logger, metrics, tracer
-from prescaler.settings import ScalerSettings
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return service.handle("prescale", ScalerSettings, service.prescale, event)
+    return fleet.handle("prescale", service.prescale, event, context)

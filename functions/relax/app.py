@@ -10,9 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from prescaler import service, uninstall
+from prescaler import fleet, service, uninstall
 from prescaler.observability import logger, metrics, tracer
-from prescaler.settings import ScalerSettings
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
@@ -21,4 +20,4 @@ from prescaler.settings import ScalerSettings
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if uninstall.is_stack_event(event):  # the stack's RestoreBaselineOnDelete custom resource
         return uninstall.on_stack_event(event)
-    return service.handle("relax", ScalerSettings, service.relax, event)
+    return fleet.handle("relax", service.relax, event, context)

@@ -250,3 +250,29 @@ def test_a_bad_event_or_a_missing_endpoint_is_a_clean_error_and_changes_nothing(
     # And nothing changed for the real endpoint
     assert _min_capacity(moto, seeded) == BASELINE_MIN
     assert _ledger(moto, seeded) == {}
+
+
+def test_the_fleet_tick_runs_in_the_container_with_each_endpoints_tags(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given the seeded endpoint tagged into the fleet with its own prescale cap (4, the stack's is 8)
+    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
+    sm = client("sagemaker", moto.url)
+    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "prescaler:enabled", "Value": "true"},
+                                       {"Key": "prescaler:prescale-cap", "Value": "4"}])
+    env = _env_vars(moto, dry_run=False)
+    env["PrescaleFunction"].update(FLEET_MODE="tag")
+
+    # When the pre-scaler's fleet tick runs in the Lambda container before the spike
+    result = infra.sam_local_invoke(project_build, "PrescaleFunction", image=e2e_images.lambda_python311,
+                                    event=EVENTS / "prescale_scheduled.json", env_vars=env, work_dir=sam_work_dir)
+    assert result.returncode == 0 and not result.function_error, result.stderr[-3000:]
+    fleet = result.response
+    # Then the tagged endpoint is the fleet's one member, raised to its own cap in moto
+    assert isinstance(fleet, dict) and fleet["members"] == 1, fleet
+    (member,) = fleet["results"]
+    assert (member["endpoint_name"], member["outcome"], member["new_min_capacity"]) == (
+        seeded.endpoint_name, "applied", 4), member
+    assert _min_capacity(moto, seeded) == 4
+    assert fleet["not_reached"] == [] and fleet["outcomes"] == {"applied": 1}

@@ -29,6 +29,7 @@ from awsworld import (
     put_invocations,
 )
 from botocore.stub import Stubber
+from prescaler import fleet
 from prescaler.aws.autoscaling import AutoScaling, PermissionDenied, ScalableTarget, lead_time_s
 from template_values import event, function_env, template
 
@@ -341,16 +342,18 @@ def _queried() -> dict[str, Metric]:
     for logical_id, res in template()["Resources"].items():
         if res["Type"] == "AWS::CloudWatch::Alarm":
             p = res["Properties"]
-            values = [d["Value"] for d in p["Dimensions"]]
+            values = [d["Value"] for d in p.get("Dimensions", [])]
             if any(isinstance(v, dict) and v.get("Ref") not in _params() for v in values):
                 continue  # AWS's metrics of this stack's resources (Lambda Errors, SQS): AWS emits them
-            dims = frozenset((d["Name"], _resolve(d["Value"])) for d in p["Dimensions"])
+            dims = frozenset((d["Name"], _resolve(d["Value"])) for d in p.get("Dimensions", []))
             out[logical_id] = (_resolve(p["Namespace"]), p["MetricName"], dims)
     body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     body = re.sub(r"\$\{([^}]+)\}", lambda m: _params()[m.group(1)], body)
     for w, widget in enumerate(json.loads(body)["widgets"]):
         for row in widget["properties"]["metrics"]:
             fields = [f for f in row if not isinstance(f, dict)]
+            if not fields:
+                continue  # a SEARCH expression (the fleet's widgets): tests/unit/test_fleet_template.py
             ns, name, rest = fields[0], fields[1], fields[2:]
             out[f"widget{w}:{name}"] = (ns, name, frozenset(zip(rest[::2], rest[1::2], strict=True)))
     return out
@@ -360,7 +363,7 @@ def _queried() -> dict[str, Metric]:
 def lambda_like_observability(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Build Powertools' objects the way Lambda does: AFTER the template's environment is set
     (POWERTOOLS_SERVICE_NAME included), and hand them to the service and freshly loaded handlers."""
-    from prescaler import observability, service
+    from prescaler import fleet, observability, service
 
     def build(function_logical_id: str) -> dict[str, Any]:
         env = function_env(function_logical_id, ENDPOINT_NAME=ENDPOINT, LEDGER_TABLE_NAME=TABLE, AWS_ENDPOINT_URL="",
@@ -370,6 +373,8 @@ def lambda_like_observability(monkeypatch: pytest.MonkeyPatch) -> Any:
         fresh = importlib.reload(observability)
         for attr in ("logger", "metrics", "tracer"):
             monkeypatch.setattr(service, attr, getattr(fresh, attr))
+        for attr in ("logger", "metrics"):
+            monkeypatch.setattr(fleet, attr, getattr(fresh, attr))
         return {name: load_handler(name) for name in ("prescale", "relax", "gpu_metric")}
 
     yield build
@@ -424,6 +429,10 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     world.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=RESOURCE_ID,
                                                  ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME, 9), DRY_RUN="false")
+    # the same endpoint as a one-member fleet: the fleet tick's totals (issue 11)
+    fleet.clear_cache()
+    run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME, 10), DRY_RUN="false", FLEET_MODE="list",
+        FLEET_ENDPOINTS=ENDPOINT)
 
     emitted = _emitted_emf(blobs)
     # metrics published with PutMetricData (GPUUtilizationPerGPU), as CloudWatch lists them

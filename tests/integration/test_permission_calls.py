@@ -75,6 +75,30 @@ def test_prescale_and_relax_make_only_the_calls_in_the_table(
     assert recorder.calls == permissions.api_calls("relax")
 
 
+def test_a_fleet_tick_makes_only_the_calls_in_the_fleet_table(
+        world: World, recorder: Recorder, scaler_env: dict, lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prescaler import fleet
+
+    # Given the same endpoint as a one-member fleet (list mode), and a raise left behind by an
+    # endpoint that has since left the fleet (its release is a fleet-only call path)
+    monkeypatch.setenv("DRY_RUN", "false")
+    monkeypatch.setenv("FLEET_MODE", "list")
+    monkeypatch.setenv("FLEET_ENDPOINTS", ENDPOINT)
+    monkeypatch.setenv("FLEET_RESERVE_SECONDS", "1")
+    fleet.clear_cache()
+    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("relax_scheduled.json")["time"])))
+    recorder.calls.clear()
+    for name, file in (("prescale", "prescale_scheduled.json"), ("relax", "relax_scheduled.json")):
+        fleet.clear_cache()
+        result = _tick(name, file, lambda_context)
+        assert result["members"] == 1, result
+        # Then every call is in the table's fleet rows, and the fleet's own calls were made
+        assert recorder.calls <= permissions.api_calls(name, fleet=True), recorder.calls
+        assert {"sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan"} <= recorder.calls
+        recorder.calls.clear()
+
+
 def test_gpu_metric_makes_only_the_calls_in_the_table(aws: None, lambda_context: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     world = build_world("ml.g4dn.12xlarge")

@@ -19,6 +19,7 @@ in the template must have table rows.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from typing import Any
@@ -43,6 +44,8 @@ DEPLOY = Deployment(
     failure_queue="prescaler-FailureQueue-7U8I9O0P",
     stack="prescaler",
 )
+#: The same stack in FleetMode tag: its roles act on every endpoint and add the fleet's rows.
+FLEET = dataclasses.replace(DEPLOY, fleet=True)
 FUNCTION_OF = {logical_id: name for name, logical_id in perms.LOGICAL_IDS.items()}
 LAMBDA_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 EVALUATED_OPERATORS = {"StringEquals"}
@@ -62,9 +65,10 @@ FORBIDDEN = (
 # intrinsics, resolved as CloudFormation would for DEPLOY
 
 
-def _refs(src: dict) -> dict[str, str]:
+def _refs(src: dict, deploy: Deployment = DEPLOY) -> dict[str, str]:
     values = {name: str(p.get("Default", "")) for name, p in src["Parameters"].items()}
     values.update({
+        "FleetMode": "tag" if deploy.fleet else "single",
         "EndpointName": DEPLOY.endpoint_name, "VariantName": DEPLOY.variant_name,
         "MetricsNamespace": DEPLOY.namespace,
         "AWS::Partition": DEPLOY.partition, "AWS::Region": DEPLOY.region, "AWS::AccountId": DEPLOY.account,
@@ -85,14 +89,55 @@ def _get_att(resource: str, attribute: str) -> str:
     return known[(resource, attribute)].format(**DEPLOY.values("prescale"))
 
 
-def resolve(node: Any, refs: dict[str, str]) -> Any:
-    """Evaluate Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split and Fn::Select like CloudFormation."""
+NO_VALUE = object()
+
+
+def conditions(src: dict, refs: dict[str, str]) -> dict[str, bool]:
+    """The template's Conditions, evaluated like CloudFormation for these parameter values."""
+    out: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Fn::Equals":
+                return str(value(arg[0])) == str(value(arg[1]))
+            if key == "Fn::Not":
+                return not value(arg[0])
+            if key == "Fn::And":
+                return all(value(a) for a in arg)
+            if key == "Fn::Or":
+                return any(value(a) for a in arg)
+            if key == "Condition":
+                return evaluate(arg)
+            if key == "Ref":
+                return refs[arg]
+        return node
+
+    def evaluate(name: str) -> bool:
+        if name not in out:
+            out[name] = bool(value(src["Conditions"][name]))
+        return out[name]
+
+    for name in src.get("Conditions", {}):
+        evaluate(name)
+    return out
+
+
+def resolve(node: Any, refs: dict[str, str], conds: dict[str, bool] | None = None) -> Any:
+    """Evaluate Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::Select and Fn::If (with
+    ``AWS::NoValue``) like CloudFormation."""
     if isinstance(node, list):
-        return [resolve(n, refs) for n in node]
+        return [v for v in (resolve(n, refs, conds) for n in node) if v is not NO_VALUE]
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
         (key, arg), = node.items()
+        if key == "Ref" and arg == "AWS::NoValue":
+            return NO_VALUE
+        if key == "Fn::If":
+            if conds is None or arg[0] not in conds:
+                raise AssertionError(f"the test cannot resolve condition {arg[0]}: add it")
+            return resolve(arg[1] if conds[arg[0]] else arg[2], refs, conds)
         if key == "Ref":
             if arg not in refs:
                 raise AssertionError(f"the test cannot resolve Ref {arg}: add it")
@@ -100,24 +145,26 @@ def resolve(node: Any, refs: dict[str, str]) -> Any:
         if key == "Fn::GetAtt":
             return _get_att(*arg)
         if key == "Fn::Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], resolve(arg[1], refs))
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], resolve(arg[1], refs, conds))
             scope = {**refs, **extra}
             return re.sub(r"\$\{([^}!]+)\}", lambda m: str(scope[m.group(1)]), text)
         if key == "Fn::Join":
-            return resolve(arg[0], refs).join(resolve(arg[1], refs))
+            return resolve(arg[0], refs, conds).join(resolve(arg[1], refs, conds))
         if key == "Fn::Split":
-            return resolve(arg[1], refs).split(resolve(arg[0], refs))
+            return resolve(arg[1], refs, conds).split(resolve(arg[0], refs, conds))
         if key == "Fn::Select":
-            return resolve(arg[1], refs)[int(resolve(arg[0], refs))]
+            return resolve(arg[1], refs, conds)[int(resolve(arg[0], refs, conds))]
         if key.startswith("Fn::"):
             raise AssertionError(f"the test cannot resolve {key}: add it")
-    return {k: resolve(v, refs) for k, v in node.items()}
+    out = {k: resolve(v, refs, conds) for k, v in node.items()}
+    return {k: v for k, v in out.items() if v is not NO_VALUE}
 
 
-def deployed(template: dict, src: dict, logical_id: str) -> tuple[list[dict], list[dict]]:
+def deployed(template: dict, src: dict, logical_id: str, deploy: Deployment = DEPLOY) -> tuple[list[dict], list[dict]]:
     """(inline policy documents, AWS managed policy documents) of a function's role, resolved."""
     role = template["Resources"][f"{logical_id}Role"]["Properties"]
-    inline = [resolve(p["PolicyDocument"], _refs(src)) for p in role["Policies"]]
+    refs = _refs(src, deploy)
+    inline = [resolve(p["PolicyDocument"], refs, conditions(src, refs)) for p in role["Policies"]]
     managed_data = json.loads(aws_managed_policies_data)
     managed = []
     for arn in role.get("ManagedPolicyArns", []):
@@ -184,10 +231,10 @@ def probe_resources(rows: list[Permission]) -> set[str]:
     return out
 
 
-def mismatches(function: str, inline: list[dict]) -> list[str]:
+def mismatches(function: str, inline: list[dict], deploy: Deployment = DEPLOY) -> list[str]:
     """Requests where the inline policies and the table's inline rows disagree."""
     everything = [r.render(DEPLOY) for r in perms.PERMISSIONS]
-    rows = [r for r in perms.for_function(function, DEPLOY) if r.granted_by == "inline"]
+    rows = [r for r in perms.for_function(function, deploy) if r.granted_by == "inline"]
     actions = {r.action for r in everything} | set(FORBIDDEN)
     out = []
     for action in sorted(actions):
@@ -213,19 +260,32 @@ def test_every_function_in_the_template_has_table_rows(source: dict) -> None:  #
     assert set(perms.LOGICAL_IDS.values()) <= set(functions)
 
 
+@pytest.mark.parametrize("deploy", [DEPLOY, FLEET], ids=["single", "fleet"])
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))
-def test_every_row_is_allowed_on_its_resource(cfn: dict, source: dict, logical_id: str) -> None:  # noqa: F811
-    inline, managed = deployed(cfn, source, logical_id)
+def test_every_row_is_allowed_on_its_resource(cfn: dict, source: dict, logical_id: str,  # noqa: F811
+                                              deploy: Deployment) -> None:
+    inline, managed = deployed(cfn, source, logical_id, deploy)
     denied = [f"{r.call} needs {r.action} on {r.resource} {r.context or ''}".strip()
-              for r in perms.for_function(FUNCTION_OF[logical_id], DEPLOY)
+              for r in perms.for_function(FUNCTION_OF[logical_id], deploy)
               if not allowed(inline + managed, r.action, concrete(r.resource) if r.resource != "*" else "*", r.context)]
     assert denied == []
 
 
+@pytest.mark.parametrize("deploy", [DEPLOY, FLEET], ids=["single", "fleet"])
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))
-def test_nothing_else_is_allowed(cfn: dict, source: dict, logical_id: str) -> None:  # noqa: F811
-    inline, _ = deployed(cfn, source, logical_id)
-    assert mismatches(FUNCTION_OF[logical_id], inline) == []
+def test_nothing_else_is_allowed(cfn: dict, source: dict, logical_id: str, deploy: Deployment) -> None:  # noqa: F811
+    inline, _ = deployed(cfn, source, logical_id, deploy)
+    assert mismatches(FUNCTION_OF[logical_id], inline, deploy) == []
+
+
+def test_a_fleet_role_may_act_on_any_endpoint_a_single_role_on_its_own_only(cfn: dict, source: dict) -> None:  # noqa: F811
+    other = f"arn:aws:sagemaker:{DEPLOY.region}:{DEPLOY.account}:endpoint/other-endpoint"
+    single, _ = deployed(cfn, source, "PrescaleFunction", DEPLOY)
+    fleet, _ = deployed(cfn, source, "PrescaleFunction", FLEET)
+    assert allowed(fleet, "sagemaker:DescribeEndpoint", other, {}) and allowed(fleet, "sagemaker:ListTags", other, {})
+    assert not allowed(single, "sagemaker:DescribeEndpoint", other, {})
+    assert not allowed(single, "sagemaker:ListEndpoints", "*", {})
+    assert allowed(fleet, "sagemaker:ListEndpoints", "*", {})
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))

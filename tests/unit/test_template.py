@@ -70,14 +70,25 @@ def cfn(source: dict) -> dict:
         mp.undo()
 
 
-def statements(cfn: dict, function: str) -> list[dict]:
+def statements(cfn: dict, function: str, fleet: bool = False) -> list[dict]:
+    """The role's statements in single mode (or, ``fleet``, FleetMode list/tag): a statement under
+    ``Fn::If [IsFleet, statement, AWS::NoValue]`` exists in fleet mode only."""
     role = cfn["Resources"][f"{function}Role"]["Properties"]
-    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    out = []
+    for s in (s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]):
+        if "Fn::If" in s:
+            condition, yes, no = s["Fn::If"]
+            assert condition == "IsFleet" and no == {"Ref": "AWS::NoValue"}, s
+            if fleet:
+                out.append(yes)
+        else:
+            out.append(s)
+    return out
 
 
-def actions(cfn: dict, function: str) -> set[str]:
+def actions(cfn: dict, function: str, fleet: bool = False) -> set[str]:
     out: set[str] = set()
-    for s in statements(cfn, function):
+    for s in statements(cfn, function, fleet):
         out.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     return out
 
@@ -171,6 +182,11 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
         # validated on the caller of RegisterScalableTarget (see prescaler/aws/permissions.py)
         "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     assert actions(cfn, "RelaxFunction") == actions(cfn, "PrescaleFunction")
+    # a fleet (FleetMode list or tag) adds discovery and the ledger's scan and not-reached order
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        assert actions(cfn, function, fleet=True) - actions(cfn, function) == {
+            "sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan", "dynamodb:PutItem"}
+    assert actions(cfn, "GpuMetricFunction", fleet=True) == actions(cfn, "GpuMetricFunction")
     assert actions(cfn, "GpuMetricFunction") == {
         "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricData",
         "cloudwatch:PutMetricData", "sqs:SendMessage"}

@@ -4,6 +4,7 @@
     prescaler backtest --trace CSV [--column NAME] [--requests] [--dayfirst] [--peak-rps X] [--start ISO8601]
                        [--warmup-days N] [--days N] [--json] [--plot PNG] [endpoint model options]
     prescaler backtest --endpoint NAME [--variant V] [--days 14] ...
+    prescaler backtest --fleet [FOLDER] [--json] ...   (every endpoint of a fleet, per endpoint and total)
     prescaler forecast --history CSV --at ISO8601 [--dayfirst] [--current-min N [--owned [--owned-since ISO8601]]
                        --baseline-min N --max-capacity N] [--json]
     prescaler doctor --endpoint NAME [--variant V] [--json]
@@ -311,8 +312,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
     _check_sim_options(args)
+    if args.fleet is not None:
+        return _backtest_fleet(args)
     if bool(args.trace) == bool(args.endpoint):
-        raise UsageError("give exactly one of --trace CSV or --endpoint NAME")
+        raise UsageError("give exactly one of --trace CSV, --endpoint NAME or --fleet [FOLDER]")
     _finite("--peak-rps", args.peak_rps)
     _finite("--days", args.days)
     _finite("--warmup-days", args.warmup_days, strict=False)
@@ -345,6 +348,88 @@ def cmd_backtest(args: argparse.Namespace) -> int:
               f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
     return _run_policies(demand, args, f"backtest: {name}{scale}")
+
+
+def _fleet_histories(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The fleet as the functions see it (FLEET_MODE / FLEET_ENDPOINTS; tag mode by default), each
+    member's Invocations read in one batched GetMetricData (500 variants per call)."""
+    import os
+
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    from prescaler import fleet
+    from prescaler.aws.clients import session
+    from prescaler.aws.cloudwatch import read_many
+
+    listed = os.environ.get("FLEET_ENDPOINTS", "")
+    fs = fleet.FleetSettings.model_validate({"fleet_mode": "list" if listed.strip() else "tag",
+                                             "fleet_endpoints": listed,
+                                             "variant_name": os.environ.get("VARIANT_NAME", "AllTraffic")})
+    end = complete_end(pd.Timestamp.now(tz="UTC"))
+    try:
+        members, _ = fleet.discover(session().client("sagemaker"), fs)
+        pairs = [(m.endpoint_name, m.variant_name) for m in members]
+        histories = read_many(session().client("cloudwatch"), pairs, end - pd.Timedelta(days=args.days or 14), end,
+                              published_until=end) if pairs else {}
+    except NoRegionError as exc:
+        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
+    except NoCredentialsError as exc:
+        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise RuntimeError(f"discovering the fleet or reading its history: {exc}") from exc
+    if not pairs:
+        raise UsageError("the fleet is empty: tag endpoints prescaler:enabled=true, or set FLEET_ENDPOINTS")
+    return [(f"{e}/{v}", (lambda h=histories[(e, v)]: h.series)) for e, v in pairs]
+
+
+def _backtest_fleet(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from prescaler.sim import fleet_backtest, scenarios
+
+    if args.trace or args.endpoint:
+        raise UsageError("--fleet replays a whole fleet: not with --trace or --endpoint")
+    _finite("--peak-rps", args.peak_rps)
+    _finite("--warmup-days", args.warmup_days, strict=False)
+    model = _endpoint_model(args)
+    settings = _planner_settings(args, model)
+    if args.fleet:
+        sources: list[tuple[str, Any]] = [
+            (f.stem, (lambda f=f: scenarios.load_trace(f, column=args.column, requests=args.requests,
+                                                       dayfirst=args.dayfirst)))
+            for f in fleet_backtest.traces_in(args.fleet)]
+        where = f"folder {args.fleet}"
+    else:
+        sources = _fleet_histories(args)
+        where = "the fleet's CloudWatch history"
+    started = time.perf_counter()
+    tty = sys.stderr.isatty()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True, disable=not tty) as progress:
+        task = progress.add_task("replaying", total=len(sources))
+        done = {"n": 0}
+
+        def step(name: str) -> None:
+            progress.update(task, completed=done["n"], description=f"replaying {name}")
+            done["n"] += 1
+            if not tty:
+                _note(f"replaying {done['n']}/{len(sources)}: {name}")
+
+        result = fleet_backtest.replay(sources, model=model, settings=settings, seed=args.seed,
+                                       warmup_days=args.warmup_days, peak_rps=args.peak_rps, progress=step)
+    elapsed = time.perf_counter() - started
+    for name, why in result.skipped.items():
+        _note(f"skipped {name}: {why}")
+    if not result.endpoints:
+        raise UsageError(f"no endpoint of {where} could be replayed ({len(result.skipped)} skipped)")
+    if args.json:
+        print(json.dumps({**result.to_dict(), "elapsed_s": round(elapsed, 2)}, indent=2, default=str))
+    else:
+        console = Console(width=None if sys.stdout.isatty() else 130)
+        console.print(fleet_backtest.table(result, f"fleet backtest: {len(sources)} endpoints from {where}"))
+        console.print(f"{len(result.endpoints)} replayed, {len(result.skipped)} skipped; {elapsed:.1f} s")
+    return 0
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
@@ -518,6 +603,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="replay the trace from this instant (the warm-up starts here; default: its first row)")
     b.add_argument("--endpoint", help="a SageMaker endpoint: replay its own CloudWatch Invocations history")
     b.add_argument("--variant", default="AllTraffic", help="production variant (default AllTraffic)")
+    b.add_argument("--fleet", nargs="?", const="", metavar="FOLDER", help=(
+        "replay every endpoint: each *.csv of FOLDER, or without FOLDER the fleet from CloudWatch "
+        "(FLEET_ENDPOINTS, else endpoints tagged prescaler:enabled=true); a table per endpoint and in total"))
     sim_options(b)
     b.set_defaults(func=cmd_backtest)
 

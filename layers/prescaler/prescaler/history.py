@@ -143,6 +143,8 @@ def _utc_index(timestamps: Iterable, dayfirst: bool = False) -> pd.DatetimeIndex
     """Timestamps as a UTC index. Numbers are Unix epoch seconds; text is ISO 8601 (any precision,
     any offset; naive = UTC) or, failing that, one other format that pandas infers from the first row
     (numeric day/month dates only with ``dayfirst``: :class:`AmbiguousDates` otherwise)."""
+    if isinstance(timestamps, pd.DatetimeIndex):  # already times (CloudWatch pages): UTC, no parsing
+        return timestamps.tz_convert("UTC") if timestamps.tz is not None else timestamps.tz_localize("UTC")
     raw = timestamps if hasattr(timestamps, "dtype") else list(timestamps)
     arr = np.asarray(raw) if not isinstance(raw, pd.Index | pd.Series) else raw
     kind = getattr(arr, "dtype", np.dtype(object)).kind

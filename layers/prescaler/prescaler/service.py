@@ -21,7 +21,7 @@ duplicate) is refused unless it asks to be replayed; every AWS error has a decid
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -46,8 +46,10 @@ from prescaler.aws.cloudwatch import (
     ENDPOINT_INSTANCE_NAMESPACE,
     SAGEMAKER_NAMESPACE,
     Component,
+    MetricHistory,
     MetricReadError,
     MetricSource,
+    Variant,
     dimensions,
     latest_average,
     microseconds_to_ms,
@@ -163,6 +165,9 @@ class Adapters:
     autoscaling: AutoScaling
     sagemaker: SageMaker
     ledger: Ledger | None
+    #: history already read for many variants in one batched ``GetMetricData`` call (the fleet tick,
+    #: :mod:`prescaler.fleet`); a variant not in it is read on its own.
+    histories: Mapping[Variant, MetricHistory] | None = None
 
     @classmethod
     def default(cls, ledger_table: str | None) -> Adapters:
@@ -314,8 +319,9 @@ def _observe(function: str, settings: ScalerSettings, tick: Tick, ad: Adapters) 
     try:
         history_length = min(MAX_HISTORY, pd.Timedelta(days=settings.history_days))
         source = metric_source(settings)
-        history = read_many(ad.cloudwatch, [source], end - history_length, end,
-                            published_until=_heartbeat(ad, settings, end))[source]
+        history = (ad.histories or {}).get(source) or read_many(
+            ad.cloudwatch, [source], end - history_length, end, published_until=_heartbeat(ad, settings, end)
+        )[source]
     except MetricReadError as exc:
         _count("MetricReadError")
         return _hold(function, settings, tick, "no_data", f"hold: Invocations unreadable ({exc})",

@@ -167,7 +167,7 @@ class ScalerSettings(FunctionSettings):
         )
 
 
-S = TypeVar("S", bound=FunctionSettings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:

@@ -193,6 +193,36 @@ class Ledger:
             last_relax_at=to_utc(relax_at) if relax_at else None,
         )
 
+    def owned(self) -> list[LedgerEntry]:
+        """Every entry that owns a raised MinCapacity (a paginated, strongly consistent ``Scan``
+        filtered on ``owned_min_capacity``): what the fleet checks against its members so that an
+        endpoint that left the fleet is not left raised."""
+        keys: list[str] = []
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.table, FilterExpression="attribute_exists(owned_min_capacity)",
+            ProjectionExpression=PARTITION_KEY, ConsistentRead=True,
+        )
+        for page in pages:
+            keys.extend(item[PARTITION_KEY]["S"] for item in page.get("Items", []))
+        return [self.get(key) for key in keys]  # each read as get() reads it (few: the raised ones)
+
+    def pending(self, key: str) -> list[str]:
+        """The list stored under ``key`` (the fleet's endpoints not reached by the last tick, to be
+        taken first by the next); empty when absent. ``key`` must not be a resource id."""
+        got = self.client.get_item(TableName=self.table, Key={PARTITION_KEY: _s(key)}, ConsistentRead=True)
+        return [v["S"] for v in got.get("Item", {}).get("pending", {}).get("L", [])]
+
+    def set_pending(self, key: str, ids: list[str], now: pd.Timestamp) -> None:
+        """Store ``ids`` under ``key`` (last writer wins: the order is a hint, never a claim)."""
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                PARTITION_KEY: _s(key),
+                "pending": {"L": [_s(i) for i in ids]},
+                "updated_at": _s(to_utc(now).isoformat()),
+            },
+        )
+
     def record(
         self,
         entry: LedgerEntry,

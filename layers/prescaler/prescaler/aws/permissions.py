@@ -37,6 +37,8 @@ from typing import Literal
 
 Function = Literal["prescale", "relax", "gpu_metric"]
 FUNCTIONS: tuple[Function, ...] = ("prescale", "relax", "gpu_metric")
+#: The functions that tick over the whole fleet in FleetMode list / tag (gpu_metric stays single).
+FLEET_FUNCTIONS: tuple[Function, ...] = ("prescale", "relax")
 
 #: Where each function is declared in template.yaml (logical id).
 LOGICAL_IDS: dict[Function, str] = {
@@ -68,6 +70,7 @@ DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.ht
 
 ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
 COMPONENT_ARN = "arn:{partition}:sagemaker:{region}:{account}:inference-component/{component_arn_name}"
+ANY_ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/*"
 ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/*"
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
 TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
@@ -105,6 +108,7 @@ class Permission:
             call (``RegisterScalableTarget``) rather than the function calling it itself.
         granted_by: ``inline`` (the function's ``Policies:``) or the AWS managed policy's name.
         target: ``any``, or the kind of scalable target the row is for (``variant``, ``component``).
+        fleet_only: the row applies to a fleet deployment only (``FleetMode`` list or tag).
     """
 
     function: Function
@@ -116,6 +120,7 @@ class Permission:
     validated_by: str = ""
     granted_by: str = "inline"
     target: Target = "any"
+    fleet_only: bool = False
 
     def render(self, deployment: Deployment) -> Permission:
         """This row with its resource and context filled in for one deployment."""
@@ -130,6 +135,7 @@ class Permission:
             self.validated_by,
             self.granted_by,
             self.target,
+            self.fleet_only,
         )
 
     def covers(self, action: str, resource: str, context: dict[str, str]) -> bool:
@@ -148,7 +154,9 @@ class Deployment:
     """The values a deployed stack fills the table's templates with.
 
     ``endpoint_name`` is the name as SageMaker's API and CloudWatch's ``EndpointName`` dimension
-    spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs.
+    spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs. A
+    fleet (``fleet``: ``FleetMode`` list or tag; members found at run time) renders the endpoint of
+    :data:`FLEET_FUNCTIONS`' rows as ``*``.
     """
 
     partition: str
@@ -161,6 +169,7 @@ class Deployment:
     failure_queue: str = "*"
     stack: str = "*"
     inference_component: str = ""
+    fleet: bool = False
 
     @property
     def endpoint_arn_name(self) -> str:
@@ -177,7 +186,8 @@ class Deployment:
             "region": self.region,
             "account": self.account,
             "endpoint_name": self.endpoint_name,
-            "endpoint_arn_name": self.endpoint_arn_name,
+            # the fleet's scalers act on any endpoint; the GPU metric stays on EndpointName's
+            "endpoint_arn_name": "*" if self.fleet and function in FLEET_FUNCTIONS else self.endpoint_arn_name,
             "variant_name": self.variant_name,
             "component_arn_name": self.inference_component.lower() or "*",
             "namespace": self.namespace,
@@ -248,6 +258,19 @@ def _scaler(function: Function) -> list[Permission]:
         Permission(function, "dynamodb:UpdateItem", "dynamodb:UpdateItem", TABLE_ARN, DOC_DYNAMODB),
         *_register_min_capacity(function),
         *_platform(function),
+        *_fleet(function),
+    ]
+
+
+def _fleet(function: Function) -> list[Permission]:
+    """What a fleet tick adds (``prescaler.fleet``): discovery, departed entries, the not-reached order."""
+    return [
+        Permission(function, "sagemaker:ListEndpoints", "sagemaker:ListEndpoints", ANY, DOC_SAGEMAKER,
+                   fleet_only=True),
+        Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_ENDPOINT_ARN, DOC_SAGEMAKER,
+                   fleet_only=True),
+        Permission(function, "dynamodb:Scan", "dynamodb:Scan", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
+        Permission(function, "dynamodb:PutItem", "dynamodb:PutItem", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
     ]
 
 
@@ -281,15 +304,18 @@ def for_function(function: str, deployment: Deployment | None = None, target: Ta
     rows = [p for p in PERMISSIONS if p.function == function and p.target in ("any", kind)]
     if not rows:
         raise KeyError(f"no permissions table entry for function {function!r}")
-    return [p.render(deployment) for p in rows] if deployment else rows
+    if deployment is None:
+        return rows
+    return [p.render(deployment) for p in rows if deployment.fleet or not p.fleet_only]
 
 
-def api_calls(function: str, target: Target = "variant") -> set[str]:
+def api_calls(function: str, target: Target = "variant", fleet: bool = False) -> set[str]:
     """The ``service:Operation`` calls a function's code makes itself for a ``target`` kind of
     scalable target: not those Application Auto Scaling makes to validate a caller, nor the Lambda
-    service's logs, traces and failure queue."""
+    service's logs, traces and failure queue (``fleet``: with those of a fleet tick)."""
     return {p.call for p in for_function(function, target=target)
-            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))}
+            if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))
+            and (fleet or not p.fleet_only)}
 
 
 def for_caller(deployment: Deployment) -> list[Permission]:

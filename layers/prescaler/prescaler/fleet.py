@@ -1,0 +1,510 @@
+"""The fleet: one deployment pre-scales many endpoint variants, each with its own settings.
+
+A layer above the per-variant tick (:func:`prescaler.service.prescale` / :func:`~prescaler.service.relax`
+run unchanged for each member):
+
+1. **Membership** (``FLEET_MODE``): ``single`` (the classic one-variant stack, ``ENDPOINT_NAME``),
+   ``list`` (``FLEET_ENDPOINTS = "endpoint-a, endpoint-b/VariantB"``; a name without ``/variant``
+   uses ``VARIANT_NAME``) or ``tag`` (every endpoint tagged ``prescaler:enabled = true``; the
+   ``prescaler:variant`` tag names its variant(s), comma-separated). An explicit list wins: when
+   ``FLEET_ENDPOINTS`` is set, ``tag`` mode uses it. Discovery (``ListEndpoints`` + ``ListTags``) is
+   cached for ``FLEET_DISCOVERY_TTL_SECONDS`` (default 300 s) across warm invocations.
+2. **Settings per member**: the stack's variables are the defaults; the tags in :data:`TAG_SETTINGS`
+   override them, validated by the same pydantic model (:class:`prescaler.settings.ScalerSettings`).
+   A bad tag value makes that member ``invalid_settings`` (logged with the tag's name, counted with
+   the endpoint's dimensions) and the others go on.
+3. **One batched read**: the members' ``Invocations`` history, and the instance-metric heartbeat
+   that says how far SageMaker has published, are read with :func:`prescaler.aws.cloudwatch.read_many`
+   (500 queries per ``GetMetricData`` call, every page) and handed to each member's tick, which
+   would otherwise make both reads itself.
+4. **Isolation and a time budget**: an exception, throttling or a missing target gives that member
+   its outcome (``error``, ``throttled``, ``target_missing``) and the tick goes on. Before each member
+   the remaining time (Lambda context) must cover ``FLEET_RESERVE_SECONDS`` (to record) plus the
+   slowest member so far; members not reached are reported, counted (``FleetNotReached``) and stored
+   in the ledger table so the next tick takes them first.
+5. **Departures**: on each discovery refresh, every ledger entry that owns a raised MinCapacity but
+   is no longer a member (untagged, removed from the list, endpoint deleted) is released: its
+   MinCapacity goes back to the floor it was raised from (or the stack's baseline) when the target
+   still exists, and its ledger entry is closed (``last_action = release``).
+
+Each member's EMF metrics are flushed as their own blob with ``EndpointName`` / ``VariantName``
+dimensions; the fleet totals (``FleetMembers``, ``FleetNotReached``, ``FleetInvalidSettings``,
+``FleetErrors``, ``FleetThrottled``, ``FleetReleased``) go out with the function's default dimensions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from prescaler import service
+from prescaler.aws import discovery
+from prescaler.aws.autoscaling import resource_id
+from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, Variant, read_many
+from prescaler.aws.errors import THROTTLING_CODES
+from prescaler.aws.ledger import Intent, LedgerEntry
+from prescaler.history import MAX_HISTORY, complete_end
+from prescaler.observability import logger, mark_logged, metrics
+from prescaler.settings import SAGEMAKER_NAME, ScalerSettings, SettingsError, load
+
+ENABLED_TAG = "prescaler:enabled"
+VARIANT_TAG = "prescaler:variant"
+#: Tag -> the settings variable it overrides for that endpoint (values validated like the variable).
+TAG_SETTINGS: dict[str, str] = {
+    "prescaler:baseline": "BASELINE_MIN_CAPACITY",
+    "prescaler:prescale-cap": "PRESCALE_MAX_CAPACITY",
+    "prescaler:target-per-instance": "TARGET_INVOCATIONS_PER_INSTANCE",
+    "prescaler:headroom": "HEADROOM",
+    "prescaler:dry-run": "DRY_RUN",
+    "prescaler:timezone": "SCHEDULE_TIMEZONE",
+    "prescaler:prompt-scale-in": "PROMPT_SCALE_IN",
+}
+_NAME = re.compile(SAGEMAKER_NAME)
+
+#: :func:`prescaler.service.prescale` or :func:`prescaler.service.relax`: (settings, tick, adapters) -> result.
+Run = Callable[..., dict]
+
+
+class FleetSettings(BaseSettings):
+    """The fleet's own variables (the per-member defaults are :class:`ScalerSettings`'s)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    fleet_mode: Literal["single", "list", "tag"] = Field("single", description="FLEET_MODE")
+    fleet_endpoints: str = Field("", description="FLEET_ENDPOINTS: 'a, b/VariantB' (wins over tags)")
+    variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME default")
+    fleet_discovery_ttl_seconds: int = Field(300, ge=0, le=3600, description="FLEET_DISCOVERY_TTL_SECONDS")
+    fleet_reserve_seconds: float = Field(10.0, ge=1, le=600, description="FLEET_RESERVE_SECONDS to record")
+    ledger_table_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$", description="LEDGER_TABLE_NAME")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FleetSettings:
+        if self.fleet_mode == "list" and not self.listed():
+            raise ValueError("FLEET_MODE=list needs FLEET_ENDPOINTS (comma-separated endpoint[/variant])")
+        self.listed()  # raises on a malformed entry
+        return self
+
+    def listed(self) -> list[Variant]:
+        """``FLEET_ENDPOINTS`` as (endpoint, variant) pairs, in order, without duplicates.
+
+        Raises:
+            ValueError: an entry that is not ``endpoint`` or ``endpoint/variant`` (SageMaker names).
+        """
+        out: list[Variant] = []
+        for raw in self.fleet_endpoints.replace("\n", ",").split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            name, _, variant = entry.partition("/")
+            variant = variant or self.variant_name
+            if not _NAME.match(name) or not _NAME.match(variant):
+                raise ValueError(f"FLEET_ENDPOINTS entry {entry!r} is not endpoint or endpoint/variant")
+            out.append((name, variant))
+        return list(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One endpoint variant in the fleet and its endpoint's tags."""
+
+    endpoint_name: str
+    variant_name: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resource_id(self) -> str:
+        return resource_id(self.endpoint_name, self.variant_name)
+
+
+def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSettings:
+    """The member's settings: ``environ`` (the stack's variables) overridden by its tags.
+
+    Raises:
+        SettingsError: naming the tag (``tag prescaler:headroom='lots': ...``) or the variable.
+    """
+    env = {k.upper(): v for k, v in environ.items()}
+    env["ENDPOINT_NAME"] = member.endpoint_name
+    env["VARIANT_NAME"] = member.variant_name
+    from_tags = {}
+    for tag, var in TAG_SETTINGS.items():
+        if tag in member.tags:
+            env[var] = member.tags[tag].strip()
+            from_tags[var] = tag
+    try:
+        return load(ScalerSettings, env)
+    except SettingsError as exc:
+        msg = str(exc)
+        for var, tag in from_tags.items():
+            msg = msg.replace(f"{var}=", f"tag {tag}=")
+        raise SettingsError(f"{member.endpoint_name}/{member.variant_name}: {msg}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# discovery (cached across warm invocations)
+
+_CACHE: dict[tuple[str, str, str], tuple[float, list[Member]]] = {}
+
+
+def clear_cache() -> None:
+    """Forget the cached membership and histories (tests; the next tick discovers and reads again)."""
+    _CACHE.clear()
+    _HISTORY.clear()
+
+
+def _enabled(tags: Mapping[str, str]) -> bool:
+    return tags.get(ENABLED_TAG, "").strip().lower() == "true"
+
+
+def _tag_variants(tags: Mapping[str, str], default: str) -> list[str]:
+    named = [v.strip() for v in tags.get(VARIANT_TAG, "").split(",") if v.strip()]
+    return named or [default]
+
+
+def _safe_tags(client: Any, info: discovery.EndpointInfo) -> dict[str, str] | None:
+    try:
+        return discovery.tags(client, info.arn)
+    except ClientError as exc:  # deleted between ListEndpoints and ListTags, or not readable
+        logger.warning(
+            f"tags of endpoint {info.name} unreadable ({exc.response.get('Error', {}).get('Code')}): skipped",
+            extra={"endpoint_name": info.name},
+        )
+        return None
+
+
+def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.monotonic) -> tuple[list[Member], bool]:
+    """The fleet's members, from the cache when younger than the TTL.
+
+    Returns:
+        (members, refreshed): ``refreshed`` is True when SageMaker was asked this time.
+    """
+    key = (fs.fleet_mode, fs.fleet_endpoints, fs.variant_name)
+    cached = _CACHE.get(key)
+    if cached is not None and clock() - cached[0] < fs.fleet_discovery_ttl_seconds:
+        return cached[1], False
+    endpoints = {e.name: e for e in discovery.list_endpoints(client)}
+    members: list[Member] = []
+    listed = fs.listed()
+    if listed:  # an explicit list wins over tags; tags still give each member its settings
+        tag_cache: dict[str, dict[str, str]] = {}
+        for name, variant in listed:
+            info = endpoints.get(name)
+            if info is not None and name not in tag_cache:
+                tag_cache[name] = _safe_tags(client, info) or {}
+            members.append(Member(name, variant, tag_cache.get(name, {})))
+    else:
+        for info in endpoints.values():
+            tags = _safe_tags(client, info)
+            if tags is not None and _enabled(tags):
+                members.extend(Member(info.name, v, tags) for v in _tag_variants(tags, fs.variant_name))
+    previous = {m.resource_id for m in cached[1]} if cached else set()
+    for gone in sorted(previous - {m.resource_id for m in members}):
+        logger.info(f"{gone} left the fleet (untagged, unlisted or deleted): dropped", extra={"resource_id": gone})
+    _CACHE[key] = (clock(), members)
+    logger.info(f"fleet discovered: {len(members)} members", extra={"fleet_mode": fs.fleet_mode})
+    return members, True
+
+
+# --------------------------------------------------------------------------------------------------
+# the tick
+
+
+def _dims(endpoint_name: str, variant_name: str, namespace: str) -> None:
+    metrics.namespace = namespace
+    metrics.add_dimension(name="EndpointName", value=endpoint_name)
+    metrics.add_dimension(name="VariantName", value=variant_name)
+
+
+def _flush() -> None:
+    """One EMF blob for the member just done (its dimensions), then a clean slate for the next."""
+    if metrics.metric_set:
+        metrics.flush_metrics()
+    else:
+        metrics.clear_metrics()
+
+
+def _member_result(function: str, member: Member, tick: service.Tick, outcome: str, reason: str) -> dict:
+    return {
+        "function": function,
+        "endpoint_name": member.endpoint_name,
+        "variant_name": member.variant_name,
+        "now": tick.now.isoformat(),
+        "action": "hold" if outcome != "invalid_settings" else "error",
+        "outcome": outcome,
+        "reason": reason,
+    }
+
+
+def _isolated(function: str, run: Run, member: Member, settings: ScalerSettings, tick: service.Tick,
+              ad: service.Adapters) -> dict:
+    """One member's tick; whatever it raises becomes that member's outcome."""
+    try:
+        return run(settings, tick, ad)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        outcome = "throttled" if code in THROTTLING_CODES else "error"
+        reason = f"hold: {exc.operation_name} answered {code} after botocore's retries; the other endpoints go on"
+    except Exception as exc:  # isolation: one endpoint's failure is its own outcome, never the fleet's
+        logger.exception(f"{member.resource_id}: {type(exc).__name__}")
+        outcome, reason = "error", f"hold: {type(exc).__name__}: {exc}; the other endpoints go on"
+    _dims(member.endpoint_name, member.variant_name, settings.metrics_namespace)
+    metrics.add_metric(name="Throttled" if outcome == "throttled" else "EndpointError", unit="Count", value=1)
+    logger.error(reason, extra={"outcome": outcome, "resource_id": member.resource_id})
+    return _member_result(function, member, tick, outcome, reason)
+
+
+#: Minutes re-read on every warm tick before the newest cached minute: CloudWatch publishes late.
+LATE_DATA = pd.Timedelta(minutes=15)
+#: (endpoint, variant) -> the history the last tick of this warm process read (up to its edge).
+_HISTORY: dict[Variant, MetricHistory] = {}
+
+
+def _merge(cached: MetricHistory, recent: MetricHistory, since: pd.Timestamp, lo: pd.Timestamp, hi: pd.Timestamp,
+           published_until: pd.Timestamp | None) -> MetricHistory:
+    """The history a full read of ``[lo, hi)`` would give, from the cached part before ``since`` and
+    a fresh read of ``[since, hi)``: zero-filled only up to the published edge (the newest datapoint's
+    minute + 1, or ``published_until`` when later), as :func:`read_many` does. ``datapoints`` counts
+    the fresh read plus the cached minutes with traffic (it only has to say empty or not)."""
+    old = cached.series[(cached.series.index >= lo) & (cached.series.index < since)]
+    newest = max((t for t in (cached.newest, recent.newest) if t is not None), default=None)
+    edge = hi
+    if newest is not None:
+        published = newest.floor("min") + pd.Timedelta(minutes=1)
+        if published_until is not None:
+            published = max(published, published_until)
+        edge = min(hi, max(lo + pd.Timedelta(minutes=1), published))
+    index = pd.date_range(lo, edge, freq="min", inclusive="left", name=cached.series.index.name)
+    series = pd.concat([old, recent.series]).reindex(index, fill_value=0.0)
+    series.name = cached.series.name
+    return MetricHistory(series, recent.datapoints + int((old > 0).sum()), newest)
+
+
+def _histories(
+    ad: service.Adapters, settings: list[ScalerSettings], tick: service.Tick
+) -> dict[Variant, MetricHistory]:
+    """Every member's history in as few GetMetricData calls as the API allows (500 queries each);
+    on failure each member reads its own (its own outcome, never the whole fleet's).
+
+    A warm process keeps each member's history between ticks and reads only the minutes since its
+    newest cached minute, less :data:`LATE_DATA` (late publication is re-read): a minute's tick over
+    500 endpoints then reads ~20 minutes each instead of 14 days (10 million datapoints). A member
+    seen for the first time (cold start, new member, a cache older than the window) reads it all.
+    """
+    if not settings:
+        return {}
+    end = complete_end(tick.now)
+    length = min(MAX_HISTORY, pd.Timedelta(days=max(s.history_days for s in settings)))
+    lo = (end - length).floor("min")
+    pairs = [(s.endpoint_name, s.variant_name) for s in settings]
+    since = {p: c.series.index[-1] + pd.Timedelta(minutes=1) - LATE_DATA
+             for p in pairs if (c := _HISTORY.get(p)) is not None and len(c.series) and c.series.index[0] <= lo}
+    warm = [p for p in pairs if p in since and lo < since[p] <= end]
+    cold = [p for p in pairs if p not in warm]
+    try:
+        # the heartbeat each single tick reads on its own (service._heartbeat), batched the same way
+        namespace, metric = service.HEARTBEAT_METRIC
+        beats = read_many(ad.cloudwatch, pairs, end - pd.Timedelta(minutes=service.HEARTBEAT_MINUTES), end,
+                          metric=metric, namespace=namespace, stat="Average")
+        published = {p: h.newest.floor("min") + pd.Timedelta(minutes=1) if h.newest is not None else None
+                     for p, h in beats.items()}
+        out = read_many(ad.cloudwatch, cold, lo, end, published_until=published) if cold else {}
+        if warm:
+            start = min(since[p] for p in warm)
+            recent = read_many(ad.cloudwatch, warm, start, end, published_until=published)
+            for p in warm:
+                out[p] = _merge(_HISTORY.pop(p), recent[p], start, lo, end, published.get(p))
+    except (ClientError, BotoCoreError, MetricReadError) as exc:
+        logger.warning(f"batched history read failed ({exc}); each endpoint reads its own")
+        return {}
+    _HISTORY.clear()
+    _HISTORY.update(out)
+    return out
+
+
+def release(ad: service.Adapters, entry: LedgerEntry, baseline: int, tick: service.Tick) -> dict:
+    """Close the ledger entry of a target that left the fleet; a MinCapacity the pre-scaler still
+    owns goes back to the floor it was raised from (or ``baseline``, capped at MaxCapacity).
+
+    Same protocol as a relax: the change is claimed as an intent, made, then confirmed (ownership
+    removed, ``last_action = release``) or discarded. An entry with an unsettled intent is left to
+    the next refresh.
+    """
+    ledger = ad.ledger
+    assert ledger is not None
+    rid = entry.scalable_target
+    target = ad.autoscaling.describe(rid)
+    old = target.min_capacity if target is not None else None
+    out: dict[str, Any] = {"resource_id": rid, "outcome": "released", "old_min_capacity": old, "new_min_capacity": old}
+    if entry.intent is not None:
+        return {**out, "outcome": "hold", "reason": "an unsettled intent: reconciled by its own tick first"}
+    back = old
+    if target is not None and entry.owned_min_capacity == target.min_capacity:
+        back = min(target.min_capacity, max(entry.floor_min_capacity or 0, min(baseline, target.max_capacity)))
+    details: dict[str, object] = {"at": tick.now.isoformat(), "reason": "left the fleet", "min_capacity": back,
+                                  "previous_min_capacity": old}
+    intent = Intent("release", old or 0, back or 0, tick.now, details=details)
+    claimed = ledger.intend(entry, intent, tick.now)
+    if claimed is None:
+        return {**out, "outcome": "duplicate"}
+    if target is not None and back is not None and back < target.min_capacity:
+        applied = ad.autoscaling.set_min_capacity(target, back)
+        if applied.outcome != "applied":
+            ledger.discard(claimed, tick.now, f"release not applied: {applied.message}")
+            return {**out, "outcome": applied.outcome, "reason": applied.message}
+        out["new_min_capacity"] = back
+    ledger.confirm(claimed, tick.now)
+    logger.info(f"{rid} left the fleet: ledger entry closed, MinCapacity {old} -> {out['new_min_capacity']}",
+                extra=out)
+    return out
+
+
+def _release_departed(ad: service.Adapters, members: list[Member], environ: Mapping[str, str],
+                      tick: service.Tick) -> list[dict]:
+    assert ad.ledger is not None
+    current = {m.resource_id for m in members}
+    out = []
+    for entry in ad.ledger.owned():
+        parts = entry.scalable_target.split("/")
+        if entry.scalable_target in current or len(parts) != 4 or parts[0] != "endpoint":
+            continue
+        try:
+            baseline = member_settings(Member(parts[1], parts[3]), environ).baseline_min_capacity
+            out.append(release(ad, entry, baseline, tick))
+        except (ClientError, BotoCoreError, SettingsError, ValueError) as exc:
+            logger.error(f"release of {entry.scalable_target} failed: {exc}; tried again next refresh")
+            out.append({"resource_id": entry.scalable_target, "outcome": "error", "reason": str(exc)})
+    return out
+
+
+def pending_key(function: str) -> str:
+    """The ledger item holding the members the last ``function`` tick did not reach."""
+    return f"fleet#{function}#not-reached"
+
+
+def run_tick(
+    function: str,
+    run: Run,
+    fs: FleetSettings,
+    tick: service.Tick,
+    ad: service.Adapters,
+    *,
+    environ: Mapping[str, str] | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+) -> dict:
+    """One fleet tick of ``run`` (:func:`prescaler.service.prescale` or ``relax``) over every member.
+
+    Args:
+        environ: the stack's variables (default ``os.environ``): each member's defaults.
+        remaining_ms: the Lambda context's ``get_remaining_time_in_millis`` (None: no budget).
+
+    Returns:
+        ``{"function", "fleet_mode", "now", "members", "outcomes": {outcome: count},
+        "not_reached": [resource ids], "released": [...], "results": [one per member]}``.
+    """
+    assert ad.ledger is not None
+    env = os.environ if environ is None else environ
+    members, refreshed = discover(ad.sagemaker.client, fs)
+    released: list[dict] = []
+    first: dict[str, int] = {}
+    try:  # the fleet's own bookkeeping: a failure here costs the order or a release, never the tick
+        released = _release_departed(ad, members, env, tick) if refreshed else []
+        first = {rid: i for i, rid in enumerate(ad.ledger.pending(pending_key(function)))}
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(f"fleet ledger unreadable ({exc}): departures and the not-reached order wait a tick")
+    ordered = sorted(members, key=lambda m: first.get(m.resource_id, len(first)))
+
+    results: list[dict] = []
+    valid: list[tuple[Member, ScalerSettings]] = []
+    for m in ordered:
+        try:
+            valid.append((m, member_settings(m, env)))
+        except SettingsError as exc:
+            _dims(m.endpoint_name, m.variant_name, env.get("METRICS_NAMESPACE", "SageMakerPrescaler"))
+            metrics.add_metric(name="InvalidSettings", unit="Count", value=1)
+            _flush()
+            logger.error(str(exc), extra={"outcome": "invalid_settings", "resource_id": m.resource_id})
+            results.append(_member_result(function, m, tick, "invalid_settings", str(exc)))
+    with_history = replace(ad, histories=_histories(ad, [s for _, s in valid], tick))
+
+    reserve_ms = fs.fleet_reserve_seconds * 1000
+    slowest_ms = 0.0
+    not_reached: list[Member] = []
+    for m, settings in valid:
+        if remaining_ms is not None and remaining_ms() - reserve_ms < slowest_ms:
+            not_reached.append(m)
+            continue
+        started = time.perf_counter()
+        results.append(_isolated(function, run, m, settings, tick, with_history))
+        _flush()
+        slowest_ms = max(slowest_ms, (time.perf_counter() - started) * 1000)
+
+    if not_reached or first:
+        try:
+            ad.ledger.set_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(f"not-reached order not stored ({exc}): the next tick takes the usual order")
+    for m in not_reached:
+        logger.warning(f"{m.resource_id} not reached within the time budget: taken first next tick",
+                       extra={"outcome": "not_reached"})
+    outcomes = Counter(r["outcome"] for r in results)
+    outcomes.update({"not_reached": len(not_reached)} if not_reached else {})
+    totals = {
+        "FleetMembers": len(members),
+        "FleetNotReached": len(not_reached),
+        "FleetInvalidSettings": outcomes["invalid_settings"],
+        "FleetErrors": outcomes["error"],
+        "FleetThrottled": outcomes["throttled"],
+        "FleetReleased": sum(r["outcome"] == "released" for r in released),
+    }
+    metrics.namespace = env.get("METRICS_NAMESPACE", "SageMakerPrescaler")
+    for name, value in totals.items():
+        metrics.add_metric(name=name, unit="Count", value=value)
+    summary = {
+        "function": function,
+        "fleet_mode": fs.fleet_mode,
+        "now": tick.now.isoformat(),
+        "members": len(members),
+        "outcomes": dict(outcomes),
+        "not_reached": [m.resource_id for m in not_reached],
+        "released": released,
+        "results": results,
+    }
+    logger.info(f"fleet {function} tick: {len(members)} members, {dict(outcomes)}", extra={"totals": totals})
+    return summary
+
+
+def handle(function: str, run: Run, event: Any, context: Any = None) -> dict:
+    """The handlers' entry point: ``FLEET_MODE=single`` (default) is exactly :func:`service.handle`;
+    ``list`` / ``tag`` run :func:`run_tick` with the Lambda context's remaining time as the budget.
+
+    Raises:
+        SettingsError, InvalidEvent: as :func:`service.handle` (logged once, counted, the invocation
+            fails). A member's bad tag is that member's ``invalid_settings`` outcome, never raised.
+    """
+    try:
+        fs = load(FleetSettings)
+    except SettingsError as exc:
+        service.invalid_settings(function, exc)
+        raise mark_logged(exc) from None
+    if fs.fleet_mode == "single":
+        return service.handle(function, ScalerSettings, run, event)
+    if not fs.ledger_table_name:
+        missing = SettingsError("invalid settings: LEDGER_TABLE_NAME: missing (the fleet keeps its state there)")
+        service.invalid_settings(function, missing)
+        raise mark_logged(missing)
+    try:
+        parsed = service.parse_tick(event)
+    except service.InvalidEvent as exc:
+        service.invalid_event(function, exc)
+        raise mark_logged(exc) from None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return run_tick(function, run, fs, parsed, service.Adapters.default(fs.ledger_table_name), remaining_ms=remaining)

@@ -1,0 +1,122 @@
+"""``prescaler backtest --fleet``: replay every endpoint of a fleet, one table per endpoint and in total.
+
+Sources: a folder of trace CSVs (one endpoint per file, named after the file) or the fleet as the
+functions see it (:func:`prescaler.fleet.discover`: ``FLEET_MODE`` / ``FLEET_ENDPOINTS`` from the
+environment, tag mode by default), whose history is read in one batched ``GetMetricData``
+(:func:`prescaler.aws.cloudwatch.read_many`, 500 variants per call).
+
+Each endpoint is replayed through the same twin (:func:`prescaler.sim.twin.run`) on the same endpoint
+model and planner settings, with the policies in :data:`FLEET_POLICIES`: today's reactive target
+tracking against the pre-scaler. An endpoint whose trace cannot be read, or which has no traffic, is
+reported as skipped with the reason; the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prescaler.history import HistoryError
+from prescaler.plan import PlannerSettings
+
+#: The policies compared per endpoint (the full seven are ``prescaler backtest --trace``'s).
+FLEET_POLICIES = ("invocations-target-tracking", "predictive")
+
+
+@dataclass
+class FleetBacktest:
+    """Per-endpoint scores (``{endpoint: {policy: scores}}``), skipped endpoints with their reason,
+    and the totals per policy (breach minutes, requests over the SLO and instance-hours summed;
+    peak queue the largest)."""
+
+    endpoints: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for scores in self.endpoints.values():
+            for policy, s in scores.items():
+                t = out.setdefault(policy, {"breach_minutes": 0, "slo_violating_requests": 0.0, "peak_queue": 0.0,
+                                            "instance_hours": 0.0})
+                t["breach_minutes"] += s["breach_minutes"]
+                t["slo_violating_requests"] += s["slo_violating_requests"]
+                t["peak_queue"] = max(t["peak_queue"], float(s["peak_queue"]))
+                t["instance_hours"] += s["instance_hours"]
+        return {p: {k: round(v, 3) for k, v in t.items()} for p, t in out.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policies": list(FLEET_POLICIES), "endpoints": self.endpoints, "skipped": self.skipped,
+                "total": self.totals()}
+
+
+def traces_in(folder: str | Path) -> list[Path]:
+    """The ``*.csv`` files of ``folder``, sorted.
+
+    Raises:
+        ValueError: not a folder, or no CSV in it.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(f"--fleet {folder}: not a folder of trace CSVs")
+    files = sorted(path.glob("*.csv"))
+    if not files:
+        raise ValueError(f"--fleet {folder}: no *.csv file in it")
+    return files
+
+
+def replay(
+    sources: Iterable[tuple[str, Callable[[], pd.Series]]],
+    *,
+    model: Any,
+    settings: PlannerSettings,
+    seed: int,
+    warmup_days: float,
+    peak_rps: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FleetBacktest:
+    """Replay each (name, loader of its per-minute invocations) through the twin.
+
+    A loader that raises :class:`HistoryError` / ``ValueError`` / ``OSError``, or a series without
+    traffic, makes that endpoint skipped (with the reason), never the run failed.
+    """
+    from prescaler.sim import scenarios, twin
+
+    out = FleetBacktest()
+    for name, load in sources:
+        if progress is not None:
+            progress(name)
+        try:
+            minutes = load()
+        except (HistoryError, ValueError, OSError) as exc:
+            out.skipped[name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            continue
+        if len(minutes) == 0 or float(minutes.sum()) == 0:
+            out.skipped[name] = "no traffic in its history"
+            continue
+        demand = scenarios.from_minutes(minutes, name, peak_rps=peak_rps, warmup_days=warmup_days)
+        results = twin.run(demand, policies=FLEET_POLICIES, model=model, settings=settings, seed=seed)
+        out.endpoints[name] = {p: r.scores() for p, r in results.items()}
+    return out
+
+
+def table(result: FleetBacktest, title: str) -> Any:  # -> rich.table.Table
+    """One row per endpoint, then the total: breach minutes and instance-hours per policy."""
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("endpoint")
+    for p in FLEET_POLICIES:
+        t.add_column(f"{p}\nbreach min", justify="right")
+        t.add_column(f"{p}\ninstance-h", justify="right")
+    for name, scores in result.endpoints.items():
+        t.add_row(name, *[f"{scores[p][k]:g}" for p in FLEET_POLICIES for k in ("breach_minutes", "instance_hours")])
+    totals = result.totals()
+    if totals:
+        t.add_section()
+        t.add_row(f"total ({len(result.endpoints)} endpoints)",
+                  *[f"{totals[p][k]:g}" for p in FLEET_POLICIES for k in ("breach_minutes", "instance_hours")])
+    return t

@@ -1,0 +1,77 @@
+"""The template's fleet mode (issue 11): the FleetMode / FleetEndpoints parameters reach both
+scalers, and the dashboard's fleet widgets and drill-down query only metrics the code emits."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_template import cfn, source  # noqa: F401  (fixtures: the template before/after the SAM transform)
+
+pytestmark = pytest.mark.unit
+
+PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "prescaler" / "prescaler"
+
+
+def emitted_metric_names() -> set[str]:
+    """Every EMF metric name the package's code adds (``_count("X")``, ``add_metric(name="X")``, the
+    fleet totals, and ``Action{Raise,Hold,Relax}``)."""
+    names: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r'_count\(\s*"(\w+)"', text))
+        names |= set(re.findall(r'add_metric\(\s*name="(\w+)"', text))
+        names |= set(re.findall(r'"(Fleet\w+)":', text))
+        names |= set(re.findall(r'else "(\w+)", unit=', text))  # add_metric(name="A" if ... else "B", unit=...)
+    names |= {"ActionRaise", "ActionHold", "ActionRelax"}
+    return names
+
+
+def dashboard(src: dict) -> dict:
+    body = src["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{[^}]+\}", "Ns", body))
+
+
+def test_fleet_mode_is_a_parameter_reaching_both_scalers(source: dict, cfn: dict) -> None:  # noqa: F811
+    p = source["Parameters"]["FleetMode"]
+    assert (p["Default"], p["AllowedValues"]) == ("single", ["single", "list", "tag"])
+    assert source["Parameters"]["FleetEndpoints"]["Default"] == ""
+    assert cfn["Conditions"]["IsFleet"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "FleetMode"}, "single"]}]}
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert (env["FLEET_MODE"], env["FLEET_ENDPOINTS"]) == ({"Ref": "FleetMode"}, {"Ref": "FleetEndpoints"})
+
+
+def test_the_dashboard_shows_the_fleet_from_metrics_the_code_emits(source: dict) -> None:  # noqa: F811
+    board = dashboard(source)
+    expressions = [m[0]["expression"] for w in board["widgets"] for m in w["properties"]["metrics"]
+                   if isinstance(m[0], dict)]
+    searched = {n for e in expressions for n in re.findall(r'"(\w+)"', e)}
+    # top endpoints by raises, holds, failures, and forecast vs actual, across every endpoint
+    assert {"ActionRaise", "ActionHold", "EndpointError", "Throttled", "InvalidSettings",
+            "ForecastPeakInvocationsPerMinute", "ObservedInvocationsPerMinute"} <= searched
+    assert all(e.startswith("SORT(SEARCH('{Ns,EndpointName,VariantName} ") for e in expressions)
+    totals = {m[1] for w in board["widgets"] for m in w["properties"]["metrics"]
+              if isinstance(m[0], str) and m[1].startswith("Fleet")}
+    assert totals == {"FleetMembers", "FleetNotReached", "FleetInvalidSettings", "FleetErrors", "FleetThrottled",
+                      "FleetReleased"}
+    emitted = emitted_metric_names()
+    assert searched <= emitted, searched - emitted
+    assert totals <= emitted, totals - emitted
+    # drill-down: one dashboard variable replaces EndpointName in every per-endpoint widget
+    (variable,) = board["variables"]
+    assert (variable["type"], variable["property"], variable["inputType"]) == ("property", "EndpointName", "select")
+    assert variable["populateFrom"] == "EndpointName" and "MetricName=\"Invocations\"" in variable["search"]
+
+
+def test_a_bad_tag_in_the_fleet_is_alarmed(cfn: dict) -> None:  # noqa: F811
+    alarm = cfn["Resources"]["FleetInvalidSettingsAlarm"]
+    assert alarm["Condition"] == "IsFleet"
+    p = alarm["Properties"]
+    assert (p["MetricName"], p["Threshold"], p["ComparisonOperator"]) == (
+        "FleetInvalidSettings", 1, "GreaterThanOrEqualToThreshold")
+    assert "Dimensions" not in p  # the fleet totals carry no dimension (fleet.run_tick)
+    assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    assert "FleetInvalidSettings" in emitted_metric_names()
