@@ -61,7 +61,11 @@ class PlannerSettings(BaseModel):
     prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
     scale_in_low_minutes: int = Field(
-        2, ge=1, le=60, description="Complete minutes of low demand before prompt scale-in.")
+        1, ge=1, le=60,
+        description=("Complete minutes of low demand before prompt scale-in. One is enough: the scale-in is "
+                     "also floored by the most the forecast expects over lead time + horizon + 30 min, so a "
+                     "second minute would only re-confirm, at the raise's instances x one minute, a fall "
+                     "CloudWatch already shows 3 minutes late."))
     max_hold_minutes: int = Field(
         120, ge=1, description="Watchdog: a raise older than this is relaxed whatever the forecast says.")
     watchdog_cooloff_minutes: int = Field(
