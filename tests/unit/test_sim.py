@@ -94,6 +94,34 @@ def test_the_pre_scaler_defers_its_tick_while_the_endpoint_is_updating() -> None
     assert hook.decisions and hook.decisions[-1][1].action == "raise" and idle.min_capacity > model.min_capacity
 
 
+def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs() -> None:
+    """service.py reads DescribeScalingActivities each tick and plans with lead_time_s(): the p90 of
+    successful scale-outs' EndTime - StartTime plus a tick; the twin's predictive policy does the same
+    with its own scale-outs, and uses the planner's lead_time_s only until one has completed."""
+    model = twin.EndpointModel(provisioning_s=(60.0, 60.0))
+    index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
+    spikes = np.where(index.minute < 10, 13200.0, 2400.0)  # an hourly spike a raise would answer
+    mi = 2 * 1440 + 55  # 00:55 on day 3: 5 minutes before the 01:00 spike
+    # Given no scale-out yet: the default 300 s lead time raises by 00:55
+    hook = twin._PredictiveHook(spikes, index, twin.default_planner_settings(model), model)
+    fresh = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
+    hook(index[mi], mi, fresh, 600.0)
+    assert hook.lead_times == [300] and hook.decisions[-1][1].action == "raise"
+    # Given a completed scale-out that took 60 s: lead time 60 + 60 = 120 s, so 00:55 is too early
+    hook = twin._PredictiveHook(spikes, index, twin.default_planner_settings(model), model)
+    fleet = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
+    assert fleet.request(3, 0.0) and fleet.request(2, 120.0)  # out (60 s to InService), then back in
+    hook(index[mi], mi, fleet, 600.0)
+    assert hook.lead_times == [120] and hook.decisions == []
+    # and a minute later it raises (the spike's drift-widened start is within 2 minutes + the horizon)
+    hook(index[mi + 1], mi + 1, fleet, 660.0)
+    assert hook.lead_times[-1] == 120 and hook.decisions[-1][1].action == "raise"
+    # A scale-out still in progress is not counted (its EndTime is not there yet)
+    busy = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
+    assert busy.request(3, 590.0)
+    assert hook.learned_settings(busy, index[mi], 600.0).lead_time_s == 300
+
+
 def test_target_tracking_sizes_from_desired_capacity() -> None:
     """Application Auto Scaling API, TargetTrackingScalingPolicyConfiguration.ScaleOutCooldown: "While
     the cooldown period is in effect, the capacity that has been added by the previous scale out event
