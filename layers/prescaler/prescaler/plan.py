@@ -202,7 +202,8 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
         return 0.0, fc.start, fc.end
     head = min(settings.lookahead_minutes, len(values))
     per = settings.target_invocations_per_instance / (1 + settings.headroom)
-    need = np.ceil(np.round(values / per, 9))
+    # what each minute needs above the baseline: minutes the baseline serves are not a spike under way
+    need = np.maximum(np.ceil(np.round(values / per, 9)), settings.baseline_min_capacity)
     stop = head
     if need[head - 1] > need[:head].min():
         while stop < len(values) and need[stop] >= need[head - 1]:
