@@ -94,6 +94,20 @@ def test_the_pre_scaler_defers_its_tick_while_the_endpoint_is_updating() -> None
     assert hook.decisions and hook.decisions[-1][1].action == "raise" and idle.min_capacity > model.min_capacity
 
 
+def test_a_raise_waits_until_the_spike_itself_is_within_lead_time_plus_horizon() -> None:
+    """spike_peak extends the lookahead only for a spike under way at its end; a minute the baseline
+    serves (the forecast's low edge before the spike) is not one, so it raises no minute earlier."""
+    model = twin.EndpointModel()
+    index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
+    spikes = np.where(index.minute < 10, 13200.0, 2400.0)
+    settings = twin.default_planner_settings(model)  # lead time 300 s + horizon 1 = 6 minutes
+    for minute, raised in ((53, False), (54, True)):  # the drift-widened spike starts 00:59
+        hook = twin._PredictiveHook(spikes, index, settings, model)
+        mi = 2 * 1440 + minute
+        hook(index[mi], mi, twin._Fleet(model, np.random.default_rng(3), model.min_capacity), 600.0)
+        assert bool(hook.decisions and hook.decisions[-1][1].action == "raise") is raised, minute
+
+
 def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs() -> None:
     """service.py reads DescribeScalingActivities each tick and plans with lead_time_s(): the p90 of
     successful scale-outs' EndTime - StartTime plus a tick; the twin's predictive policy does the same
@@ -113,8 +127,10 @@ def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs
     assert fleet.request(3, 0.0) and fleet.request(2, 120.0)  # out (60 s to InService), then back in
     hook(index[mi], mi, fleet, 600.0)
     assert hook.lead_times == [120] and hook.decisions == []
-    # and a minute later it raises (the spike's drift-widened start is within 2 minutes + the horizon)
+    # and 00:57 raises (the spike's drift-widened start, 00:59, is within 2 minutes + the horizon)
     hook(index[mi + 1], mi + 1, fleet, 660.0)
+    assert hook.decisions == []
+    hook(index[mi + 2], mi + 2, fleet, 720.0)
     assert hook.lead_times[-1] == 120 and hook.decisions[-1][1].action == "raise"
     # A scale-out still in progress is not counted (its EndTime is not there yet)
     busy = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
@@ -243,14 +259,18 @@ def test_aws_predictive_scaling_needs_a_day_of_history_and_misses_a_ten_minute_s
     assert aws.breach_minutes == tt.breach_minutes > 0
 
 
-def test_the_predictive_backstop_can_be_the_concurrency_metric() -> None:
+def test_the_predictive_backstop_is_the_concurrency_metric_by_default_or_invocations() -> None:
     # Given a step the pre-scaler cannot foresee (no history): its backstop does the work
     demand = per_minute(np.r_[np.full(30, 60.0), np.full(60, 200.0)])
-    conc = twin.run(demand, policies=("concurrency-target-tracking",))["concurrency-target-tracking"]
-    model = twin.EndpointModel(backstop="concurrency")
-    pred = twin.run(demand, policies=("predictive",), model=model)["predictive"]
-    inv = twin.run(demand, policies=("predictive",))["predictive"]
-    assert pred.scores() == conc.scores()
+    tt = twin.run(demand, policies=("concurrency-target-tracking", "invocations-target-tracking"))
+    # by default the high-resolution concurrency metric (issue 10: AWS's fastest reactive option)
+    pred = twin.run(demand, policies=("predictive",))["predictive"]
+    assert twin.EndpointModel().backstop == "concurrency"
+    assert pred.scores() == tt["concurrency-target-tracking"].scores()
+    # or InvocationsPerInstance, which reacts later to the same step
+    model = twin.EndpointModel(backstop="invocations")
+    inv = twin.run(demand, policies=("predictive",), model=model)["predictive"]
+    assert inv.scores() == tt["invocations-target-tracking"].scores()
     assert inv.breach_minutes > pred.breach_minutes
     with pytest.raises(ValueError, match="backstop"):
         twin.EndpointModel(backstop="cpu")
@@ -358,8 +378,8 @@ def test_real_trace_end_to_end_elb() -> None:
     minutes = minutes[minutes.index < minutes.index[0] + pd.Timedelta(days=4)]
     demand = scenarios.from_minutes(minutes, "elb", peak_rps=220, warmup_days=2)
     # When the pre-scaler and its backstop replay it
-    r = twin.run(demand, policies=("invocations-target-tracking", "predictive", "oracle"))
-    tt, pred = r["invocations-target-tracking"], r["predictive"]
+    r = twin.run(demand, policies=("concurrency-target-tracking", "predictive", "oracle"))
+    tt, pred = r["concurrency-target-tracking"], r["predictive"]
     # Then the trace is hard for target tracking (it breaches) and not for the oracle
     assert tt.breach_minutes > 0 and r["oracle"].breach_minutes == 0
     raises = [d for _, d in pred.decisions if d.action == "raise"]

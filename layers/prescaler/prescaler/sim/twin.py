@@ -86,7 +86,8 @@ class EndpointModel:
         scale_out_datapoints, scale_in_datapoints, scale_in_ratio: the alarms' shape.
         predictive_scaling_buffer_s: ``aws-predictive-scaling``'s SchedulingBufferTime (0-3600 s).
         predictive_scaling_history_days: the history its hourly forecast reads (AWS: up to 14 days).
-        backstop: the target tracking behind ``predictive``: "invocations" or "concurrency".
+        backstop: the target tracking behind ``predictive``: "concurrency" (default: the high-resolution
+            metric, AWS's fastest reactive option, as the template's ``BackstopMetric``) or "invocations".
     """
 
     capacity_rps_per_instance: float = 50.0
@@ -109,7 +110,7 @@ class EndpointModel:
     scale_in_ratio: float = 0.9
     predictive_scaling_buffer_s: int = 300
     predictive_scaling_history_days: int = 14
-    backstop: str = "invocations"
+    backstop: str = "concurrency"
 
     def __post_init__(self) -> None:
         if self.backstop not in BACKSTOPS:
