@@ -492,6 +492,8 @@ class _PredictiveHook:
         self.deferred = 0
         self.lead_times: list[int] = []  # the lead time (s) of each tick that decided
         self._settings_by_lead: dict[int, PlannerSettings] = {settings.lead_time_s: settings}
+        self._lead_key: tuple[int, int] = (0, 0)  # (scale-outs asked for, completed among those read)
+        self._lead = settings.lead_time_s
         # What the Lambda reads at a tick: the complete minutes before floor(now) - 2 (the CloudWatch
         # reader drops the newest two as incomplete), or less if the twin publishes later than that.
         self.visible_lag = max(INCOMPLETE_MINUTES + 1, 1 + model.metric_delay_s // 60)
@@ -506,13 +508,16 @@ class _PredictiveHook:
     def learned_settings(self, fleet: _Fleet, now: pd.Timestamp, t: float) -> PlannerSettings:
         """The planner settings with the lead time the Lambda would learn at ``t``: from the newest
         :data:`ACTIVITIES_READ` scale-outs, those completed count (as ``service.py`` does it)."""
-        t0 = now - pd.Timedelta(seconds=t)
-        done = [
-            Activity(str(i), "Successful", t0 + pd.Timedelta(seconds=start), t0 + pd.Timedelta(seconds=end),
-                     low, high, f"Setting desired instance count to {high}.", "")
-            for i, (start, end, low, high) in enumerate(fleet.scale_outs[-ACTIVITIES_READ:]) if end <= t
-        ]
-        lead, _source = lead_time_s(done, self.settings.lead_time_s)
+        read = fleet.scale_outs[-ACTIVITIES_READ:]
+        completed = [a for a in read if a[1] <= t]
+        key = (len(fleet.scale_outs), len(completed))  # the learned value changes only with these
+        if key != self._lead_key:
+            t0 = now - pd.Timedelta(seconds=t)
+            done = [Activity(str(i), "Successful", t0 + pd.Timedelta(seconds=start), t0 + pd.Timedelta(seconds=end),
+                             low, high, f"Setting desired instance count to {high}.", "")
+                    for i, (start, end, low, high) in enumerate(completed)]
+            self._lead_key, self._lead = key, lead_time_s(done, self.settings.lead_time_s)[0]
+        lead = self._lead
         if lead not in self._settings_by_lead:
             self._settings_by_lead[lead] = self.settings.model_copy(update={"lead_time_s": lead})
         return self._settings_by_lead[lead]
