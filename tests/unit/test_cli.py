@@ -118,7 +118,7 @@ def test_backtest_per_request_rows(capsys) -> None:
     # one hour of requests, 58 minutes scored
     assert data["demand"]["evaluated_minutes"] == 58
     # the burst is real: its own backstop breaches
-    backstop = data["policies"]["invocations-target-tracking"]
+    backstop = data["policies"]["concurrency-target-tracking"]
     assert backstop["breach_minutes"] > 0
     # with too little history to forecast, the pre-scaler does nothing but its backstop: the same
     # scores, not merely "no worse" (nothing raised on a guess, nothing taken away)

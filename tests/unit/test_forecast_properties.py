@@ -72,8 +72,8 @@ def test_never_worse_than_the_backstop_on_pattern_free_bursts(seed: int, rate: f
     values = _bursts(np.random.default_rng(seed), 600, rate)
     demand = scenarios.from_minutes(_minutes(values), "bursts")
     # When target tracking alone and the pre-scaler on top of it run on the same demand
-    r = twin.run(demand, ("invocations-target-tracking", "predictive"))
-    backstop, predictive = r["invocations-target-tracking"], r["predictive"]
+    r = twin.run(demand, ("concurrency-target-tracking", "predictive"))
+    backstop, predictive = r["concurrency-target-tracking"], r["predictive"]
     # Then the pre-scaler breaches no more minutes and costs at most 5% more
     assert predictive.breach_minutes <= backstop.breach_minutes
     assert predictive.instance_hours <= 1.05 * backstop.instance_hours

@@ -435,6 +435,20 @@ def test_prompt_scale_in_after_the_spike_to_the_observed_need() -> None:
     assert "prompt scale-in 7 -> 3" in d.reason
 
 
+def test_prompt_scale_in_by_default_needs_one_low_minute_after_the_spike() -> None:
+    # Given our raise to 6 with 6 instances, the spike (6 instances' worth) until the minute before
+    # the newest complete one, that newest minute back at the baseline, and no spike forecast
+    state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    hist = recent([13000.0] * 5 + [2000.0])
+    d = plan(make_forecast(2000.0), hist, state, PlannerSettings(), NOW)
+    # Then the default settings scale in at once (issue 10: each confirmation minute costs the
+    # raise's 4 extra instances a minute, and CloudWatch already shows the fall 3 minutes late)
+    assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 2)
+    # while the forecast still floors it: a burst it expects later in its range keeps its instances
+    d = plan(make_forecast(7000.0, minutes=DEFAULTS.lookahead_minutes + 20), hist, state, PlannerSettings(), NOW)
+    assert d.desired_instances is None or d.desired_instances >= 3
+
+
 def test_prompt_scale_in_never_below_min_capacity() -> None:
     # Given almost no demand, our raise to 7 relaxed to the baseline 2
     state = TargetState(7, 8, 7, **OURS)

@@ -109,8 +109,8 @@ def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     assert target["ResourceId"] == {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}
     assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     policy = r["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
-    # the backstop's metric is a parameter: InvocationsPerInstance by default, or the high-resolution
-    # concurrency metric (AWS's predefined metric type names) with its own target
+    # the backstop's metric is a parameter: the high-resolution concurrency metric by default, or
+    # InvocationsPerInstance (AWS's predefined metric type names) with its own target
     assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == {"Fn::If": [
         "ConcurrencyBackstop", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
         "SageMakerVariantInvocationsPerInstance"]}
@@ -119,7 +119,8 @@ def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     assert (policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == ({"Ref": "ScaleOutCooldown"},
                                                                        {"Ref": "ScaleInCooldown"})
     params = cfn["Parameters"]
-    assert params["BackstopMetric"]["Default"] == "InvocationsPerInstance"
+    # (issue 10: the high-resolution concurrency metric by default, AWS's fastest reactive option)
+    assert params["BackstopMetric"]["Default"] == "ConcurrentRequestsPerModelHighResolution"
     assert set(params["BackstopMetric"]["AllowedValues"]) == {"InvocationsPerInstance",
                                                              "ConcurrentRequestsPerModelHighResolution"}
     assert cfn["Conditions"]["ConcurrencyBackstop"] == {

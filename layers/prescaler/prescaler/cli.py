@@ -557,8 +557,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="CPUUtilization %% at saturation (GPU-bound: low; default 35)")
         m.add_argument("--scheduling-buffer-s", type=int, default=300,
                        help="aws-predictive-scaling's SchedulingBufferTime, 0-3600 s (default 300)")
-        m.add_argument("--backstop", choices=("invocations", "concurrency"), default="invocations",
-                       help="the target tracking behind predictive (default invocations)")
+        m.add_argument("--backstop", choices=("invocations", "concurrency"), default="concurrency",
+                       help="the target tracking behind predictive: the high-resolution ConcurrentRequestsPerModel "
+                            "(default: AWS's fastest reactive option) or InvocationsPerInstance")
         planner_options(sp)
 
     def planner_options(sp: argparse.ArgumentParser) -> None:

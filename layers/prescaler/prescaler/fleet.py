@@ -50,7 +50,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from prescaler import service
 from prescaler.aws import discovery
 from prescaler.aws.autoscaling import resource_id
-from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, Variant, read_many
+from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, MetricSource, Variant, read_many
 from prescaler.aws.errors import THROTTLING_CODES
 from prescaler.aws.ledger import Intent, LedgerEntry
 from prescaler.history import MAX_HISTORY, complete_end
@@ -145,7 +145,10 @@ def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSetting
     except SettingsError as exc:
         msg = str(exc)
         for var, tag in from_tags.items():
-            msg = msg.replace(f"{var}=", f"tag {tag}=")
+            if f"{var}=" in msg:  # a field's error: VAR='value'
+                msg = msg.replace(f"{var}=", f"tag {tag}=")
+            else:  # a rule across fields names the variable only
+                msg = msg.replace(var, f"{var} (tag {tag}={env[var]!r})")
         raise SettingsError(f"{member.endpoint_name}/{member.variant_name}: {msg}") from None
 
 
@@ -265,7 +268,7 @@ def _isolated(function: str, run: Run, member: Member, settings: ScalerSettings,
 #: Minutes re-read on every warm tick before the newest cached minute: CloudWatch publishes late.
 LATE_DATA = pd.Timedelta(minutes=15)
 #: (endpoint, variant) -> the history the last tick of this warm process read (up to its edge).
-_HISTORY: dict[Variant, MetricHistory] = {}
+_HISTORY: dict[MetricSource, MetricHistory] = {}
 
 
 def _merge(cached: MetricHistory, recent: MetricHistory, since: pd.Timestamp, lo: pd.Timestamp, hi: pd.Timestamp,
@@ -290,7 +293,7 @@ def _merge(cached: MetricHistory, recent: MetricHistory, since: pd.Timestamp, lo
 
 def _histories(
     ad: service.Adapters, settings: list[ScalerSettings], tick: service.Tick
-) -> dict[Variant, MetricHistory]:
+) -> dict[MetricSource, MetricHistory]:
     """Every member's history in as few GetMetricData calls as the API allows (500 queries each);
     on failure each member reads its own (its own outcome, never the whole fleet's).
 

@@ -65,7 +65,11 @@ class PlannerSettings(BaseModel):
     prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
     scale_in_low_minutes: int = Field(
-        2, ge=1, le=60, description="Complete minutes of low demand before prompt scale-in.")
+        1, ge=1, le=60,
+        description=("Complete minutes of low demand before prompt scale-in. One is enough: the scale-in is "
+                     "also floored by the most the forecast expects over lead time + horizon + 30 min, so a "
+                     "second minute would only re-confirm, at the raise's instances x one minute, a fall "
+                     "CloudWatch already shows 3 minutes late."))
     max_hold_minutes: int = Field(
         120, ge=1, description="Watchdog: a raise older than this is relaxed whatever the forecast says.")
     watchdog_cooloff_minutes: int = Field(
@@ -209,7 +213,8 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
         return 0.0, fc.start, fc.end
     head = min(settings.lookahead_minutes, len(values))
     per = settings.target_invocations_per_instance / (1 + settings.headroom)
-    need = np.ceil(np.round(values / per, 9))
+    # what each minute needs above the baseline: minutes the baseline serves are not a spike under way
+    need = np.maximum(np.ceil(np.round(values / per, 9)), settings.baseline_min_capacity)
     stop = head
     if need[head - 1] > need[:head].min():
         while stop < len(values) and need[stop] >= need[head - 1]:

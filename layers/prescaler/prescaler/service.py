@@ -49,7 +49,6 @@ from prescaler.aws.cloudwatch import (
     MetricHistory,
     MetricReadError,
     MetricSource,
-    Variant,
     dimensions,
     latest_average,
     microseconds_to_ms,
@@ -167,7 +166,7 @@ class Adapters:
     ledger: Ledger | None
     #: history already read for many variants in one batched ``GetMetricData`` call (the fleet tick,
     #: :mod:`prescaler.fleet`); a variant not in it is read on its own.
-    histories: Mapping[Variant, MetricHistory] | None = None
+    histories: Mapping[MetricSource, MetricHistory] | None = None
 
     @classmethod
     def default(cls, ledger_table: str | None) -> Adapters:

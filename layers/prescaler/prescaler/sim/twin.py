@@ -22,7 +22,10 @@ Model (PROBLEM.md and ARCHITECTURE.md; settings in :class:`EndpointModel`):
   target) -- instances still provisioning count, as AWS documents for the scale-out cooldown; scale-in
   waits 300 s after any scaling activity.
 - Policies act at each minute boundary (the concurrency alarm every 10 s). ``predictive`` calls
-  :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then.
+  :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then, and
+  with the lead time the prescale Lambda would learn by then: :func:`prescaler.aws.autoscaling.lead_time_s`
+  on the twin's completed scale-outs (DescribeScalingActivities' newest :data:`ACTIVITIES_READ`), the
+  planner's ``lead_time_s`` until there is one.
 
 Inference components (``EndpointModel.component``, :class:`ComponentModel`): the unit of capacity is
 a copy of the model (``capacity_rps_per_instance`` etc. are per copy; MinCapacity and MaxCapacity
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prescaler.aws.autoscaling import Activity, lead_time_s
 from prescaler.history import INCOMPLETE_MINUTES
 from prescaler.plan import Decision, PlannerSettings, TargetState, decide
 from prescaler.sim.scenarios import Demand
@@ -65,6 +69,9 @@ POLICIES = (
 #: The target-tracking metric behind ``predictive`` (its backstop): SageMakerVariantInvocationsPerInstance
 #: or SageMakerVariantConcurrentRequestsPerModelHighResolution.
 BACKSTOPS = ("invocations", "concurrency")
+
+#: Scaling activities the prescale Lambda reads each tick (DescribeScalingActivities' default page).
+ACTIVITIES_READ = 50
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,8 @@ class EndpointModel:
         scale_out_datapoints, scale_in_datapoints, scale_in_ratio: the alarms' shape.
         predictive_scaling_buffer_s: ``aws-predictive-scaling``'s SchedulingBufferTime (0-3600 s).
         predictive_scaling_history_days: the history its hourly forecast reads (AWS: up to 14 days).
-        backstop: the target tracking behind ``predictive``: "invocations" or "concurrency".
+        backstop: the target tracking behind ``predictive``: "concurrency" (default: the high-resolution
+            metric, AWS's fastest reactive option, as the template's ``BackstopMetric``) or "invocations".
         component: None for an endpoint variant; an inference component's placement otherwise (then
             capacities count copies, per-instance figures are per copy, and MinCapacity may be 0).
     """
@@ -148,7 +156,7 @@ class EndpointModel:
     scale_in_ratio: float = 0.9
     predictive_scaling_buffer_s: int = 300
     predictive_scaling_history_days: int = 14
-    backstop: str = "invocations"
+    backstop: str = "concurrency"
     component: ComponentModel | None = None
 
     def __post_init__(self) -> None:
@@ -219,6 +227,8 @@ class _Fleet:
         self.updating_until = -1e9
         self.refused = 0
         self.backlog = 0.0  # requests waiting at the start of the current step (for the oracle)
+        # (requested, all in service) seconds and (from, to) instances of each scale-out, oldest first
+        self.scale_outs: list[tuple[float, float, int, int]] = []
 
     @property
     def desired(self) -> int:
@@ -248,10 +258,12 @@ class _Fleet:
             self.refused += 1
             return False
         if n > self.desired:
+            before = self.desired
             lo, hi = self.model.provisioning_s
             new = [t if self.instant else t + self._delay(t, i, lo, hi) for i in range(self.desired, n)]
             self.ready_at.extend(new)
             self.updating_until = max(new)
+            self.scale_outs.append((t, self.updating_until, before, n))
         else:
             self.ready_at.sort()  # pending (latest ready) are removed first
             del self.ready_at[n:]
@@ -619,6 +631,10 @@ class _PredictiveHook:
         self.watchdog_at: pd.Timestamp | None = None
         self.decisions: list[tuple[pd.Timestamp, Decision]] = []
         self.deferred = 0
+        self.lead_times: list[int] = []  # the lead time (s) of each tick that decided
+        self._settings_by_lead: dict[int, PlannerSettings] = {settings.lead_time_s: settings}
+        self._lead_key: tuple[int, int] = (0, 0)  # (scale-outs asked for, completed among those read)
+        self._lead = settings.lead_time_s
         # What the Lambda reads at a tick: the complete minutes before floor(now) - 2 (the CloudWatch
         # reader drops the newest two as incomplete), or less if the twin publishes later than that.
         self.visible_lag = max(INCOMPLETE_MINUTES + 1, 1 + model.metric_delay_s // 60)
@@ -630,6 +646,23 @@ class _PredictiveHook:
         # a copy: later minutes of the run must never show through
         return pd.Series(self.invocations[start:end].copy(), index=self.index[start:end], name="invocations")
 
+    def learned_settings(self, fleet: _Fleet, now: pd.Timestamp, t: float) -> PlannerSettings:
+        """The planner settings with the lead time the Lambda would learn at ``t``: from the newest
+        :data:`ACTIVITIES_READ` scale-outs, those completed count (as ``service.py`` does it)."""
+        read = fleet.scale_outs[-ACTIVITIES_READ:]
+        completed = [a for a in read if a[1] <= t]
+        key = (len(fleet.scale_outs), len(completed))  # the learned value changes only with these
+        if key != self._lead_key:
+            t0 = now - pd.Timedelta(seconds=t)
+            done = [Activity(str(i), "Successful", t0 + pd.Timedelta(seconds=start), t0 + pd.Timedelta(seconds=end),
+                             low, high, f"Setting desired instance count to {high}.", "")
+                    for i, (start, end, low, high) in enumerate(completed)]
+            self._lead_key, self._lead = key, lead_time_s(done, self.settings.lead_time_s)[0]
+        lead = self._lead
+        if lead not in self._settings_by_lead:
+            self._settings_by_lead[lead] = self.settings.model_copy(update={"lead_time_s": lead})
+        return self._settings_by_lead[lead]
+
     def __call__(self, now: pd.Timestamp, mi: int, fleet: _Fleet, t: float) -> None:
         if fleet.updating(t):
             self.deferred += 1  # service.py: "endpoint ... is Updating, not InService: deferred"
@@ -639,7 +672,9 @@ class _PredictiveHook:
             return
         state = TargetState(fleet.min_capacity, fleet.max_capacity, fleet.desired, self.owned, self.owned_since,
                             self.watchdog_at)
-        decision = decide(history, state, self.settings, now)
+        settings = self.learned_settings(fleet, now, t)
+        self.lead_times.append(settings.lead_time_s)
+        decision = decide(history, state, settings, now)
         if decision.watchdog_fired:
             self.watchdog_at = now
         if decision.action != "hold":
