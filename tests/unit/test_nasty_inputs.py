@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import warnings
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np

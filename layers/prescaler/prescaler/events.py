@@ -14,8 +14,8 @@ Two formats, the same fields:
 
 Times are ISO 8601; a time without a zone is UTC; an offset (``+01:00``, ``Z``) is read, a zone NAME
 (``CET``) is refused, and numeric day/month dates (``03/01/2026``) are refused unless the caller says
-they are day first (the CLI's ``--dayfirst``). A peak is a number, never a boolean. At most ``MAX_EVENTS`` events, each at most
-``MAX_EVENT_DAYS`` long.
+they are day first (the CLI's ``--dayfirst``). A peak is a number, never a boolean. At most ``MAX_EVENTS`` events,
+each at most ``MAX_EVENT_DAYS`` long.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from prescaler.history import AmbiguousDates, ZoneName, to_utc
 

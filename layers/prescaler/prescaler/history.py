@@ -221,14 +221,14 @@ def _utc_index(timestamps: Iterable, dayfirst: bool = False) -> pd.DatetimeIndex
 
 
 def check_span(lo: pd.Timestamp, hi: pd.Timestamp, what: str = "datapoints",
-               slack: pd.Timedelta = pd.Timedelta(0)) -> None:
+               slack: pd.Timedelta | None = None) -> None:
     """Refuse a window longer than :data:`MAX_SPAN` (plus ``slack``: the last datapoint's own
     interval) before any per-minute array is allocated.
 
     Raises:
         HistoryError: ``hi - lo`` exceeds ``MAX_SPAN + slack`` (the message gives both ends).
     """
-    if hi - lo > MAX_SPAN + slack:
+    if hi - lo > MAX_SPAN + (slack if slack is not None else pd.Timedelta(0)):
         raise HistoryError(f"the {what} span {lo.isoformat()} to {hi.isoformat()} ({(hi - lo).days:,} days), "
                            f"more than the {MAX_SPAN.days} days accepted: a mistyped year?")
 

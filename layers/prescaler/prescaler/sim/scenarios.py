@@ -12,9 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prescaler.history import (MAX_INVOCATIONS_PER_MINUTE, HistoryError, ZoneName, _utc_index,
-                               check_time_text, from_requests,
-                               per_minute)
+from prescaler.history import (
+    MAX_INVOCATIONS_PER_MINUTE,
+    HistoryError,
+    ZoneName,
+    _utc_index,
+    check_time_text,
+    from_requests,
+    per_minute,
+)
 
 #: The reference endpoint (PROBLEM.md): ml.g5.xlarge, one instance saturates at ~50 requests/s.
 STEP_S = 10
