@@ -866,3 +866,21 @@ def test_a_nan_cell_is_called_not_a_number(capsys, tmp_path: Path) -> None:
     code, _, err = cli(capsys, "backtest", "--trace", csv)
     assert_one_line_error(code, err, "line 3", "not a number")
     assert "empty" not in err
+
+
+def test_a_plot_file_that_is_not_an_image_is_refused_before_simulating(capsys, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated before checking --plot")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--plot", str(tmp_path / "out.txt"))
+    assert_one_line_error(code, err, "--plot", "out.txt", ".png")
+
+
+def test_forecast_capacity_range_error_echoes_the_values(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
+                       "--baseline-min", "9", "--max-capacity", "8")
+    assert_one_line_error(code, err, "--baseline-min 9", "--max-capacity 8")

@@ -105,9 +105,26 @@ def _time(option: str, value: str, dayfirst: bool = False) -> pd.Timestamp:
         raise UsageError(f"{option} {value!r}: {_one_line(exc)}") from exc
 
 
+def _check_plot_path(path: str) -> None:
+    """``--plot FILE`` must name an image format matplotlib writes (.png, .svg, .pdf, ...), checked
+    before the simulation rather than after it."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise UsageError(f"--plot {path}: not an image file name (use .png, or one of "
+                         f"{', '.join('.' + f for f in sorted(formats))})")
+
+
 def _check_sim_options(args: argparse.Namespace) -> None:
     """Fail fast, before any file is read, on options that cannot work."""
     _finite("--slo-ms", args.slo_ms)
+    if getattr(args, "plot", None):
+        _check_plot_path(args.plot)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     _planner_settings(args, _endpoint_model(args))
@@ -461,7 +478,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     baseline = args.baseline_min
     current = args.current_min if args.current_min is not None else baseline
     if not 1 <= baseline <= args.max_capacity or not 1 <= current <= args.max_capacity:
-        raise UsageError("need 1 <= --baseline-min, --current-min <= --max-capacity")
+        raise UsageError(f"need 1 <= --baseline-min, --current-min <= --max-capacity, got --baseline-min "
+                         f"{baseline}, --current-min {current}, --max-capacity {args.max_capacity}")
     fields: dict[str, Any] = {"baseline_min_capacity": baseline, "prescale_max_capacity": args.max_capacity,
                               "target_invocations_per_instance": args.target}
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
