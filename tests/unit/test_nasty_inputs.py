@@ -597,6 +597,7 @@ def test_decide_with_history_after_now_never_lowers(three_days: pd.Series) -> No
 # --- plan() edge values --------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # an overflow is capped, not warned about
 @pytest.mark.parametrize(("peak", "s"), [
     (1e308, PlannerSettings(headroom=1)),
     (1e9, PlannerSettings(target_invocations_per_instance=1e-300)),
