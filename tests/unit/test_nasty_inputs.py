@@ -750,6 +750,15 @@ def test_a_span_of_400_days_is_accepted_and_401_refused() -> None:
         per_minute([lo, lo + pd.Timedelta(days=401)], [1, 1], interval=MINUTE)
 
 
+def test_an_interval_of_ten_years_is_refused_and_hourly_counts_are_limited_per_minute() -> None:
+    with pytest.raises(HistoryError, match="interval"):
+        per_minute(["2026-01-01"], [5], interval=pd.Timedelta(days=3650))
+    hourly = per_minute(["2026-01-01T00:00", "2026-01-01T01:00"], [2e9, 1])  # 2e9/hour = 3.3e7/minute
+    assert hourly.max() == pytest.approx(2e9 / 60)
+    with pytest.raises(HistoryError, match="per minute"):
+        per_minute(["2026-01-01T00:00", "2026-01-01T00:01"], [2e9, 1])
+
+
 def test_a_requests_log_spanning_years_is_refused() -> None:
     from prescaler.history import from_requests
 

@@ -270,7 +270,9 @@ def per_minute(
         Float series, one entry per minute in ``[start, end)``, zero where nothing was recorded.
 
     Raises:
-        HistoryError: negative or non-finite values, unparseable timestamps, or lengths that differ.
+        HistoryError: negative or non-finite values, unparseable timestamps, lengths that differ,
+            more than ``MAX_INVOCATIONS_PER_MINUTE`` per minute, or datapoints (or one interval)
+            spanning more than ``MAX_SPAN``.
     """
     index = _utc_index(timestamps, dayfirst)
     try:
@@ -283,16 +285,18 @@ def per_minute(
         raise HistoryError("values must be finite numbers (found NaN or infinity)")
     if (vals < 0).any():
         raise HistoryError(f"invocation counts cannot be negative (found {vals.min():g})")
-    if (vals > MAX_INVOCATIONS_PER_MINUTE).any():
-        row = int(np.flatnonzero(vals > MAX_INVOCATIONS_PER_MINUTE)[0])
-        raise HistoryError(f"row {row + 1}: {vals[row]:g} invocations is more than the "
-                           f"{MAX_INVOCATIONS_PER_MINUTE:g} per minute accepted")
+    if len(index):
+        check_span(index.min(), index.max())
     step = interval if interval is not None else _infer_interval(index)
     if step <= pd.Timedelta(0):
         raise HistoryError(f"interval must be positive, got {step}")
-
-    if len(index):
-        check_span(index.min(), index.max())
+    if step > MAX_SPAN:
+        raise HistoryError(f"one datapoint's interval ({step}) is longer than the {MAX_SPAN.days} days accepted")
+    per_row_max = MAX_INVOCATIONS_PER_MINUTE * max(1.0, step / MINUTE)
+    if (vals > per_row_max).any():
+        row = int(np.flatnonzero(vals > per_row_max)[0])
+        raise HistoryError(f"row {row + 1}: {vals[row]:g} invocations is more than the "
+                           f"{MAX_INVOCATIONS_PER_MINUTE:g} per minute accepted")
     raw = pd.Series(vals, index=index)
     raw = raw[~raw.index.duplicated(keep="last")].sort_index()
     floored = pd.DatetimeIndex(raw.index).floor("min")
