@@ -805,7 +805,8 @@ def test_a_time_zone_name_in_a_trace_is_refused_naming_the_line(capsys, tmp_path
     assert_one_line_error(code, err, "t.csv line 3", "'CET'", "offset")
 
 
-@pytest.mark.parametrize("stamp", ["2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z", "2026-01-01 00:00:00 UTC"])
+@pytest.mark.parametrize("stamp", ["2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z", "2026-01-01 00:00:00 UTC",
+                                   "2026-01-01 03:00 PM"])
 def test_offsets_z_and_utc_stay_accepted(stamp: str) -> None:
     from prescaler.history import to_utc
 
