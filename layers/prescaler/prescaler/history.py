@@ -56,8 +56,9 @@ AMBIGUOUS_DATE = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(\D|$)")
 #: A time ending in a zone NAME (``CET``, ``EST``, ``Europe/Paris``): pandas drops it and reads UTC.
 ZONE_NAME = re.compile(r"\d\s*\(?([A-Za-z][A-Za-z_]{1,}(?:/[A-Za-z_+\-0-9]+)*)\)?\s*$")
 #: Trailing words that are read correctly: names of UTC, AM/PM, month names (``2 January``).
-UTC_NAMES = frozenset({"UTC", "GMT", "Z", "AM", "PM"} | {
-    m.upper() for m in ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"]})
+_MONTHS = ("January February March April May June July August September October November December "
+           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec")
+UTC_NAMES = frozenset({"UTC", "GMT", "Z", "AM", "PM"} | {m.upper() for m in _MONTHS.split()})
 
 
 def check_time_text(text: str, dayfirst: bool = False) -> None:
