@@ -895,3 +895,11 @@ def test_forecast_capacity_range_error_echoes_the_values(capsys, tmp_path: Path)
     code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
                        "--baseline-min", "9", "--max-capacity", "8")
     assert_one_line_error(code, err, "--baseline-min 9", "--max-capacity 8")
+
+
+def test_a_nan_event_peak_is_called_not_finite() -> None:
+    from prescaler import events
+
+    with pytest.raises(events.EventsError, match="finite") as err:
+        events.from_csv("name,start,end,peak_invocations_per_minute\na,2026-01-03T12:00,2026-01-03T13:00,nan\n")
+    assert "required" not in str(err.value)

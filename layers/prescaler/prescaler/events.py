@@ -124,7 +124,9 @@ def from_csv(text: str, *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
         EventsError: a missing column or an invalid event.
     """
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+        # 'nan' / 'NA' stay text, refused as not a finite number (not dropped as "Field required")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True, keep_default_na=False,
+                            na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise EventsError(f"known events: unreadable CSV: {str(exc).splitlines()[0]}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
