@@ -14,6 +14,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,19 +217,18 @@ def test_time_zone_offsets_are_converted_to_utc(capsys, tmp_path: Path) -> None:
     assert json.loads(out)["demand"]["evaluated_start"] == "2026-03-02T00:00:00+00:00"
 
 
-def test_unsorted_rows_and_duplicates_are_accepted(capsys, tmp_path: Path) -> None:
+def test_unsorted_rows_and_identical_duplicates_are_accepted(capsys, tmp_path: Path) -> None:
     csv = write(tmp_path, "timestamp,value\n2026-03-02 00:02,5\n2026-03-02 00:00,7\n"
-                          "2026-03-02 00:00,9\n2026-03-02 00:01,6\n")
+                          "2026-03-02 00:00,7\n2026-03-02 00:01,6\n")
     code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
     assert code == 0
     assert json.loads(out)["demand"]["evaluated_minutes"] == 3
 
 
-def test_huge_counts_do_not_crash(capsys, tmp_path: Path) -> None:
+def test_huge_counts_are_refused_naming_the_line(capsys, tmp_path: Path) -> None:
     csv = write(tmp_path, "timestamp,value\n2026-03-02 00:00,5\n2026-03-02 00:01,1e300\n")
-    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--json")
-    assert code == 0
-    json.loads(out)
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "line 3", "1e+300", "1e+09")
 
 
 def test_a_date_beyond_2262_is_one_line_on_the_real_command_line(tmp_path: Path) -> None:
@@ -597,6 +597,7 @@ def test_decide_with_history_after_now_never_lowers(three_days: pd.Series) -> No
 # --- plan() edge values --------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # an overflow is capped, not warned about
 @pytest.mark.parametrize(("peak", "s"), [
     (1e308, PlannerSettings(headroom=1)),
     (1e9, PlannerSettings(target_invocations_per_instance=1e-300)),
@@ -729,3 +730,176 @@ def test_plan_invariants_hold_for_wild_inputs(s, state, peak, usable, hist, lag)
         assert np.isfinite(tail).all() and len(tail) > 0
         if d.changes_min_capacity:
             assert state.owned_min_capacity == state.min_capacity
+
+
+# --- the newcomer's reproducers (/tmp/nc_repro): refused with one line, never guessed ------------------
+
+
+def test_a_span_of_126_years_is_refused_before_allocating(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n1900-01-01T00:00:00,5\n2026-01-01T00:00:00,5\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "t.csv", "1900-01-01", "400 days")
+    code, _, err = cli(capsys, "forecast", "--history", csv, "--at", "2026-01-01T00:05:00")
+    assert_one_line_error(code, err, "400 days")
+
+
+def test_a_span_of_400_days_is_accepted_and_401_refused() -> None:
+    lo = pd.Timestamp("2025-01-01", tz="UTC")
+    assert len(per_minute([lo, lo + pd.Timedelta(days=400)], [1, 1], interval=MINUTE)) == 400 * 1440 + 1
+    with pytest.raises(HistoryError, match="400 days"):
+        per_minute([lo, lo + pd.Timedelta(days=401)], [1, 1], interval=MINUTE)
+
+
+def test_an_interval_of_ten_years_is_refused_and_hourly_counts_are_limited_per_minute() -> None:
+    with pytest.raises(HistoryError, match="interval"):
+        per_minute(["2026-01-01"], [5], interval=pd.Timedelta(days=3650))
+    hourly = per_minute(["2026-01-01T00:00", "2026-01-01T01:00"], [2e9, 1])  # 2e9/hour = 3.3e7/minute
+    assert hourly.max() == pytest.approx(2e9 / 60)
+    with pytest.raises(HistoryError, match="per minute"):
+        per_minute(["2026-01-01T00:00", "2026-01-01T00:01"], [2e9, 1])
+
+
+def test_a_requests_log_spanning_years_is_refused() -> None:
+    from prescaler.history import from_requests
+
+    with pytest.raises(HistoryError, match="400 days"):
+        from_requests(["2016-01-01T00:00:00", "2026-01-01T00:00:00"])
+
+
+def test_peak_rps_1e300_is_one_line_naming_the_option(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--peak-rps", "1e300")
+    assert_one_line_error(code, err, "--peak-rps", "1e+300")
+
+
+def test_from_minutes_and_the_twin_refuse_overflowing_demand() -> None:
+    from prescaler.sim import scenarios, twin
+
+    minutes = per_minute(pd.date_range("2026-03-02", periods=120, freq="min"), np.full(120, 600.0))
+    with pytest.raises(HistoryError, match="peak-rps"):
+        scenarios.from_minutes(minutes, "t", peak_rps=1e300)
+    huge = scenarios.Demand("huge", minutes.index[0], np.full(120 * 6, 1e300))
+    with pytest.raises(ValueError, match="requests/s"):
+        twin.run(huge, policies=("oracle",))
+
+
+def test_huge_values_are_refused_in_forecast_without_overflow_warnings(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-01-01T00:00:00,1e300\n2026-01-01T00:01:00,1e300\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, _, err = cli(capsys, "forecast", "--history", csv, "--at", "2026-01-01T00:05:00")
+    assert_one_line_error(code, err, "line 2", "1e+300")
+
+
+@pytest.mark.parametrize("first,second", [("600", "6000"), ("6000", "600")])
+def test_conflicting_duplicate_minutes_are_refused_naming_the_lines(capsys, tmp_path: Path, first: str,
+                                                                    second: str) -> None:
+    csv = write(tmp_path, f"timestamp,value\n2026-01-01T00:00:00,{first}\n2026-01-01T00:00:00,{second}\n"
+                          "2026-01-01T00:01:00,5\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "lines 2, 3", "different values", "identical repeats are accepted")
+
+
+def test_a_time_zone_name_in_a_trace_is_refused_naming_the_line(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-01-01 00:00:00+01:00,5\n2026-01-01 00:01:00 CET,5\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "t.csv line 3", "'CET'", "offset")
+
+
+@pytest.mark.parametrize("stamp", ["2026-01-01T00:00:00+01:00", "2026-01-01T00:00:00Z", "2026-01-01 00:00:00 UTC",
+                                   "2026-01-01 03:00 PM"])
+def test_offsets_z_and_utc_stay_accepted(stamp: str) -> None:
+    from prescaler.history import to_utc
+
+    assert to_utc(stamp).tzinfo is not None
+
+
+def test_a_time_zone_name_in_at_is_refused(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02 01:30 CET")
+    assert_one_line_error(code, err, "--at", "'CET'")
+
+
+def test_ambiguous_at_and_start_are_refused_and_dayfirst_is_honoured(capsys, tmp_path: Path) -> None:
+    csv = small_csv(tmp_path)
+    code, _, err = cli(capsys, "forecast", "--history", csv, "--at", "03/02/2026 01:30")
+    assert_one_line_error(code, err, "--at", "ambiguous", "--dayfirst")
+    code, out, _ = cli(capsys, "forecast", "--history", csv, "--at", "02/03/2026 01:30", "--dayfirst", "--json")
+    assert code == 0 and json.loads(out)["at"] == "2026-03-02T01:30:00+00:00"
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--start", "02/03/2026")
+    assert_one_line_error(code, err, "--start", "ambiguous")
+    code, out, _ = cli(capsys, "backtest", "--trace", csv, "--start", "02/03/2026 00:30", "--dayfirst",
+                       "--warmup-days", "0", "--json")
+    assert code == 0 and json.loads(out)["demand"]["evaluated_start"] == "2026-03-02T00:30:00+00:00"
+
+
+def test_ambiguous_event_dates_are_refused_unless_dayfirst(capsys, tmp_path: Path) -> None:
+    csv = small_csv(tmp_path)
+    ev = write(tmp_path, "name,start,end,peak_invocations_per_minute\na,02/03/2026 01:30,02/03/2026 01:45,50000\n",
+               "ev.csv")
+    code, _, err = cli(capsys, "forecast", "--history", csv, "--at", "2026-03-02T01:30:00", "--events", ev)
+    assert_one_line_error(code, err, "--events", "ambiguous", "--dayfirst")
+    code, out, _ = cli(capsys, "forecast", "--history", csv, "--at", "2026-03-02T01:30:00", "--events", ev,
+                       "--dayfirst", "--json")
+    assert code == 0
+    assert json.loads(out)["decision"]["action"] == "raise"  # 2 March, not 3 February
+
+
+def test_boolean_values_in_a_trace_are_refused(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-01-01T00:00:00,True\n2026-01-01T00:01:00,True\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "line 2", "boolean")
+
+
+@pytest.mark.parametrize("peak", [True, "true"])
+def test_a_boolean_event_peak_is_refused(peak: object) -> None:
+    from prescaler import events
+
+    record = {"name": "a", "start": "2026-01-03T12:00:00", "end": "2026-01-03T13:00:00",
+              "peak_invocations_per_minute": peak}
+    with pytest.raises(events.EventsError, match="boolean"):
+        events.parse([record])
+
+
+def test_owned_since_after_at_is_refused(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
+                       "--current-min", "4", "--owned", "--owned-since", "2030-01-01")
+    assert_one_line_error(code, err, "--owned-since", "future")
+
+
+def test_a_csv_without_header_is_refused(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "2026-01-01T00:00:00,100\n2026-01-01T00:01:00,100\n2026-01-01T00:02:00,100\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "line 1", "not a header")
+
+
+def test_a_nan_cell_is_called_not_a_number(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-01-01T00:00:00,5\n2026-01-01T00:01:00,nan\n"
+                          "2026-01-01T00:02:00,\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv)
+    assert_one_line_error(code, err, "line 3", "not a number")
+    assert "empty" not in err
+
+
+def test_a_plot_file_that_is_not_an_image_is_refused_before_simulating(capsys, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated before checking --plot")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--plot", str(tmp_path / "out.txt"))
+    assert_one_line_error(code, err, "--plot", "out.txt", ".png")
+
+
+def test_forecast_capacity_range_error_echoes_the_values(capsys, tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
+                       "--baseline-min", "9", "--max-capacity", "8")
+    assert_one_line_error(code, err, "--baseline-min 9", "--max-capacity 8")
+
+
+def test_a_nan_event_peak_is_called_not_finite() -> None:
+    from prescaler import events
+
+    with pytest.raises(events.EventsError, match="finite") as err:
+        events.from_csv("name,start,end,peak_invocations_per_minute\na,2026-01-03T12:00,2026-01-03T13:00,nan\n")
+    assert "required" not in str(err.value)

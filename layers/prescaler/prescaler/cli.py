@@ -64,7 +64,7 @@ def _known_events(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if getattr(args, "events", None):
         try:
-            fields["known_events"] = events.load(args.events)
+            fields["known_events"] = events.load(args.events, dayfirst=bool(getattr(args, "dayfirst", False)))
         except events.EventsError as exc:
             raise UsageError(f"--events {args.events}: {exc}") from exc
     if getattr(args, "breach_minute_cost", None) is not None:
@@ -84,18 +84,47 @@ def _settings(fields: dict[str, Any]) -> PlannerSettings:
         raise UsageError(f"{option} {fields.get(field, '')!s}: {message}".replace(" : ", ": ")) from exc
 
 
-def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = True) -> None:
+def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = True,
+            maximum: float | None = None) -> None:
     """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes)."""
     if value is None:
         return
     ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
         raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{name} must be at most {maximum:,.0f}, got {value:g}")
+
+
+def _time(option: str, value: str, dayfirst: bool = False) -> pd.Timestamp:
+    """A time the user typed for ``option``, by the trace files' rule: ISO 8601 or an offset, no zone
+    names, numeric day/month dates only with ``--dayfirst`` (then day first). One line naming the option."""
+    try:
+        return to_utc(value, dayfirst=dayfirst)
+    except HistoryError as exc:
+        raise UsageError(f"{option} {value!r}: {_one_line(exc)}") from exc
+
+
+def _check_plot_path(path: str) -> None:
+    """``--plot FILE`` must name an image format matplotlib writes (.png, .svg, .pdf, ...), checked
+    before the simulation rather than after it."""
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise UsageError(f"--plot {path}: not an image file name (use .png, or one of "
+                         f"{', '.join('.' + f for f in sorted(formats))})")
 
 
 def _check_sim_options(args: argparse.Namespace) -> None:
     """Fail fast, before any file is read, on options that cannot work."""
     _finite("--slo-ms", args.slo_ms)
+    if getattr(args, "plot", None):
+        _check_plot_path(args.plot)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     _planner_settings(args, _endpoint_model(args))
@@ -316,7 +345,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return _backtest_fleet(args)
     if bool(args.trace) == bool(args.endpoint):
         raise UsageError("give exactly one of --trace CSV, --endpoint NAME or --fleet [FOLDER]")
-    _finite("--peak-rps", args.peak_rps)
+    _finite("--peak-rps", args.peak_rps, maximum=scenarios.MAX_RPS)
     _finite("--days", args.days)
     _finite("--warmup-days", args.warmup_days, strict=False)
     if args.trace:
@@ -333,7 +362,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} has no Invocations datapoints in the last {args.days or 14} days "
                              "(check the endpoint and variant names, and the region)")
     if getattr(args, "start", None) and args.trace:
-        start = to_utc(args.start)
+        start = _time("--start", args.start, args.dayfirst)
         if start >= minutes.index[-1]:
             raise UsageError(f"--start {start.isoformat()} is after the trace ends ({minutes.index[-1].isoformat()})")
         minutes = minutes[minutes.index >= start]
@@ -390,7 +419,7 @@ def _backtest_fleet(args: argparse.Namespace) -> int:
 
     if args.trace or args.endpoint:
         raise UsageError("--fleet replays a whole fleet: not with --trace or --endpoint")
-    _finite("--peak-rps", args.peak_rps)
+    _finite("--peak-rps", args.peak_rps, maximum=scenarios.MAX_RPS)
     _finite("--warmup-days", args.warmup_days, strict=False)
     model = _endpoint_model(args)
     settings = _planner_settings(args, model)
@@ -435,7 +464,7 @@ def _backtest_fleet(args: argparse.Namespace) -> int:
 def cmd_forecast(args: argparse.Namespace) -> int:
     from prescaler.sim import scenarios
 
-    at = to_utc(args.at)
+    at = _time("--at", args.at, args.dayfirst)
     history = scenarios.load_trace(args.history, column=args.column, requests=args.requests, dayfirst=args.dayfirst,
                                    what="history file (--history)")
     end = complete_end(at)
@@ -449,7 +478,8 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     baseline = args.baseline_min
     current = args.current_min if args.current_min is not None else baseline
     if not 1 <= baseline <= args.max_capacity or not 1 <= current <= args.max_capacity:
-        raise UsageError("need 1 <= --baseline-min, --current-min <= --max-capacity")
+        raise UsageError(f"need 1 <= --baseline-min, --current-min <= --max-capacity, got --baseline-min "
+                         f"{baseline}, --current-min {current}, --max-capacity {args.max_capacity}")
     fields: dict[str, Any] = {"baseline_min_capacity": baseline, "prescale_max_capacity": args.max_capacity,
                               "target_invocations_per_instance": args.target}
     for name in ("lead_time_s", "horizon_minutes", "headroom", "timezone"):
@@ -457,9 +487,12 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             fields[name] = getattr(args, name)
     fields.update(_known_events(args))
     settings = _settings(fields)
-    owned_since = to_utc(args.owned_since) if args.owned_since else None
+    owned_since = _time("--owned-since", args.owned_since, args.dayfirst) if args.owned_since else None
     if owned_since is not None and not args.owned:
         raise UsageError("--owned-since needs --owned (the current MinCapacity is the pre-scaler's raise)")
+    if owned_since is not None and owned_since > at:
+        raise UsageError(f"--owned-since {owned_since.isoformat()} is after --at {at.isoformat()}: "
+                         "a raise cannot start in the future")
     if args.owned and current <= baseline:
         raise UsageError(f"--owned: --current-min {current} is not a raise above --baseline-min {baseline}")
     state = TargetState(min_capacity=current, max_capacity=args.max_capacity, current_instances=current,

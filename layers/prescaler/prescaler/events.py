@@ -12,8 +12,10 @@ Two formats, the same fields:
   ``KNOWN_EVENTS`` holds this text; the CLI's ``--events`` reads it from a ``.json`` file);
 - CSV with a header row ``name,start,end,peak_invocations_per_minute`` (``name`` optional).
 
-Times are ISO 8601; a time without a zone is UTC. At most ``MAX_EVENTS`` events, each at most
-``MAX_EVENT_DAYS`` long.
+Times are ISO 8601; a time without a zone is UTC; an offset (``+01:00``, ``Z``) is read, a zone NAME
+(``CET``) is refused, and numeric day/month dates (``03/01/2026``) are refused unless the caller says
+they are day first (the CLI's ``--dayfirst``). A peak is a number, never a boolean. At most ``MAX_EVENTS`` events,
+each at most ``MAX_EVENT_DAYS`` long.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from prescaler.history import to_utc
+from prescaler.history import AmbiguousDates, ZoneName, to_utc
 
 MAX_EVENTS = 500
 MAX_EVENT_DAYS = 14
@@ -48,14 +50,26 @@ class KnownEvent(BaseModel):
 
     @field_validator("start", "end", mode="before")
     @classmethod
-    def _utc(cls, value: Any) -> pd.Timestamp:
+    def _utc(cls, value: Any, info: ValidationInfo) -> pd.Timestamp:
+        if isinstance(value, bool | int | float):
+            raise ValueError(f"not an ISO 8601 time: {value!r} (a number, not a time)")
+        dayfirst = bool((info.context or {}).get("dayfirst", False))
         try:
-            ts = to_utc(value)
+            ts = to_utc(value, dayfirst=dayfirst)
+        except (AmbiguousDates, ZoneName) as exc:
+            raise ValueError(str(exc)) from exc
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not an ISO 8601 time: {value!r}") from exc
         if pd.isna(ts):
             raise ValueError(f"not an ISO 8601 time: {value!r}")
         return ts.floor("min")
+
+    @field_validator("peak_invocations_per_minute", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and value.strip().lower() in ("true", "false")):
+            raise ValueError(f"must be a number of invocations per minute, not a boolean ({value!r})")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> KnownEvent:
@@ -66,8 +80,8 @@ class KnownEvent(BaseModel):
         return self
 
 
-def parse(records: list[Any]) -> tuple[KnownEvent, ...]:
-    """Validate a list of event objects.
+def parse(records: list[Any], *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
+    """Validate a list of event objects (``dayfirst``: numeric dates are day first, else refused).
 
     Raises:
         EventsError: not a list, too many events, or one line naming the first bad event and field.
@@ -79,7 +93,7 @@ def parse(records: list[Any]) -> tuple[KnownEvent, ...]:
     out = []
     for i, record in enumerate(records):
         try:
-            out.append(KnownEvent.model_validate(record))
+            out.append(KnownEvent.model_validate(record, context={"dayfirst": dayfirst}))
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(part) for part in err.get("loc", ())) or "event"
@@ -88,7 +102,7 @@ def parse(records: list[Any]) -> tuple[KnownEvent, ...]:
     return tuple(sorted(out, key=lambda ev: ev.start))
 
 
-def from_json(text: str) -> tuple[KnownEvent, ...]:
+def from_json(text: str, *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
     """Events from JSON text (the ``KNOWN_EVENTS`` setting). Empty text: no events.
 
     Raises:
@@ -100,17 +114,19 @@ def from_json(text: str) -> tuple[KnownEvent, ...]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventsError(f"known events: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    return parse(data)
+    return parse(data, dayfirst=dayfirst)
 
 
-def from_csv(text: str) -> tuple[KnownEvent, ...]:
+def from_csv(text: str, *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
     """Events from CSV text with a header row ``name,start,end,peak_invocations_per_minute``.
 
     Raises:
         EventsError: a missing column or an invalid event.
     """
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True)
+        # 'nan' / 'NA' stay text, refused as not a finite number (not dropped as "Field required")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, skipinitialspace=True, keep_default_na=False,
+                            na_values=[""])
     except (ValueError, pd.errors.ParserError) as exc:
         raise EventsError(f"known events: unreadable CSV: {str(exc).splitlines()[0]}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -119,11 +135,11 @@ def from_csv(text: str) -> tuple[KnownEvent, ...]:
         raise EventsError(f"known events: CSV header lacks {', '.join(missing)} "
                           "(expected name,start,end,peak_invocations_per_minute)")
     records = [{k: v for k, v in row.items() if isinstance(v, str)} for row in frame.to_dict("records")]
-    return parse(records)
+    return parse(records, dayfirst=dayfirst)
 
 
-def load(path: str | Path) -> tuple[KnownEvent, ...]:
-    """Events from a ``.json`` file or a CSV file (any other name).
+def load(path: str | Path, *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
+    """Events from a ``.json`` file or a CSV file (any other name); ``dayfirst`` as for :func:`parse`.
 
     Raises:
         EventsError: no such file, or invalid content.
@@ -135,4 +151,4 @@ def load(path: str | Path) -> tuple[KnownEvent, ...]:
         raise EventsError(f"known events: no such file {str(path)!r}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise EventsError(f"known events: cannot read {str(path)!r}: {exc}") from None
-    return from_json(text) if p.suffix.lower() == ".json" else from_csv(text)
+    return from_json(text, dayfirst=dayfirst) if p.suffix.lower() == ".json" else from_csv(text, dayfirst=dayfirst)

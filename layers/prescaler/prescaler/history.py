@@ -26,10 +26,25 @@ MAX_HISTORY = pd.Timedelta(days=14)
 #: The newest minutes of a CloudWatch metric are still being aggregated; PROBLEM.md: "the newest
 #: one or two minutes are still incomplete". We drop two.
 INCOMPLETE_MINUTES = 2
+#: The longest span a trace or history may cover, first to last datapoint: a year and a month. A
+#: 1900 row next to a 2026 one is a typo, not 126 years of zero traffic (it would allocate 66 million
+#: minutes); the forecast reads 14 days and a backtest a few weeks.
+MAX_SPAN = pd.Timedelta(days=400)
+#: The most invocations one minute may count: 1e9 (about 16.7 million requests/s, far beyond any
+#: SageMaker endpoint). Larger values (1e300) are a unit or export error and overflow downstream.
+MAX_INVOCATIONS_PER_MINUTE = 1e9
 
 
 class HistoryError(ValueError):
     """Raw datapoints that cannot be read as demand (negative, non-finite, unparseable times)."""
+
+
+class ZoneName(HistoryError):
+    """A time with a zone NAME (``CET``): pandas would drop it and read UTC. ``position``: the row."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 class AmbiguousDates(HistoryError):
@@ -38,17 +53,57 @@ class AmbiguousDates(HistoryError):
 
 #: ``01/11/2026``, ``1.11.26``, ``01-11-2026 00:00``: day and month both numbers, year last.
 AMBIGUOUS_DATE = re.compile(r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(\D|$)")
+#: A time ending in a zone NAME (``CET``, ``EST``, ``Europe/Paris``): pandas drops it and reads UTC.
+ZONE_NAME = re.compile(r"\d\s*\(?([A-Za-z][A-Za-z_]{1,}(?:/[A-Za-z_+\-0-9]+)*)\)?\s*$")
+#: Trailing words that are read correctly: names of UTC, AM/PM, month names (``2 January``).
+_MONTHS = ("January February March April May June July August September October November December "
+           "Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec")
+UTC_NAMES = frozenset({"UTC", "GMT", "Z", "AM", "PM"} | {m.upper() for m in _MONTHS.split()})
 
 
-def to_utc(ts: datetime | str | pd.Timestamp) -> pd.Timestamp:
-    """A timestamp as a tz-aware UTC ``pd.Timestamp``; naive input is read as UTC.
+def check_time_text(text: str, dayfirst: bool = False) -> None:
+    """Refuse a typed time that would be guessed: a zone name (``CET``: abbreviations are ambiguous,
+    pandas ignores them and reads UTC) or a numeric day/month date without ``dayfirst``.
+
+    Offsets (``+01:00``), ``Z`` and ``UTC`` are accepted.
 
     Raises:
-        HistoryError: the value is not a timestamp.
+        HistoryError: a zone name other than UTC.
+        AmbiguousDates: ``01/02/2026`` and ``dayfirst`` is False.
+    """
+    zone = ZONE_NAME.search(text)
+    if zone and zone.group(1).upper() not in UTC_NAMES:
+        raise ZoneName(f"time zone name {zone.group(1)!r} in {text.strip()!r} is not read: write a UTC "
+                           "offset instead (2026-01-01T00:00:00+01:00) or UTC (Z)")
+    if AMBIGUOUS_DATE.match(text) and not dayfirst:
+        raise AmbiguousDates(
+            f"ambiguous date {text.strip()!r} (day or month first?): write ISO 8601 "
+            f"(2026-11-01T00:00:00Z), or pass --dayfirst when the day comes first")
+
+
+def to_utc(ts: datetime | str | pd.Timestamp, dayfirst: bool = False) -> pd.Timestamp:
+    """A timestamp as a tz-aware UTC ``pd.Timestamp``; naive input is read as UTC.
+
+    Text goes through :func:`check_time_text` (no zone names; numeric day/month dates only with
+    ``dayfirst``, and then read day first).
+
+    Raises:
+        HistoryError: the value is not a timestamp, or would be guessed (see :func:`check_time_text`).
     """
     try:
-        out = pd.Timestamp(ts)
-    except (ValueError, TypeError) as exc:
+        if isinstance(ts, str):
+            check_time_text(ts, dayfirst)
+            if AMBIGUOUS_DATE.match(ts):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    out = pd.Timestamp(pd.to_datetime(ts, dayfirst=True))
+            else:
+                out = pd.Timestamp(ts)
+        else:
+            out = pd.Timestamp(ts)
+    except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, HistoryError):
+            raise
         raise HistoryError(f"not a timestamp: {ts!r}") from exc
     if out is pd.NaT:
         raise HistoryError(f"not a timestamp: {ts!r}")
@@ -126,6 +181,11 @@ def _parse_text_times(raw: object, dayfirst: bool = False) -> pd.DatetimeIndex:
         error = exc
     values = raw.tolist() if hasattr(raw, "tolist") else list(raw)  # type: ignore[call-overload]
     first = next((str(v) for v in values if isinstance(v, str) and v.strip()), "")
+    for row, value in enumerate(values):  # zone names would be dropped (read as UTC): refused
+        zone = ZONE_NAME.search(value) if isinstance(value, str) else None
+        if zone and zone.group(1).upper() not in UTC_NAMES:
+            raise ZoneName(f"row {row + 1}: time zone name {zone.group(1)!r} in {value.strip()!r} is not "
+                           "read: write a UTC offset instead (2026-01-01T00:00:00+01:00) or Z", row)
     if AMBIGUOUS_DATE.match(first) and not dayfirst:
         raise AmbiguousDates(
             f"ambiguous dates such as {first.strip()!r} (day or month first?): write ISO 8601 timestamps "
@@ -160,6 +220,19 @@ def _utc_index(timestamps: Iterable, dayfirst: bool = False) -> pd.DatetimeIndex
     if index.hasnans:
         raise HistoryError("unparseable timestamps: some rows have no time")
     return index
+
+
+def check_span(lo: pd.Timestamp, hi: pd.Timestamp, what: str = "datapoints",
+               slack: pd.Timedelta | None = None) -> None:
+    """Refuse a window longer than :data:`MAX_SPAN` (plus ``slack``: the last datapoint's own
+    interval) before any per-minute array is allocated.
+
+    Raises:
+        HistoryError: ``hi - lo`` exceeds ``MAX_SPAN + slack`` (the message gives both ends).
+    """
+    if hi - lo > MAX_SPAN + (slack if slack is not None else pd.Timedelta(0)):
+        raise HistoryError(f"the {what} span {lo.isoformat()} to {hi.isoformat()} ({(hi - lo).days:,} days), "
+                           f"more than the {MAX_SPAN.days} days accepted: a mistyped year?")
 
 
 def _infer_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
@@ -199,7 +272,9 @@ def per_minute(
         Float series, one entry per minute in ``[start, end)``, zero where nothing was recorded.
 
     Raises:
-        HistoryError: negative or non-finite values, unparseable timestamps, or lengths that differ.
+        HistoryError: negative or non-finite values, unparseable timestamps, lengths that differ,
+            more than ``MAX_INVOCATIONS_PER_MINUTE`` per minute, or datapoints (or one interval)
+            spanning more than ``MAX_SPAN``.
     """
     index = _utc_index(timestamps, dayfirst)
     try:
@@ -212,10 +287,18 @@ def per_minute(
         raise HistoryError("values must be finite numbers (found NaN or infinity)")
     if (vals < 0).any():
         raise HistoryError(f"invocation counts cannot be negative (found {vals.min():g})")
+    if len(index):
+        check_span(index.min(), index.max())
     step = interval if interval is not None else _infer_interval(index)
     if step <= pd.Timedelta(0):
         raise HistoryError(f"interval must be positive, got {step}")
-
+    if step > MAX_SPAN:
+        raise HistoryError(f"one datapoint's interval ({step}) is longer than the {MAX_SPAN.days} days accepted")
+    per_row_max = MAX_INVOCATIONS_PER_MINUTE * max(1.0, step / MINUTE)
+    if (vals > per_row_max).any():
+        row = int(np.flatnonzero(vals > per_row_max)[0])
+        raise HistoryError(f"row {row + 1}: {vals[row]:g} invocations is more than the "
+                           f"{MAX_INVOCATIONS_PER_MINUTE:g} per minute accepted")
     raw = pd.Series(vals, index=index)
     raw = raw[~raw.index.duplicated(keep="last")].sort_index()
     floored = pd.DatetimeIndex(raw.index).floor("min")
@@ -236,6 +319,7 @@ def per_minute(
         spread.index[-1] + MINUTE if len(spread) else None)
     if lo is None or hi is None:
         raise HistoryError("no datapoints and no start/end to build an empty window from")
+    check_span(lo, hi, slack=max(step, MINUTE))
     out = empty(lo, max(lo, hi))
     inside = spread[(spread.index >= lo) & (spread.index < hi)]
     out.loc[inside.index] = inside.to_numpy()
@@ -264,11 +348,14 @@ def from_requests(
         HistoryError: unparseable timestamps, or no rows and no start/end.
     """
     index = _utc_index(timestamps, dayfirst)
+    if len(index):
+        check_span(index.min(), index.max(), "requests")
     counts = pd.Series(1.0, index=index.floor("min")).groupby(level=0).sum()
     lo = to_utc(start).floor("min") if start is not None else (counts.index[0] if len(counts) else None)
     hi = to_utc(end).floor("min") if end is not None else (counts.index[-1] + MINUTE if len(counts) else None)
     if lo is None or hi is None:
         raise HistoryError("no requests and no start/end to build an empty window from")
+    check_span(lo, hi, "requests", slack=MINUTE)
     out = empty(lo, max(lo, hi))
     inside = counts[(counts.index >= lo) & (counts.index < hi)]
     out.loc[inside.index] = inside.to_numpy()

@@ -214,7 +214,8 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
     head = min(settings.lookahead_minutes, len(values))
     per = settings.target_invocations_per_instance / (1 + settings.headroom)
     # what each minute needs above the baseline: minutes the baseline serves are not a spike under way
-    need = np.maximum(np.ceil(np.round(values / per, 9)), settings.baseline_min_capacity)
+    with np.errstate(over="ignore"):  # an astronomic need is infinite, then capped at MaxCapacity
+        need = np.maximum(np.ceil(np.round(values / per, 9)), settings.baseline_min_capacity)
     stop = head
     if need[head - 1] > need[:head].min():
         while stop < len(values) and need[stop] >= need[head - 1]:

@@ -12,10 +12,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prescaler.history import HistoryError, from_requests, per_minute
+from prescaler.history import (
+    MAX_INVOCATIONS_PER_MINUTE,
+    HistoryError,
+    ZoneName,
+    _utc_index,
+    check_time_text,
+    from_requests,
+    per_minute,
+)
 
 #: The reference endpoint (PROBLEM.md): ml.g5.xlarge, one instance saturates at ~50 requests/s.
 STEP_S = 10
+#: The most requests per second a demand may reach: ``MAX_INVOCATIONS_PER_MINUTE / 60`` (about 16.7
+#: million/s). Larger (``--peak-rps 1e300``) is a typo and overflows instance counts in the twin.
+MAX_RPS = MAX_INVOCATIONS_PER_MINUTE / 60.0
 
 
 @dataclass(frozen=True)
@@ -145,11 +156,18 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
             ambiguous (ISO 8601 is always accepted).
         what: what the file is called in error messages ("trace file", "history file (--history)").
 
+    Strange data is refused, never guessed: a header row that looks like data (a timestamp and a
+    number: no header?), booleans, values that are not numbers, a timestamp repeated with DIFFERENT
+    values (the same value repeated is accepted: it is one datapoint exported twice), a span longer
+    than ``history.MAX_SPAN`` (400 days) or more than ``history.MAX_INVOCATIONS_PER_MINUTE`` (1e9)
+    invocations in a row. Errors name the file and line.
+
     Raises:
-        HistoryError: missing file or column, no rows, unparseable timestamps, negative values.
+        HistoryError: missing file or column, no rows, unparseable timestamps, negative values, or
+            any of the above.
     """
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""])  # 'nan', 'NA' stay text: refused by name
     except FileNotFoundError as exc:
         raise HistoryError(f"no such {what}: {path}") from exc
     except IsADirectoryError as exc:
@@ -161,6 +179,7 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
     if frame.empty or len(frame.columns) < 1:
         raise HistoryError(f"{path} has no rows")
     ts = frame.iloc[:, 0]
+    _refuse_data_header(path, frame)
     hint = " (semicolon-separated? the file must use commas)" if ";" in str(frame.columns[0]) else ""
     try:
         if requests:
@@ -172,18 +191,64 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
         if column not in frame.columns:
             raise HistoryError(f"no column {column!r} in {path} (columns: {', '.join(map(str, frame.columns))}){hint}")
         raw = frame[column]
+        if raw.dtype.kind == "b" or (raw.dtype == object and raw.map(lambda v: isinstance(v, bool)).any()):
+            row = int(np.flatnonzero(raw.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy())[0])
+            raise HistoryError(f"{path} line {row + 2}: {column!r} is a boolean ({raw.iloc[row]}), not a count")
         values = pd.to_numeric(raw, errors="coerce")
-        bad = values.isna().to_numpy() | (values.to_numpy(dtype=float, na_value=np.nan) < 0)
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        bad = values.isna().to_numpy() | (numbers < 0) | (numbers > MAX_INVOCATIONS_PER_MINUTE)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             cell = raw.iloc[row]
+            number = numbers[row]
             what = ("is empty" if pd.isna(cell) else
-                    f"is negative ({cell})" if not np.isnan(values.iloc[row]) else f"is not a number: {cell!s}")
+                    "is not a number (NaN)" if str(cell).strip().lower() == "nan"
+                    else f"is negative ({cell})" if number < 0
+                    else f"is {cell}, more than the {MAX_INVOCATIONS_PER_MINUTE:g} invocations per row accepted"
+                    if number > MAX_INVOCATIONS_PER_MINUTE else f"is not a number: {cell!s}")
             raise HistoryError(f"{path} line {row + 2}: {column!r} {what}")
-        return per_minute(ts, values, dayfirst=dayfirst)
+        index = _utc_index(ts, dayfirst)
+        _refuse_conflicting_duplicates(path, index, numbers)
+        return per_minute(index, values, dayfirst=dayfirst)
+    except ZoneName as exc:
+        if exc.position is None:
+            raise
+        message = str(exc).replace(f"row {exc.position + 1}:", f"line {exc.position + 2}:", 1)
+        raise ZoneName(f"{path} {message}", exc.position) from exc
     except HistoryError as exc:
         message = str(exc)
         raise type(exc)(message if str(path) in message else f"{path}: {message}") from exc
+
+
+def _refuse_data_header(path: str | Path, frame: pd.DataFrame) -> None:
+    """A header row that parses as a timestamp and a number is the first datapoint: no header."""
+    cols = [str(c) for c in frame.columns]
+    if len(cols) < 2:
+        return
+    try:
+        float(cols[1])
+        check_time_text(cols[0], dayfirst=True)
+        pd.Timestamp(cols[0])
+    except (ValueError, TypeError):
+        return
+    raise HistoryError(f"{path} line 1: {cols[0]},{cols[1]} is data, not a header: add a header row "
+                       "(timestamp,invocations)")
+
+
+def _refuse_conflicting_duplicates(path: str | Path, index: pd.DatetimeIndex, values: np.ndarray) -> None:
+    """The same timestamp twice with different values: which one is right cannot be known."""
+    dup = index.duplicated(keep=False)
+    if not dup.any():
+        return
+    frame = pd.DataFrame({"t": index[dup], "v": values[dup], "line": np.flatnonzero(dup) + 2})
+    spread = frame.groupby("t")["v"].agg(["min", "max"])
+    conflicting = spread.index[spread["min"] != spread["max"]]
+    if len(conflicting):
+        first = frame[frame["t"] == conflicting[0]]
+        lines = ", ".join(str(n) for n in first["line"].tolist()[:5])
+        raise HistoryError(f"{path} lines {lines}: {conflicting[0].isoformat()} is given {len(first)} times "
+                           f"with different values ({', '.join(f'{v:g}' for v in first['v'].tolist()[:5])}): "
+                           "keep one (identical repeats are accepted)")
 
 
 def sub_minute_rows(path: str | Path) -> bool:
@@ -208,10 +273,13 @@ def from_minutes(invocations: pd.Series, name: str, peak_rps: float | None = Non
         warmup_days: leading days simulated but not scored (clamped to leave at least an hour).
 
     Raises:
-        HistoryError: an empty or all-zero series when scaling was asked for.
+        HistoryError: an empty or all-zero series when scaling was asked for, or ``peak_rps`` not
+            finite, not positive or above :data:`MAX_RPS`.
     """
     if len(invocations) == 0:
         raise HistoryError("the trace holds no minutes")
+    if peak_rps is not None and not (np.isfinite(peak_rps) and 0 < peak_rps <= MAX_RPS):
+        raise HistoryError(f"--peak-rps must be > 0 and at most {MAX_RPS:,.0f} requests/s, got {peak_rps:g}")
     rate = invocations.to_numpy(dtype=float) / 60.0
     if peak_rps is not None:
         p999 = float(np.quantile(rate, 0.999))

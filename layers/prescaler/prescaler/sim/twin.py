@@ -736,13 +736,20 @@ def run(
         progress: called with (policy name, minutes done since the last call).
 
     Raises:
-        ValueError: an unknown policy name.
+        ValueError: an unknown policy name, or demand that is not finite, negative, or above
+            :data:`prescaler.sim.scenarios.MAX_RPS` requests/s (it would overflow instance counts).
     """
+    from prescaler.sim.scenarios import MAX_RPS
+
     model = model or EndpointModel()
     settings = settings or default_planner_settings(model)
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise ValueError(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)}")
+    rps = np.asarray(demand.rps, dtype=float)
+    if len(rps) and not (np.isfinite(rps).all() and rps.min() >= 0 and rps.max() <= MAX_RPS):
+        raise ValueError(f"demand {demand.name}: requests/s must be finite, >= 0 and <= {MAX_RPS:g} "
+                         f"(found {rps.min():g} to {rps.max():g})")
     results: dict[str, PolicyResult] = {}
     for name in policies:
         tick = (lambda n, _name=name: progress(_name, n)) if progress else None
