@@ -28,7 +28,8 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -318,23 +319,30 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _endpoint_history(args: argparse.Namespace) -> pd.Series:
+@contextmanager
+def _aws_calls(what: str) -> Iterator[None]:
+    """AWS calls the user asked for: no region or no credentials is a one-line usage error (exit 2);
+    an AWS error is a RuntimeError naming ``what`` was being done (exit 1)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-    from prescaler.aws.clients import session
-    from prescaler.aws.cloudwatch import read_invocations
-
-    end = complete_end(pd.Timestamp.now(tz="UTC"))
-    start = end - pd.Timedelta(days=args.days or 14)
     try:
-        client = session().client("cloudwatch")
-        return read_invocations(client, args.endpoint, args.variant, start, end)
+        yield
     except NoRegionError as exc:
         raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
     except NoCredentialsError as exc:
         raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except (BotoCoreError, ClientError) as exc:
-        raise RuntimeError(f"reading CloudWatch history of {args.endpoint}/{args.variant}: {exc}") from exc
+        raise RuntimeError(f"{what}: {exc}") from exc
+
+
+def _endpoint_history(args: argparse.Namespace) -> pd.Series:
+    from prescaler.aws.clients import session
+    from prescaler.aws.cloudwatch import read_invocations
+
+    end = complete_end(pd.Timestamp.now(tz="UTC"))
+    start = end - pd.Timedelta(days=args.days or 14)
+    with _aws_calls(f"reading CloudWatch history of {args.endpoint}/{args.variant}"):
+        return read_invocations(session().client("cloudwatch"), args.endpoint, args.variant, start, end)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -384,8 +392,6 @@ def _fleet_histories(args: argparse.Namespace) -> list[tuple[str, Any]]:
     member's Invocations read in one batched GetMetricData (500 variants per call)."""
     import os
 
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
     from prescaler import fleet
     from prescaler.aws.clients import session
     from prescaler.aws.cloudwatch import read_many
@@ -395,17 +401,11 @@ def _fleet_histories(args: argparse.Namespace) -> list[tuple[str, Any]]:
                                              "fleet_endpoints": listed,
                                              "variant_name": os.environ.get("VARIANT_NAME", "AllTraffic")})
     end = complete_end(pd.Timestamp.now(tz="UTC"))
-    try:
+    with _aws_calls("discovering the fleet or reading its history"):
         members, _ = fleet.discover(session().client("sagemaker"), fs)
         pairs = [(m.endpoint_name, m.variant_name) for m in members]
         histories = read_many(session().client("cloudwatch"), pairs, end - pd.Timedelta(days=args.days or 14), end,
                               published_until=end) if pairs else {}
-    except NoRegionError as exc:
-        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
-    except NoCredentialsError as exc:
-        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise RuntimeError(f"discovering the fleet or reading its history: {exc}") from exc
     if not pairs:
         raise UsageError("the fleet is empty: tag endpoints prescaler:enabled=true, or set FLEET_ENDPOINTS")
     return [(f"{e}/{v}", (lambda h=histories[(e, v)]: h.series)) for e, v in pairs]

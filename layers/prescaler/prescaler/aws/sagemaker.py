@@ -12,6 +12,7 @@ reference), under the same rules (never below MinCapacity, never while not ``InS
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,20 +175,11 @@ class SageMaker:
         Raises:
             ValueError: ``desired`` is below ``min_capacity`` (never sent).
         """
-        if desired < min_capacity:
-            raise ValueError(f"desired copy count {desired} is below MinCapacity {min_capacity}")
-        if not component.in_service:
-            return ApplyResult("deferred", f"inference component is {component.status}, not {IN_SERVICE}")
-        try:
-            self.client.update_inference_component_runtime_config(
-                InferenceComponentName=component.name, DesiredRuntimeConfig={"CopyCount": int(desired)}
-            )
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            if err.get("Code") == "ValidationException":
-                return ApplyResult("deferred", f"ValidationException: {err.get('Message', '')}")
-            raise
-        return ApplyResult("applied")
+        return _scale_in(
+            "copy count", "inference component", component.status, component.in_service, desired, min_capacity,
+            lambda: self.client.update_inference_component_runtime_config(
+                InferenceComponentName=component.name, DesiredRuntimeConfig={"CopyCount": int(desired)}),
+        )
 
     def instance_type(self, endpoint: Endpoint, variant_name: str) -> str:
         """The variant's instance type from its endpoint config (DescribeEndpointConfig).
@@ -215,20 +207,28 @@ class SageMaker:
         Raises:
             ValueError: ``desired`` is below ``min_capacity`` (never sent).
         """
-        if desired < min_capacity:
-            raise ValueError(f"desired instance count {desired} is below MinCapacity {min_capacity}")
-        if not endpoint.in_service:
-            return ApplyResult("deferred", f"endpoint is {endpoint.status}, not {IN_SERVICE}")
-        try:
-            self.client.update_endpoint_weights_and_capacities(
+        return _scale_in(
+            "instance count", "endpoint", endpoint.status, endpoint.in_service, desired, min_capacity,
+            lambda: self.client.update_endpoint_weights_and_capacities(
                 EndpointName=endpoint.name,
-                DesiredWeightsAndCapacities=[
-                    {"VariantName": variant_name, "DesiredInstanceCount": int(desired)}
-                ],
-            )
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            if err.get("Code") == "ValidationException":
-                return ApplyResult("deferred", f"ValidationException: {err.get('Message', '')}")
-            raise
-        return ApplyResult("applied")
+                DesiredWeightsAndCapacities=[{"VariantName": variant_name, "DesiredInstanceCount": int(desired)}]),
+        )
+
+
+def _scale_in(count: str, subject: str, status: str, in_service: bool, desired: int, min_capacity: int,
+              call: Callable[[], object]) -> ApplyResult:
+    """One prompt scale-in request (``call``), the same rules for a variant and a component: never
+    below ``min_capacity`` (ValueError, nothing sent), ``deferred`` when ``subject`` is not
+    ``InService`` or SageMaker answers ``ValidationException`` (e.g. an update in progress)."""
+    if desired < min_capacity:
+        raise ValueError(f"desired {count} {desired} is below MinCapacity {min_capacity}")
+    if not in_service:
+        return ApplyResult("deferred", f"{subject} is {status}, not {IN_SERVICE}")
+    try:
+        call()
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        if err.get("Code") == "ValidationException":
+            return ApplyResult("deferred", f"ValidationException: {err.get('Message', '')}")
+        raise
+    return ApplyResult("applied")

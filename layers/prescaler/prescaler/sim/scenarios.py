@@ -63,6 +63,25 @@ class Demand:
         return pd.Series(counts, index=index, name="invocations")
 
 
+def _step_grid(days_evaluated: int, warmup_days: int, start: str) -> tuple[pd.Timestamp, np.ndarray]:
+    """A scenario's first day (UTC midnight of ``start``) and the seconds since it of every
+    :data:`STEP_S` step over warm-up plus scored days.
+
+    Raises:
+        ValueError: fewer than 1 scored day or a negative warm-up.
+    """
+    if days_evaluated < 1 or warmup_days < 0:
+        raise ValueError("days must be >= 1 and warm-up days >= 0")
+    steps = (days_evaluated + warmup_days) * 86400 // STEP_S
+    return pd.Timestamp(start, tz="UTC").floor("D"), np.arange(steps) * STEP_S
+
+
+def _with_noise(rps: np.ndarray, seed: int) -> np.ndarray:
+    """Light seeded noise: 3% (normal) per step, never below 0 requests/s."""
+    rng = np.random.default_rng(seed)
+    return np.maximum(0.0, rps * (1 + rng.normal(0.0, 0.03, len(rps))))
+
+
 def reference(days_evaluated: int = 3, warmup_days: int = 2, seed: int = 7,
               start: str = "2026-03-02") -> Demand:
     """PROBLEM.md's day, repeated: baseline 40 RPS, a 04:00-06:00 trough at 5 RPS, and at the top of
@@ -75,15 +94,10 @@ def reference(days_evaluated: int = 3, warmup_days: int = 2, seed: int = 7,
         seed: noise seed.
         start: first day (UTC date).
     """
-    if days_evaluated < 1 or warmup_days < 0:
-        raise ValueError("days must be >= 1 and warm-up days >= 0")
-    days = days_evaluated + warmup_days
-    t0 = pd.Timestamp(start, tz="UTC").floor("D")
-    steps = days * 86400 // STEP_S
-    sec = np.arange(steps) * STEP_S
+    t0, sec = _step_grid(days_evaluated, warmup_days, start)
     hour_of_day = (sec % 86400) / 3600.0
     # Baseline 40 RPS with a trough at 5 RPS from 04:00 to 06:00 (30-minute cosine shoulders).
-    base = np.full(steps, 40.0)
+    base = np.full(len(sec), 40.0)
     down = (hour_of_day >= 3.5) & (hour_of_day < 4.0)
     base[down] = 5 + 35 * 0.5 * (1 + np.cos(np.pi * (hour_of_day[down] - 3.5) / 0.5))
     base[(hour_of_day >= 4.0) & (hour_of_day < 6.0)] = 5.0
@@ -93,8 +107,7 @@ def reference(days_evaluated: int = 3, warmup_days: int = 2, seed: int = 7,
     s = sec % 3600
     shape = np.clip(np.minimum(s / 90.0, (90 + 480 + 90 - s) / 90.0), 0.0, 1.0)
     rps = base + shape * (220.0 - base)
-    rng = np.random.default_rng(seed)
-    rps = np.maximum(0.0, rps * (1 + rng.normal(0.0, 0.03, steps)))
+    rps = _with_noise(rps, seed)
     return Demand("reference", t0, rps, STEP_S, warmup_days * 86400 // STEP_S)
 
 
@@ -117,12 +130,8 @@ def llm_workday(days_evaluated: int = 3, warmup_days: int = 4, seed: int = 7,
         seed: noise seed.
         start: first day (UTC date).
     """
-    if days_evaluated < 1 or warmup_days < 0:
-        raise ValueError("days must be >= 1 and warm-up days >= 0")
-    days = days_evaluated + warmup_days
-    t0 = pd.Timestamp(start, tz="UTC").floor("D")
-    steps = days * 86400 // STEP_S
-    sec = (np.arange(steps) * STEP_S) % 86400
+    t0, sec = _step_grid(days_evaluated, warmup_days, start)
+    sec = sec % 86400
 
     def plateau(level: float, begin_s: float, end_s: float, ramp_up_s: float, ramp_down_s: float) -> np.ndarray:
         up = np.clip((sec - begin_s) / ramp_up_s, 0.0, 1.0)
@@ -133,8 +142,7 @@ def llm_workday(days_evaluated: int = 3, warmup_days: int = 4, seed: int = 7,
     spike = plateau(110.0, 12 * 3600, 12 * 3600 + 90 + 600, 90, 90)
     batch = plateau(60.0, 2 * 3600, 2 * 3600 + 1200, 60, 60)
     rps = day + spike + batch
-    rng = np.random.default_rng(seed)
-    rps = np.maximum(0.0, rps * (1 + rng.normal(0.0, 0.03, steps)))
+    rps = _with_noise(rps, seed)
     return Demand("llm-workday", t0, rps, STEP_S, warmup_days * 86400 // STEP_S)
 
 
