@@ -47,9 +47,18 @@ import pandas as pd
 
 from prescaler.history import MINUTE, SERIES_NAME, as_minute_series, to_utc
 
-#: Backtest the candidates on at least this many of the newest minutes (and on a whole cycle of the
-#: longest candidate, up to a week, so that a once-a-week spike is in the backtest).
-SKILL_MINUTES = 1440
+#: Backtest the candidates on this many of the newest minutes, or on all the history allows after the
+#: shortest candidate's first cycle: a week of a daily burst is seven sightings to judge it by, where
+#: the newest day alone is one (a quiet Sunday, or one start that jittered past the drift, would
+#: decide for the whole next hour).
+SKILL_MINUTES = 7 * 1440
+#: Spike-start drifts (minutes either side) each candidate is also backtested with, beyond the
+#: caller's ``drift_minutes``: a burst whose start jitters by several minutes from cycle to cycle is
+#: caught by the drift the backtest finds pays best (the widening costs instance-minutes, so a
+#: punctual spike keeps the narrow one).
+DRIFT_CANDIDATES = (3, 7, 15)
+#: ... at most a ``1 / MAX_DRIFT_FRACTION`` of the period either side (7 minutes for an hourly spike).
+MAX_DRIFT_FRACTION = 8
 #: Periods discovered from the autocorrelation: at most this many, within these bounds (minutes).
 MAX_DISCOVERED = 3
 MIN_PERIOD = 15
@@ -76,6 +85,7 @@ class Pattern:
     cycles: int
     wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
     discovered: bool = False
+    drift_minutes: int | None = None  # the spike-start drift the backtest chose (None: not chosen yet)
 
     @property
     def min_span_minutes(self) -> int:
@@ -86,7 +96,8 @@ class Pattern:
 
 PATTERNS: tuple[Pattern, ...] = (
     Pattern("hourly", 60, cycles=4, wall_clock=False),
-    Pattern("daily", 1440, cycles=3, wall_clock=True),
+    # four days: a weekday burst is still seen twice on a Monday (Friday, Thursday; the weekend not)
+    Pattern("daily", 1440, cycles=4, wall_clock=True),
     Pattern("weekly", 10080, cycles=2, wall_clock=True),
 )
 
@@ -353,21 +364,45 @@ class _Backtest:
     need: np.ndarray  # instances the demand needed each scored minute at saturation (fewer breach it)
     backstop: np.ndarray  # instances the backstop alone had each scored minute
     backstop_breaches: int
-    breached: np.ndarray  # each minute of history: the backstop breached within ±(drift + 1) min
+    breach: np.ndarray  # each minute of history: the backstop breached then (0/1)
     cost: CostModel
+    _widened: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def breached(self, drift: int) -> np.ndarray:
+        """Each minute of history: the backstop breached within ±(drift + 1) min (0/1)."""
+        if drift not in self._widened:
+            self._widened[drift] = _rolling_max(self.breach, drift + 1)
+        return self._widened[drift]
 
     def score(self, pred: np.ndarray) -> tuple[float, int, float]:
         """(net instance-minutes saved, breach minutes prevented, instance-minutes spent)."""
+        net = self.net_per_minute(pred)
+        prevented = self.backstop_breaches - int((self.need > self._cover(pred)).sum())
+        return float(net.sum()), prevented, prevented * self.cost.breach_minute_cost - float(net.sum())
+
+    def _cover(self, pred: np.ndarray) -> np.ndarray:
+        return np.maximum(self.backstop, _instances(np.where(np.isnan(pred), 0.0, pred), self.cost))
+
+    def net_per_minute(self, pred: np.ndarray) -> np.ndarray:
+        """Each scored minute's net instance-minutes: ``breach_minute_cost`` if acting prevented a
+        backstop breach there, minus the instance-minutes paid above the backstop there."""
         pred = np.where(np.isnan(pred), 0.0, pred)
-        cover = np.maximum(self.backstop, _instances(pred, self.cost))
-        prevented = self.backstop_breaches - int((self.need > cover).sum())
+        cover = self._cover(pred)
+        prevented = (self.need > self.backstop) & (self.need <= cover)
         # a raise is paid from the tick that sees the spike in its lookahead until the spike passes
         paid = np.maximum(self.backstop, _instances(_leading_max(pred, self.cost.lookahead_minutes), self.cost))
-        spent = float((paid - self.backstop).sum())
-        return prevented * self.cost.breach_minute_cost - spent, prevented, spent
+        return prevented * self.cost.breach_minute_cost - (paid - self.backstop)
+
+    def pays_in_both_halves(self, pred: np.ndarray, period: int) -> bool:
+        """Acting on ``pred`` saves instance-minutes in the older and in the newer half of the span,
+        each holding at least two ``period``: a rhythm does, a lucky fit to noise (one of many
+        drifts, paid for by one burst) seldom does."""
+        net = self.net_per_minute(pred)
+        half = len(net) // 2
+        return half >= MIN_CYCLES * period and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
 
 
-def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtest:
+def _backtest(y: np.ndarray, span: int, cost: CostModel) -> _Backtest:
     n = len(y)
     need = np.ceil(y / (cost.target_invocations_per_instance * cost.saturation_ratio) - 1e-9)
     # target tracking scales out on 3 datapoints in a row above target: it sees sustained demand
@@ -379,8 +414,7 @@ def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtes
     backstop = np.maximum(cost.baseline_instances, _instances(had, cost))
     breach = (need > backstop).astype(float)
     targets = np.arange(n - span, n)
-    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()),
-                     _rolling_max(breach, drift + 1), cost)
+    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()), breach, cost)
 
 
 @dataclass(frozen=True)
@@ -453,26 +487,31 @@ def _backtest_patterns(
         return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
     longest = max(p.period_minutes for p in eligible)
     span = min(max(SKILL_MINUTES, longest), n - shortest)
-    ymax = _rolling_max(y, drift)
-    bt = _backtest(y, span, cost, drift)
+    bt = _backtest(y, span, cost)
     observed_until = bt.targets - cost.lookahead_minutes
-    preds: dict[str, np.ndarray] = {}
+    preds: dict[Pattern, np.ndarray] = {}
     skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
     scored: list[tuple[float, int, Pattern]] = []
-    for p in eligible:
-        preds[p.name] = _acted(*_evidence(
-            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift),
-            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1)))
-        net, prevented, _spent = bt.score(preds[p.name])
-        skill[p.name] = round(net, 1)
-        if net > 0 and prevented > 0:
-            scored.append((net, prevented, p))
-    # greedy combination: each further pattern must raise the combination's net
+    for d in sorted({drift, *(c for c in DRIFT_CANDIDATES if c > drift)}):
+        ymax = _rolling_max(y, d)
+        for p in eligible:
+            if d > drift and d > p.period_minutes // MAX_DRIFT_FRACTION:
+                continue  # a start that wanders over a quarter of the period is not this rhythm
+            pd_ = replace(p, drift_minutes=d)
+            preds[pd_] = _acted(*_evidence(
+                _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, d),
+                _lag_matrix(bt.breached(d), bt.targets, origin, p, timezone, observed_until, d + 1)))
+            net, prevented, _spent = bt.score(preds[pd_])
+            skill[p.name] = max(skill.get(p.name, -math.inf), round(net, 1))
+            # a wider drift is a further hypothesis: it must pay in both halves of the span
+            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(preds[pd_], p.period_minutes)):
+                scored.append((net, prevented, pd_))
+    # greedy combination: each further pattern (at any drift) must raise the combination's net
     chosen: list[Pattern] = []
     combined: np.ndarray | None = None
     best_net = 0.0
-    for _net, _prev, p in sorted(scored, key=lambda s: -s[0]):
-        trial = preds[p.name] if combined is None else np.fmax(combined, preds[p.name])
+    for _net, _prev, p in sorted(scored, key=lambda s: (-s[0], s[2].drift_minutes or 0)):
+        trial = preds[p] if combined is None else np.fmax(combined, preds[p])
         net, _, _ = bt.score(trial)
         if net > best_net:
             chosen, combined, best_net = [*chosen, p], trial, net
@@ -545,15 +584,19 @@ def forecast(
     if sel.chosen is None:
         return unusable(sel.reason, sel.skill, sel.periods)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
-    ymax = _rolling_max(y, drift_minutes)
     origin = history.index[0]
-    bt = _backtest(y, 0, cost, drift_minutes)
+    bt = _backtest(y, 0, cost)
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
-    evidence = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift_minutes),
-                                  _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift_minutes + 1))
-                for p in chosen}
-    votes = {name: level for name, (level, _act) in evidence.items()}
+    ymax: dict[int, np.ndarray] = {}
+    evidence: dict[Pattern, tuple[np.ndarray, np.ndarray]] = {}
+    for p in chosen:
+        d = drift_minutes if p.drift_minutes is None else p.drift_minutes
+        if d not in ymax:
+            ymax[d] = _rolling_max(y, d)
+        evidence[p] = _evidence(_lag_matrix(ymax[d], targets, origin, p, timezone, observed, d),
+                                _lag_matrix(bt.breached(d), targets, origin, p, timezone, observed, d + 1))
+    votes = {p: level for p, (level, _act) in evidence.items()}
     pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)
@@ -561,10 +604,10 @@ def forecast(
     peak, w_start, w_end = _peak_window(values)
     # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
     by_period = sorted(chosen, key=lambda p: p.period_minutes)
-    best = next((p for p in by_period if np.nanmax(votes[p.name], initial=-np.inf) >= 0.95 * peak), by_period[0])
-    others = [p.name for p in chosen if p is not best]
+    best = next((p for p in by_period if np.nanmax(votes[p], initial=-np.inf) >= 0.95 * peak), by_period[0])
+    others = [f"{p.name} (±{p.drift_minutes} min)" for p in chosen if p is not best]
     reason = (
-        f"{best.name} pattern ({best.cycles} cycles, drift ±{drift_minutes} min; backtest saves "
+        f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min; backtest saves "
         f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days"
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
