@@ -318,6 +318,17 @@ def _lag_matrix(
         times = origin + pd.to_timedelta(targets, unit="min")
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
     n = len(values)
+    if offsets_t is None and len(targets) and targets[-1] - targets[0] == len(targets) - 1:
+        # contiguous targets at a fixed lag: each cycle is a slice (the backtest's common case)
+        for k in range(1, cycles + 1):
+            a = int(targets[0]) - k * pattern.period_minutes
+            ok = (np.arange(a, a + len(targets)) + drift < observed_until)
+            lo, hi = max(0, -a), max(0, min(len(targets), n - a))
+            if lo < hi:
+                row = lagged[k - 1, lo:hi]
+                row[:] = values[a + lo: a + hi]
+                row[~ok[lo:hi]] = -np.inf
+        return lagged
     for k in range(1, cycles + 1):
         src = targets - k * pattern.period_minutes
         if offsets_t is not None:
@@ -374,30 +385,28 @@ class _Backtest:
             self._widened[drift] = _rolling_max(self.breach, drift + 1)
         return self._widened[drift]
 
-    def score(self, pred: np.ndarray) -> tuple[float, int, float]:
-        """(net instance-minutes saved, breach minutes prevented, instance-minutes spent)."""
-        net = self.net_per_minute(pred)
-        prevented = self.backstop_breaches - int((self.need > self._cover(pred)).sum())
-        return float(net.sum()), prevented, prevented * self.cost.breach_minute_cost - float(net.sum())
+    def score(self, pred: np.ndarray) -> tuple[float, int, np.ndarray]:
+        """(net instance-minutes saved, breach minutes prevented, each scored minute's net).
 
-    def _cover(self, pred: np.ndarray) -> np.ndarray:
-        return np.maximum(self.backstop, _instances(np.where(np.isnan(pred), 0.0, pred), self.cost))
-
-    def net_per_minute(self, pred: np.ndarray) -> np.ndarray:
-        """Each scored minute's net instance-minutes: ``breach_minute_cost`` if acting prevented a
-        backstop breach there, minus the instance-minutes paid above the backstop there."""
+        A minute's net is ``breach_minute_cost`` if acting prevented a backstop breach there, minus
+        the instance-minutes paid above the backstop there."""
         pred = np.where(np.isnan(pred), 0.0, pred)
-        cover = self._cover(pred)
-        prevented = (self.need > self.backstop) & (self.need <= cover)
+        prevented = self.breaching & (self.need <= _instances(pred, self.cost))
         # a raise is paid from the tick that sees the spike in its lookahead until the spike passes
         paid = np.maximum(self.backstop, _instances(_leading_max(pred, self.cost.lookahead_minutes), self.cost))
-        return prevented * self.cost.breach_minute_cost - (paid - self.backstop)
+        net = prevented * self.cost.breach_minute_cost - (paid - self.backstop)
+        return float(net.sum()), int(prevented.sum()), net
 
-    def pays_in_both_halves(self, pred: np.ndarray, period: int) -> bool:
-        """Acting on ``pred`` saves instance-minutes in the older and in the newer half of the span,
-        each holding at least two ``period``: a rhythm does, a lucky fit to noise (one of many
-        drifts, paid for by one burst) seldom does."""
-        net = self.net_per_minute(pred)
+    @property
+    def breaching(self) -> np.ndarray:
+        """Each scored minute: the backstop alone breaches."""
+        return self.need > self.backstop
+
+    @staticmethod
+    def pays_in_both_halves(net: np.ndarray, period: int) -> bool:
+        """The per-minute ``net`` of acting sums above zero in the older and in the newer half of the
+        span, each holding at least two ``period``: a rhythm pays in both, a lucky fit to noise (one
+        of many drifts, paid for by one burst) seldom does."""
         half = len(net) // 2
         return half >= MIN_CYCLES * period and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
 
@@ -501,10 +510,10 @@ def _backtest_patterns(
             preds[pd_] = _acted(*_evidence(
                 _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, d),
                 _lag_matrix(bt.breached(d), bt.targets, origin, p, timezone, observed_until, d + 1)))
-            net, prevented, _spent = bt.score(preds[pd_])
+            net, prevented, per_minute = bt.score(preds[pd_])
             skill[p.name] = max(skill.get(p.name, -math.inf), round(net, 1))
             # a wider drift is a further hypothesis: it must pay in both halves of the span
-            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(preds[pd_], p.period_minutes)):
+            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(per_minute, p.period_minutes)):
                 scored.append((net, prevented, pd_))
     # greedy combination: each further pattern (at any drift) must raise the combination's net
     chosen: list[Pattern] = []
