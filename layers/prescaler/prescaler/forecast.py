@@ -14,19 +14,30 @@ cost-aware backtest says acting pays:
    day, and every rhythm needs two sightings. Idle minutes are data (zero demand), not missing:
    the span is the window's calendar length, not its count of non-zero minutes.
 3. **Evidence, not one sighting.** A pattern's forecast for minute ``t`` is the *second* largest of
-   the values seen at ``t - k P`` (``k = 1 .. cycles``), each widened by ``drift_minutes`` either
-   side: the level that at least two of the recent cycles reached. A spike seen once is not
-   repeated; a spike missing once (a holiday) is survived; a drifting start is covered; a schedule
-   that moved is followed after two cycles. Daily and weekly lags are counted in wall-clock time of
-   ``timezone`` (daylight saving).
-4. **Cost-aware backtest.** Each candidate is replayed on the newest day (or the newest cycle of
-   the longest candidate, up to a week) against what the backstop alone (target tracking) would
-   have had: capacity that covers the demand it saw ``backstop_reaction_minutes`` ago, kept for
-   ``backstop_hold_minutes``. The loss is asymmetric: a minute whose demand exceeds what the
-   capacity serves at the target costs ``breach_minute_cost`` instance-minutes; every instance-minute
-   raised above the backstop costs one. A pattern is acted on only when the breach minutes it
-   prevents are worth more than the instance-minutes it spends early (net > 0); patterns are
-   combined greedily, each kept only if the combination's net grows.
+   the values seen at ``t - k P`` (``k = 1 .. cycles``; 4 for hourly, daily and discovered periods,
+   2 for weekly), each widened by the pattern's drift either side: the level that at least two of
+   the recent cycles reached. A spike seen once is not repeated; a spike missing once (a holiday)
+   is survived; a drifting start is covered; a schedule that moved is followed after two cycles; a
+   weekday-only burst is still seen twice on a Monday (Friday and Thursday). Daily and weekly lags
+   are counted in wall-clock time of ``timezone`` (daylight saving).
+4. **Cost-aware backtest.** Each candidate is replayed on the newest week (``SKILL_MINUTES``; less
+   when the history is shorter: all of it after the shortest candidate's first cycle) against what
+   the backstop alone (target tracking) would have had: capacity that covers the demand it saw
+   ``backstop_reaction_minutes`` ago, kept for ``backstop_hold_minutes``. The loss is asymmetric: a
+   minute whose demand exceeds what the capacity serves at the target costs ``breach_minute_cost``
+   instance-minutes; every instance-minute raised above the backstop costs one. A pattern is acted
+   on only when the breach minutes it prevents are worth more than the instance-minutes it spends
+   early (net > 0); patterns are combined greedily, each kept only if the combination's net grows.
+   A week, not a day: a daily burst is judged on seven sightings, so that one quiet Sunday or one
+   start that jittered does not decide for the next hour.
+5. **Learned drift.** Real recurring bursts (a cron job, a nightly batch, a shift change) start a
+   few minutes early or late from cycle to cycle. Each candidate is replayed with the caller's
+   ``drift_minutes`` and with each wider drift of ``DRIFT_CANDIDATES`` (3, 7, 15 minutes either
+   side, at most ``P / MAX_DRIFT_FRACTION``: a start that wanders over a quarter of the period is
+   not that rhythm); the greedy combination takes the drift that nets most. A wider drift is a
+   further hypothesis fitted to the same data, so it is kept only when it also nets more than
+   nothing in the older and in the newer half of the span, each holding at least two periods: a
+   rhythm pays in both halves, a fit to a lucky burst in noise seldom does.
 
 Pure numpy/pandas, no clock, no AWS: ``forecast`` is called by both Lambdas and, once per simulated
 minute, by the simulator's ``predictive`` policy.
@@ -85,7 +96,7 @@ class Pattern:
     cycles: int
     wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
     discovered: bool = False
-    drift_minutes: int | None = None  # the spike-start drift the backtest chose (None: not chosen yet)
+    drift_minutes: int | None = None  # the spike-start drift (min) the backtest chose; None: not chosen yet
 
     @property
     def min_span_minutes(self) -> int:
@@ -549,7 +560,8 @@ def forecast(
             minutes only, at most 14 days; every minute in it is data (zero = idle). Its end may be
             before ``start`` (publication delay): the minutes in between are forecast too.
         start, end: the forecast range (whole UTC minutes; ``end`` exclusive).
-        drift_minutes: widen each past minute by this many minutes either side (spike-start jitter).
+        drift_minutes: widen each past minute by at least this many minutes either side (spike-start
+            jitter); the backtest may choose a wider drift per pattern (step 5 of the method).
         timezone: IANA name of the time zone whose wall clock daily and weekly jobs follow.
         cost: the asymmetric loss the backtest judges patterns by (default :class:`CostModel`).
 
