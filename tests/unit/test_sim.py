@@ -110,7 +110,7 @@ def test_a_raise_waits_until_the_spike_itself_is_within_lead_time_plus_horizon()
 
 def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs() -> None:
     """service.py reads DescribeScalingActivities each tick and plans with lead_time_s(): the p90 of
-    successful scale-outs' EndTime - StartTime plus a tick; the twin's predictive policy does the same
+    successful scale-outs' EndTime - StartTime (the horizon's minute is the tick); the twin's predictive policy does the same
     with its own scale-outs, and uses the planner's lead_time_s only until one has completed."""
     model = twin.EndpointModel(provisioning_s=(60.0, 60.0))
     index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
@@ -121,17 +121,19 @@ def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs
     fresh = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     hook(index[mi], mi, fresh, 600.0)
     assert hook.lead_times == [300] and hook.decisions[-1][1].action == "raise"
-    # Given a completed scale-out that took 60 s: lead time 60 + 60 = 120 s, so 00:55 is too early
+    # Given a completed scale-out that took 60 s: lead time 60 s, so 00:55 is too early
     hook = twin._PredictiveHook(spikes, index, twin.default_planner_settings(model), model)
     fleet = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     assert fleet.request(3, 0.0) and fleet.request(2, 120.0)  # out (60 s to InService), then back in
     hook(index[mi], mi, fleet, 600.0)
-    assert hook.lead_times == [120] and hook.decisions == []
-    # and 00:57 raises (the spike's drift-widened start, 00:59, is within 2 minutes + the horizon)
-    hook(index[mi + 1], mi + 1, fleet, 660.0)
-    assert hook.decisions == []
-    hook(index[mi + 2], mi + 2, fleet, 720.0)
-    assert hook.lead_times[-1] == 120 and hook.decisions[-1][1].action == "raise"
+    assert hook.lead_times == [60] and hook.decisions == []
+    # and so is 00:57 (a raise then would be in service at 00:58, a minute before it is needed)
+    for minute in (1, 2):
+        hook(index[mi + minute], mi + minute, fleet, 600.0 + 60 * minute)
+        assert hook.decisions == []
+    # 00:58 raises: the spike's drift-widened start, 00:59, is within 1 minute + the horizon
+    hook(index[mi + 3], mi + 3, fleet, 780.0)
+    assert hook.lead_times[-1] == 60 and hook.decisions[-1][1].action == "raise"
     # A scale-out still in progress is not counted (its EndTime is not there yet)
     busy = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     assert busy.request(3, 590.0)
