@@ -111,8 +111,9 @@ def test_a_raise_waits_until_the_spike_itself_is_within_lead_time_plus_horizon()
 
 def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs() -> None:
     """service.py reads DescribeScalingActivities each tick and plans with lead_time_s(): the p90 of
-    successful scale-outs' EndTime - StartTime (the horizon's minute is the tick); the twin's predictive policy does the same
-    with its own scale-outs, and uses the planner's lead_time_s only until one has completed."""
+    successful scale-outs' EndTime - StartTime (the horizon's minute is the tick); the twin's
+    predictive policy does the same with its own scale-outs, and uses the planner's lead_time_s only
+    until one has completed."""
     model = twin.EndpointModel(provisioning_s=(60.0, 60.0))
     index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
     spikes = np.where(index.minute < 10, 13200.0, 2400.0)  # an hourly spike a raise would answer

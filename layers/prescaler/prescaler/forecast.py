@@ -44,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -449,7 +450,7 @@ def _selection(
     best: _Selection | None = None
     for d in range(drift + 1):
         key = ("select", *data_key, eligible, cost, d, timezone)
-        sel = _memo(key, lambda d=d: _backtest_patterns(y, origin, eligible, periods, cost, d, timezone))
+        sel: _Selection = _memo(key, partial(_backtest_patterns, y, origin, eligible, periods, cost, d, timezone))
         if best is None or (sel.chosen is not None and (best.chosen is None or sel.net > best.net)):
             best = sel
     assert best is not None

@@ -391,7 +391,8 @@ def plan(
     desired = _prompt_scale_in(history, state, settings, new_min, required, instances_for(expected, settings),
                                demand_need, numbers) if owned or state.released_min_capacity is not None else None
     if desired is not None:
-        scale_in = f"prompt scale-in {state.current_instances} -> {desired} instances: {demand_says} and no spike is forecast"
+        scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: {demand_says} and no spike "
+                    "is forecast")
         reason = f"{reason}; {scale_in}" if action == "relax" else f"relax: {scale_in} (MinCapacity {new_min})"
         action = "relax"
     return decision(action, new_min, reason, desired)
