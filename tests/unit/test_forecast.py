@@ -684,3 +684,23 @@ def test_a_one_off_burst_in_jittered_traffic_is_not_repeated(synth) -> None:
     fc = forecast(hist, once + DAY * MINUTE - 30 * MINUTE, once + DAY * MINUTE + 30 * MINUTE)
     # Then the one sighting is not repeated, whatever drift was learned
     assert fc.values.max() < synth.SPIKE
+
+
+def _weekdays_at_nine(index: pd.DatetimeIndex) -> np.ndarray:
+    return (index.dayofweek < 5) & (index.hour == 9) & (index.minute < 20)
+
+
+def test_a_weekday_only_burst_is_prepared_for_on_monday_morning(synth) -> None:
+    # Given two weeks of a 20-minute burst at 09:00 on weekdays only, ending Monday 08:40 (less
+    # than the two weeks and an hour the weekly pattern needs to be backtested from whole hours)
+    start = synth.MONDAY + (8 * 60 + 40) * MINUTE
+    hist = synth.history(2 * WEEK - 1, _weekdays_at_nine, start=start - WEEK * MINUTE + MINUTE)
+    end = _end(hist)
+    assert end.dayofweek == 0 and (end.hour, end.minute) == (8, 40)
+    # When the coming hour is forecast
+    fc = forecast(hist, end, end + 60 * MINUTE)
+    # Then the daily pattern prepares the burst: Friday and Thursday saw it (the weekend did not),
+    # and the backtest over the last week counts five bursts against two quiet days
+    assert fc.usable, fc.reason
+    nine = end + 20 * MINUTE
+    assert fc.prepared.loc[nine: nine + 4 * MINUTE].min() > 0.9 * synth.SPIKE
