@@ -416,12 +416,13 @@ class _Backtest:
         return self.need > self.backstop
 
     @staticmethod
-    def pays_in_both_halves(net: np.ndarray, period: int) -> bool:
+    def pays_in_both_halves(net: np.ndarray, pattern: Pattern) -> bool:
         """The per-minute ``net`` of acting sums above zero in the older and in the newer half of the
-        span, each holding at least two ``period``: a rhythm pays in both, a lucky fit to noise (one
-        of many drifts, paid for by one burst) seldom does."""
+        span, each long enough to prove ``pattern`` on its own (:attr:`Pattern.min_span_minutes`:
+        six hours for an hourly rhythm, two days for a daily one): a rhythm pays in both, a lucky fit
+        to noise (one of many drifts, paid for by a few bursts of one afternoon) seldom does."""
         half = len(net) // 2
-        return half >= MIN_CYCLES * period and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
+        return half >= pattern.min_span_minutes and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
 
 
 def _backtest(y: np.ndarray, span: int, cost: CostModel) -> _Backtest:
@@ -527,7 +528,7 @@ def _backtest_patterns(
             net, prevented, per_minute = bt.score(preds[pd_])
             skill[p.name] = max(skill.get(p.name, -math.inf), round(net, 1))
             # a wider drift is a further hypothesis: it must pay in both halves of the span
-            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(per_minute, p.period_minutes)):
+            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(per_minute, p)):
                 scored.append((net, prevented, pd_))
     # greedy combination: each further pattern (at any drift) must raise the combination's net
     chosen: list[Pattern] = []
