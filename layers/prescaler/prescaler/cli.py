@@ -16,8 +16,9 @@
 Timestamps are ISO 8601 (naive = UTC); numeric dates such as 01/11/2026 are refused as ambiguous
 unless ``--dayfirst`` says the day comes first.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error
-(``doctor``: 1 when a check fails).
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem; an unusable AWS setup
+too: no or invalid region, unknown profile, missing credentials, AWS unreachable), 1 an error AWS
+returned (``doctor``: 1 when a check fails).
 """
 
 from __future__ import annotations
@@ -319,19 +320,86 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _aws_setup_problem(exc: Exception) -> str | None:
+    """One line naming what is wrong with the caller's AWS setup (region, profile, credentials, the
+    network path to AWS), or None when ``exc`` is not such a problem (an error AWS itself returned)."""
+    import os
+
+    from botocore.exceptions import (
+        CredentialRetrievalError,
+        InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
+    )
+
+    from prescaler.aws.errors import UNREACHABLE
+
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
+    if isinstance(exc, InvalidRegionError):
+        region = getattr(exc, "kwargs", {}).get("region_name", "")
+        return f"AWS region {region!r} is not a region name (e.g. us-east-1): check AWS_REGION / AWS_DEFAULT_REGION"
+    if isinstance(exc, ProfileNotFound):
+        profile = getattr(exc, "kwargs", {}).get("profile", "")
+        return (f"AWS profile {profile!r} not found in the AWS config or credentials file: check AWS_PROFILE "
+                "(aws configure list-profiles)")
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, TokenRetrievalError | SSOError):
+        return f"unusable AWS credentials: {_one_line(exc)} (an SSO profile: run aws sso login)"
+    if isinstance(exc, PartialCredentialsError | CredentialRetrievalError):
+        return f"unusable AWS credentials: {_one_line(exc)}"
+    if isinstance(exc, UNREACHABLE):
+        url = str(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
+        region = _session_region()
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            hint = f"AWS_ENDPOINT_URL={os.environ['AWS_ENDPOINT_URL']} is set: is that server up?"
+        elif region and region not in _known_regions():
+            hint = f"region {region!r} is not one botocore knows: check AWS_REGION / AWS_DEFAULT_REGION"
+        else:
+            hint = "check the network, a proxy (HTTPS_PROXY) and the region"
+        return f"cannot reach AWS at {url or 'its endpoint'} ({type(exc).__name__}): {hint}"
+    return None
+
+
+def _session_region() -> str | None:
+    from botocore.exceptions import BotoCoreError
+
+    from prescaler.aws.clients import session
+
+    try:
+        region = session().region_name
+    except BotoCoreError:  # only a hint: a broken profile is reported on its own
+        return None
+    return str(region) if region else None
+
+
+def _known_regions() -> set[str]:
+    """Every region botocore's endpoint data lists for SageMaker, over all partitions."""
+    import botocore.session
+
+    core = botocore.session.get_session()
+    return {r for partition in core.get_available_partitions()
+            for r in core.get_available_regions("sagemaker", partition_name=partition)}
+
+
 @contextmanager
 def _aws_calls(what: str) -> Iterator[None]:
-    """AWS calls the user asked for: no region or no credentials is a one-line usage error (exit 2);
-    an AWS error is a RuntimeError naming ``what`` was being done (exit 1)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    """AWS calls the user asked for: an unusable setup (no or invalid region, unknown profile, missing
+    or partial credentials, AWS unreachable) is a one-line usage error naming the cause (exit 2);
+    an error AWS returned is a RuntimeError naming ``what`` was being done (exit 1)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
-    except NoRegionError as exc:
-        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
-    except NoCredentialsError as exc:
-        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except (BotoCoreError, ClientError) as exc:
+        problem = _aws_setup_problem(exc)
+        if problem is not None:
+            raise UsageError(problem) from exc
         raise RuntimeError(f"{what}: {exc}") from exc
 
 
@@ -522,30 +590,27 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check the account before deploying (read-only); exit 0 only when no check fails."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import ClientError
 
     from prescaler import doctor
     from prescaler.aws.clients import CONFIG, session
 
-    aws = session()
-    if not aws.region_name:
-        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
-    made: dict[str, Any] = {}
+    with _aws_calls("doctor"):
+        aws = session()
+        if not aws.region_name:
+            raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+        made: dict[str, Any] = {}
 
-    def client(service: str) -> Any:
-        if service not in made:
-            made[service] = aws.client(service, config=CONFIG)
-        return made[service]
+        def client(service: str) -> Any:
+            if service not in made:
+                made[service] = aws.client(service, config=CONFIG)
+            return made[service]
 
-    try:
-        report = doctor.diagnose(args.endpoint, args.variant, client, aws.region_name)
-    except NoCredentialsError as exc:
-        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise UsageError(f"AWS refused the credentials ({err.get('Code')}: {err.get('Message', '')})") from exc
-    except BotoCoreError as exc:
-        raise RuntimeError(f"doctor: {exc}") from exc
+        try:
+            report = doctor.diagnose(args.endpoint, args.variant, client, aws.region_name)
+        except ClientError as exc:  # only sts:GetCallerIdentity's errors reach here
+            err = exc.response.get("Error", {})
+            raise UsageError(f"AWS refused the credentials ({err.get('Code')}: {err.get('Message', '')})") from exc
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
