@@ -10,6 +10,7 @@ Each test is one nasty input and the RIGHT behaviour. Inputs that currently beha
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -903,3 +904,97 @@ def test_a_nan_event_peak_is_called_not_finite() -> None:
     with pytest.raises(events.EventsError, match="finite") as err:
         events.from_csv("name,start,end,peak_invocations_per_minute\na,2026-01-03T12:00,2026-01-03T13:00,nan\n")
     assert "required" not in str(err.value)
+
+
+# --- numeric model options have an upper bound with a reason, checked before anything runs ---------------
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch) -> None:
+    """The simulation must not start (an absurd value ran for ages, overflowed, or ran out of memory)."""
+    from prescaler.sim import scenarios, twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated an absurd model instead of refusing it")
+
+    def must_not_build(make: object) -> object:
+        @functools.wraps(make)  # type: ignore[arg-type]  # the scenario's own defaults (its warm-up days)
+        def fake(*_a: object, **_k: object) -> None:
+            raise AssertionError("built an absurd scenario instead of refusing it")
+        return fake
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    for name, make in list(scenarios.SCENARIOS.items()):
+        monkeypatch.setitem(scenarios.SCENARIOS, name, must_not_build(make))
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--capacity-rps", "1e300"], ["--capacity-rps", "at most 16,666,666.67", "requests/s a demand may reach"]),
+    (["--capacity-rps", "1e-300"], ["--capacity-rps", ">= 0.01667", "60 s"]),  # was an OverflowError traceback
+    (["--service-time-ms", "1e300"], ["--service-time-ms", "at most 60,000", "answer within 60 s"]),
+    (["--slo-ms", "1e300"], ["--slo-ms", "at most 60,000", "fails, it does not breach"]),
+    (["--provisioning-s", "0", "1e300"], ["--provisioning-s", "at most 3,600", "lead time"]),
+    (["--max-capacity", "100000000"], ["--max-capacity", "at most 1000", "PRESCALE_MAX_CAPACITY"]),
+    (["--target", "1e300"], ["--target", "at most 1,000,000,000", "minute"]),
+    (["--concurrency-target", "1e300"], ["--concurrency-target", "at most 3,000", "little's law"]),
+    (["--cpu-at-saturation", "1e300"], ["--cpu-at-saturation", "at most 19,200", "vcpus"]),
+    (["--scenario", "llm-workday", "--copies-per-instance", "1000000000"], ["--copies-per-instance", "at most 1000"]),
+    (["--scenario", "llm-workday", "--max-instances", "100000000"], ["--max-instances", "at most 1000"]),
+    (["--scenario", "llm-workday", "--copy-startup-s", "0", "1e300"], ["--copy-startup-s", "at most 3,600"]),
+    (["--days", "100000"], ["--days 100000", "--warmup-days 2", "400 days"]),
+    (["--warmup-days", "100000"], ["--days 3", "--warmup-days 100000", "400 days"]),  # was killed: out of memory
+    (["--days", "399"], ["--days 399", "--warmup-days 2", "400 days"]),
+    (["--scenario", "llm-workday", "--days", "397"], ["--warmup-days 4", "400 days"]),
+])
+def test_absurd_model_values_are_refused_with_a_reason(capsys, nothing_runs: None, argv: list[str],
+                                                       words: list[str]) -> None:
+    code, _, err = cli(capsys, "simulate", *argv)
+    assert_one_line_error(code, err, *words)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--max-capacity", "5000"], ["--max-capacity 5000", "less than or equal to 1000", "the lambda's limit"]),
+    (["--baseline-min", "2000", "--max-capacity", "3000"], ["--baseline-min 2000", "1000"]),
+    (["--target", "1e12"], ["--target", "less than or equal to 1000000000", "a minute of a trace"]),
+])
+def test_forecast_refuses_absurd_capacities_and_targets_with_a_reason(capsys, tmp_path: Path, argv: list[str],
+                                                                      words: list[str]) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00", *argv)
+    assert_one_line_error(code, err, *words)
+
+
+def test_the_largest_accepted_values_still_run(capsys, tmp_path: Path) -> None:
+    # the bounds are limits, not defaults moved: the edge values are accepted (a 2-hour trace runs fast)
+    code, out, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--max-capacity", "1000",
+                         "--provisioning-s", "3600", "3600", "--slo-ms", "60000", "--capacity-rps", str(1 / 60),
+                         "--target", "1e9", "--cpu-at-saturation", "19200")
+    assert code == 0, err
+    assert json.loads(out)["model"]["max_capacity"] == 1000
+
+
+def test_the_twin_refuses_an_instance_slower_than_the_invocation_timeout() -> None:
+    from prescaler.sim import twin
+
+    with pytest.raises(ValueError, match="capacity_rps_per_instance"):
+        twin.EndpointModel(capacity_rps_per_instance=1e-300)
+    with pytest.raises(ValueError, match="3600"):
+        twin.EndpointModel(provisioning_s=(0.0, 1e300))
+
+
+def test_planner_settings_bound_capacity_and_target() -> None:
+    for field in ({"prescale_max_capacity": 1001}, {"baseline_min_capacity": 1001, "prescale_max_capacity": 1000},
+                  {"target_invocations_per_instance": 1.000001e9}):
+        with pytest.raises(ValidationError):
+            PlannerSettings(**field)
+    PlannerSettings(prescale_max_capacity=1000, baseline_min_capacity=1000, target_invocations_per_instance=1e9)
+
+
+def test_the_lambda_refuses_a_target_the_planner_would_refuse_at_load_time() -> None:
+    # before, the settings loaded and every tick failed later, in ScalerSettings.planner()
+    from prescaler import settings
+
+    env = {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", "TARGET_INVOCATIONS_PER_INSTANCE": "1e12"}
+    with pytest.raises(settings.SettingsError, match="TARGET_INVOCATIONS_PER_INSTANCE"):
+        settings.load(settings.ScalerSettings, env)
+    env["TARGET_INVOCATIONS_PER_INSTANCE"] = "1e9"
+    assert settings.load(settings.ScalerSettings, env).planner().target_invocations_per_instance == 1e9

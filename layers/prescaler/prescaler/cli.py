@@ -24,6 +24,7 @@ returned (``doctor``: 1 when a check fails).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -36,8 +37,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prescaler.history import HistoryError, complete_end, to_utc, window
-from prescaler.plan import PlannerSettings, TargetState, decide
+from prescaler.history import MAX_INVOCATIONS_PER_MINUTE, MAX_SPAN, HistoryError, complete_end, to_utc, window
+from prescaler.plan import MAX_CAPACITY, MAX_LEAD_TIME_S, PlannerSettings, TargetState, decide
 
 PROG = "prescaler"
 
@@ -56,6 +57,15 @@ OPTION_OF_FIELD = {
     "baseline_min_capacity": "--baseline-min",
     "prescale_max_capacity": "--max-capacity",
     "breach_minute_cost": "--breach-minute-cost",
+}
+
+
+#: Why a planner field has its upper bound, appended to pydantic's "less than or equal to" message.
+WHY_LIMIT = {
+    "target_invocations_per_instance": "the most invocations a minute of a trace may hold",
+    "baseline_min_capacity": "the most instances or copies the pre-scaler manages: the Lambda's limit",
+    "prescale_max_capacity": "the most instances or copies the pre-scaler manages: the Lambda's limit",
+    "lead_time_s": "a spike is raised for at most an hour ahead",
 }
 
 
@@ -83,19 +93,24 @@ def _settings(fields: dict[str, Any]) -> PlannerSettings:
         field = str(err["loc"][0]) if err.get("loc") else ""
         option = OPTION_OF_FIELD.get(field, field or "settings")
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "less_than_equal" and field in WHY_LIMIT:
+            message += f" ({WHY_LIMIT[field]})"
         raise UsageError(f"{option} {fields.get(field, '')!s}: {message}".replace(" : ", ": ")) from exc
 
 
 def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = True,
-            maximum: float | None = None) -> None:
-    """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes)."""
+            maximum: float | None = None, why: str = "") -> None:
+    """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes); ``why`` says
+    where ``maximum`` comes from (and a ``minimum`` above 0)."""
     if value is None:
         return
+    reason = f" ({why})" if why else ""
     ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
-        raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:,.4g}, got {value!r}"
+                         + (reason if minimum > 0 else ""))
     if maximum is not None and value > maximum:
-        raise UsageError(f"{name} must be at most {maximum:,.0f}, got {value:g}")
+        raise UsageError(f"{name} must be at most {maximum:,.10g}, got {value:g}{reason}")
 
 
 def _time(option: str, value: str, dayfirst: bool = False) -> pd.Timestamp:
@@ -124,7 +139,11 @@ def _check_plot_path(path: str) -> None:
 
 def _check_sim_options(args: argparse.Namespace) -> None:
     """Fail fast, before any file is read, on options that cannot work."""
-    _finite("--slo-ms", args.slo_ms)
+    from prescaler.sim import twin
+
+    _finite("--slo-ms", args.slo_ms, maximum=twin.INVOKE_TIMEOUT_S * 1000,
+            why=f"a SageMaker model container must answer within {twin.INVOKE_TIMEOUT_S:g} s: a slower request "
+                "fails, it does not breach")
     if getattr(args, "plot", None):
         _check_plot_path(args.plot)
     if args.seed < 0:
@@ -140,16 +159,30 @@ def _endpoint_model(args: argparse.Namespace) -> Any:
     """
     from prescaler.sim import twin
 
-    _finite("--capacity-rps", args.capacity_rps)
-    _finite("--service-time-ms", args.service_time_ms)
-    _finite("--target", args.target)
-    _finite("--concurrency-target", args.concurrency_target)
-    _finite("--cpu-at-saturation", args.cpu_at_saturation)
+    timeout = f"a SageMaker model container must answer within {twin.INVOKE_TIMEOUT_S:g} s"
+    _finite("--capacity-rps", args.capacity_rps, minimum=1 / twin.INVOKE_TIMEOUT_S, strict=False,
+            why=f"one request per {twin.INVOKE_TIMEOUT_S:g} s at least, as {timeout}")
+    _finite("--capacity-rps", args.capacity_rps, maximum=twin.MAX_RPS_PER_INSTANCE,
+            why="the most requests/s a demand may reach")
+    _finite("--service-time-ms", args.service_time_ms, maximum=twin.INVOKE_TIMEOUT_S * 1000, why=timeout)
+    _finite("--target", args.target, maximum=MAX_INVOCATIONS_PER_MINUTE,
+            why="the most invocations a minute of a trace may hold")
+    _finite("--concurrency-target", args.concurrency_target,
+            maximum=args.capacity_rps * twin.INVOKE_TIMEOUT_S,
+            why=f"--capacity-rps x {twin.INVOKE_TIMEOUT_S:g} s: requests in flight = throughput x latency "
+                f"(Little's law), and {timeout}")
+    _finite("--cpu-at-saturation", args.cpu_at_saturation, maximum=twin.MAX_CPU_PCT,
+            why="CPUUtilization sums the instance's cores: at most 100% x 192 vCPUs, the largest instances")
     lo, hi = args.provisioning_s
     _finite("--provisioning-s", lo, strict=False)
-    _finite("--provisioning-s", hi, strict=False)
+    _finite("--provisioning-s", hi, strict=False, maximum=MAX_LEAD_TIME_S,
+            why=f"the pre-scaler's lead time is at most {MAX_LEAD_TIME_S} s: a slower scale-out cannot be "
+                "raised for in time")
     if lo > hi:
         raise UsageError(f"--provisioning-s LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
+    if args.max_capacity > MAX_CAPACITY:
+        raise UsageError(f"--max-capacity must be at most {MAX_CAPACITY}, got {args.max_capacity} (the most "
+                         "instances or copies the pre-scaler manages: the Lambda's PRESCALE_MAX_CAPACITY limit)")
     component = _component_model(args)
     lowest = 0 if component is not None else 1
     min_capacity = args.min_capacity if args.min_capacity is not None else (0 if component else 2)
@@ -195,7 +228,13 @@ def _component_model(args: argparse.Namespace) -> Any:
         return None
     lo, hi = args.copy_startup_s
     _finite("--copy-startup-s", lo, strict=False)
-    _finite("--copy-startup-s", hi, strict=False)
+    _finite("--copy-startup-s", hi, strict=False, maximum=MAX_LEAD_TIME_S,
+            why=f"the pre-scaler's lead time is at most {MAX_LEAD_TIME_S} s: a slower start-up cannot be raised "
+                "for in time")
+    for option, value in (("--copies-per-instance", args.copies_per_instance), ("--max-instances", args.max_instances)):
+        if value > MAX_CAPACITY:
+            raise UsageError(f"{option} must be at most {MAX_CAPACITY}, got {value} (the most instances or "
+                             "copies the pre-scaler manages: the Lambda's PRESCALE_MAX_CAPACITY limit)")
     try:
         return twin.ComponentModel(copies_per_instance=args.copies_per_instance, copy_startup_s=(lo, hi),
                                    max_instances=args.max_instances)
@@ -310,6 +349,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.warmup_days is not None and args.warmup_days < 0:
         raise UsageError("--warmup-days cannot be negative")
     make = scenarios.SCENARIOS[args.scenario]
+    warmup_days = args.warmup_days if args.warmup_days is not None else (
+        inspect.signature(make).parameters["warmup_days"].default)
+    if args.days + warmup_days > MAX_SPAN.days:
+        raise UsageError(f"--days {args.days} + --warmup-days {warmup_days} is more than the {MAX_SPAN.days} days "
+                         "a simulation (or a trace) may span")
     warmup = {} if args.warmup_days is None else {"warmup_days": args.warmup_days}
     demand = make(days_evaluated=args.days, seed=args.seed, **warmup)
     return _run_policies(demand, args, f"{args.scenario} scenario: {args.days} evaluated days (seed {args.seed})")
