@@ -998,3 +998,58 @@ def test_the_lambda_refuses_a_target_the_planner_would_refuse_at_load_time() -> 
         settings.load(settings.ScalerSettings, env)
     env["TARGET_INVOCATIONS_PER_INSTANCE"] = "1e9"
     assert settings.load(settings.ScalerSettings, env).planner().target_invocations_per_instance == 1e9
+
+
+# --- --events outside the simulated window: refused when none overlaps, else named -----------------------
+
+
+def events_csv(tmp_path: Path, *rows: str) -> str:
+    return write(tmp_path, "name,start,end,peak_invocations_per_minute\n" + "\n".join(rows) + "\n", "ev.csv")
+
+
+def test_events_that_all_miss_the_simulated_window_are_refused(capsys, tmp_path: Path, monkeypatch) -> None:
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated with a calendar that changes nothing")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    ev = events_csv(tmp_path, "launch,2025-03-02T09:00,2025-03-02T10:00,12000")  # a year early: a typo
+    code, _, err = cli(capsys, "simulate", "--days", "1", "--events", ev)
+    assert_one_line_error(code, err, "--events", "none of its 1 event", "'launch' (2025-03-02 09:00",
+                          "2026-03-02 00:00 to 2026-03-05 00:00 UTC")
+
+
+def test_events_partly_outside_the_trace_are_named_and_the_others_used(capsys, tmp_path: Path) -> None:
+    # the 2-hour trace spans 2026-03-02 00:00-02:00; its first hour is the warm-up, the second is scored
+    ev = events_csv(tmp_path, "old,2025-03-02T00:30,2025-03-02T01:00,12000",
+                    "warm,2026-03-02T00:20,2026-03-02T00:40,30000",
+                    "sale,2026-03-02T01:20,2026-03-02T01:40,30000",
+                    "future,2027-01-01T00:00,2027-01-01T01:00,12000")
+    code, out, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--events", ev)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: --events")]
+    assert len(notes) == 2, err
+    assert "2 of 4 events lie outside" in notes[0] and "'old'" in notes[0] and "'future'" in notes[0]
+    assert "'sale'" not in notes[0] and "'warm'" not in notes[0]
+    assert "warm-up only" in notes[1] and "'warm'" in notes[1] and "'sale'" not in notes[1]
+    # the calendar still reaches the planner whole (the file is not edited, only reported on)
+    assert [e["name"] for e in json.loads(out)["settings"]["known_events"]] == ["old", "warm", "sale", "future"]
+
+
+def test_an_event_just_after_the_window_is_inside_its_lead_time(capsys, tmp_path: Path) -> None:
+    # starts 3 minutes after the trace's last minute: the 300 s lead time raises for it inside the window
+    ev = events_csv(tmp_path, "next,2026-03-02T02:03,2026-03-02T02:30,30000")
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--events", ev)
+    assert code == 0 and "note: --events" not in err, err
+
+
+def test_events_overlapping_is_a_half_open_window() -> None:
+    from prescaler import events
+
+    known = events.from_csv("name,start,end,peak_invocations_per_minute\n"
+                            "a,2026-01-01T00:00,2026-01-01T01:00,5\nb,2026-01-01T01:00,2026-01-01T02:00,5\n")
+    hour = pd.Timestamp("2026-01-01T01:00", tz="UTC")
+    assert [e.name for e in events.overlapping(known, hour, hour + pd.Timedelta(hours=1))] == ["b"]
+    assert [e.name for e in events.overlapping(known, hour - MINUTE, hour + MINUTE)] == ["a", "b"]
+    assert events.overlapping(known, hour + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=2)) == ()

@@ -282,6 +282,38 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
     return _settings(fields)
 
 
+def _check_events_window(settings: PlannerSettings, demand: Any, args: argparse.Namespace) -> None:
+    """``--events`` against the simulated window: refused when no event overlaps it (the dates are
+    wrong, or the wrong file), a note naming the events it ignores or does not score (warm-up only).
+
+    Raises:
+        UsageError: events were given and none overlaps ``[demand.start, demand end + lead time + horizon)``.
+    """
+    from prescaler import events
+
+    known = settings.known_events
+    if not known:
+        return
+    start = demand.start
+    scored = start + pd.Timedelta(minutes=demand.warmup_steps // demand.steps_per_minute)
+    end = start + pd.Timedelta(minutes=demand.minutes)
+    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    # an event just after the window is raised for a lead time (plus horizon) before it starts
+    ahead = end + pd.Timedelta(minutes=settings.lookahead_minutes)
+    inside = events.overlapping(known, start, ahead)
+    if not inside:
+        raise UsageError(f"--events {args.events}: none of its {len(known)} event(s) overlaps the simulated window "
+                         f"{window}: {events.describe(known)}")
+    outside = tuple(ev for ev in known if ev not in inside)
+    if outside:
+        _note(f"note: --events: {len(outside)} of {len(known)} events lie outside the simulated window {window} "
+              f"and change nothing: {events.describe(outside)}")
+    unscored = tuple(ev for ev in inside if not events.overlapping((ev,), scored, ahead))
+    if unscored:
+        _note(f"note: --events: {len(unscored)} event(s) fall in the warm-up only (before {scored:%Y-%m-%d %H:%M} "
+              f"UTC), not scored: {events.describe(unscored)}")
+
+
 def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -290,6 +322,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
 
     model = _endpoint_model(args)
     settings = _planner_settings(args, model)
+    _check_events_window(settings, demand, args)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
     total = demand.minutes * (len(twin.POLICIES))
     started = time.perf_counter()
