@@ -1053,3 +1053,30 @@ def test_events_overlapping_is_a_half_open_window() -> None:
     assert [e.name for e in events.overlapping(known, hour, hour + pd.Timedelta(hours=1))] == ["b"]
     assert [e.name for e in events.overlapping(known, hour - MINUTE, hour + MINUTE)] == ["a", "b"]
     assert events.overlapping(known, hour + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=2)) == ()
+
+
+# --- found in the hunt ------------------------------------------------------------------------------------
+
+
+def test_an_all_zero_trace_is_refused_like_an_endpoint_without_traffic(capsys, tmp_path: Path) -> None:
+    idx = pd.date_range("2026-03-02", periods=180, freq="min")
+    csv = write(tmp_path, "timestamp,errors,invocations\n" + "".join(f"{t:%Y-%m-%dT%H:%M},0,{100 + t.minute}\n"
+                                                                      for t in idx))
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")  # the second column: all zero
+    assert_one_line_error(code, err, "has no traffic", "the second column", "--column")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--json", "--column", "invocations")
+    assert code == 0 and json.loads(out)["demand"]["evaluated_minutes"] > 0, err
+
+
+def test_a_trace_of_two_minutes_says_nothing_can_be_forecast(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02T00:00,5\n2026-03-02T00:01,7\n")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0, err
+    assert "only 2 minute(s) long" in err and "at least the last hour" not in err
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 2
+
+
+def test_a_tab_separated_csv_is_called_tab_separated(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp\tvalue\n2026-03-02 00:00\t5\n2026-03-02 00:01\t6\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "tab-separated", "commas")

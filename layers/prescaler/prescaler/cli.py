@@ -508,6 +508,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if not args.requests and scenarios.sub_minute_rows(args.trace):
             _note(f"note: rows of {args.trace} are less than a minute apart; if each row is one request, "
                   "pass --requests (now each row's value is read as a count)")
+        if float(minutes.sum()) == 0:
+            column = ("one row per request" if args.requests else
+                      f"column {args.column!r}" if args.column else "the second column")
+            raise UsageError(f"{name} has no traffic: every value ({column}) is 0; nothing to backtest "
+                             "(the wrong --column?)")
     else:
         minutes = _endpoint_history(args)
         name = f"endpoint {args.endpoint}/{args.variant}"
@@ -525,7 +530,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         minutes = minutes[minutes.index < end]
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
     warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
-    if warm_days + 1e-9 < args.warmup_days:
+    if len(minutes) <= 60:
+        _note(f"note: the replayed trace is only {len(minutes)} minute(s) long: no warm-up, every minute scored, "
+              "and no forecast can act on it (the pre-scaler needs hours to days of history)")
+    elif warm_days + 1e-9 < args.warmup_days:
         _note(f"note: the trace is {len(minutes) / 1440:.2f} days long: warm-up shortened from "
               f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
