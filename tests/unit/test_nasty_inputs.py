@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from prescaler.cli import main
 from prescaler.forecast import Forecast
 from prescaler.history import MINUTE, SERIES_NAME, HistoryError, complete_end, per_minute
+from prescaler.history import to_utc as to_utc_
 from prescaler.plan import PlannerSettings, TargetState, decide, plan
 from pydantic import ValidationError
 
@@ -1080,3 +1081,29 @@ def test_a_tab_separated_csv_is_called_tab_separated(capsys, tmp_path: Path) -> 
     csv = write(tmp_path, "timestamp\tvalue\n2026-03-02 00:00\t5\n2026-03-02 00:01\t6\n")
     code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
     assert_one_line_error(code, err, "tab-separated", "commas")
+
+
+@pytest.mark.parametrize(("time", "ok"), [
+    ("0001-01-01T00:00:00Z", False),  # pydantic reads it, pandas' nanoseconds cannot: OutOfBoundsDatetime before
+    ("9999-12-31T23:59:59Z", False),
+    ("1969-12-31T23:59:00Z", False),
+    ("1970-01-01T00:00:00Z", True),  # sam local generate-event's time: replayed, it holds on an empty window
+    ("2261-12-31T23:59:00Z", True),
+    ("2262-01-01T00:00:00Z", False),
+])
+def test_a_tick_time_outside_the_years_a_series_can_hold_is_an_invalid_event(time: str, ok: bool) -> None:
+    from prescaler import service
+
+    if ok:
+        assert service.parse_tick({"time": time, "prescaler-replay": True}).now == pd.Timestamp(time)
+    else:
+        with pytest.raises(service.InvalidEvent, match="event field 'time'"):
+            service.parse_tick({"time": time, "prescaler-replay": True})
+
+
+def test_to_utc_refuses_a_datetime_object_beyond_nanoseconds() -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(HistoryError, match="outside 1677-09-21 to 2262-04-11"):
+        to_utc_(datetime(1, 1, 1, tzinfo=UTC))
+    assert to_utc_(datetime(2026, 3, 2)) == pd.Timestamp("2026-03-02", tz="UTC")

@@ -107,7 +107,12 @@ def to_utc(ts: datetime | str | pd.Timestamp, dayfirst: bool = False) -> pd.Time
         raise HistoryError(f"not a timestamp: {ts!r}") from exc
     if out is pd.NaT:
         raise HistoryError(f"not a timestamp: {ts!r}")
-    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+    utc = out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    if not lo <= utc <= hi:  # a datetime object may hold any year
+        raise HistoryError(f"{utc.isoformat()} is outside {lo:%Y-%m-%d} to {hi:%Y-%m-%d}, the times a "
+                           "nanosecond time series can hold")
+    return utc
 
 
 def complete_end(now: datetime | pd.Timestamp, incomplete_minutes: int = INCOMPLETE_MINUTES) -> pd.Timestamp:
