@@ -531,8 +531,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
     warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
     if len(minutes) <= 60:
-        _note(f"note: the replayed trace is only {len(minutes)} minute(s) long: no warm-up, every minute scored, "
-              "and no forecast can act on it (the pre-scaler needs hours to days of history)")
+        _note(f"note: the replayed trace is only {len(minutes)} minute(s) long: warm-up shortened to none, "
+              "every minute scored, and no forecast can act on it (the pre-scaler needs hours to days of history)")
     elif warm_days + 1e-9 < args.warmup_days:
         _note(f"note: the trace is {len(minutes) / 1440:.2f} days long: warm-up shortened from "
               f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
