@@ -1107,3 +1107,13 @@ def test_to_utc_refuses_a_datetime_object_beyond_nanoseconds() -> None:
     with pytest.raises(HistoryError, match="outside 1677-09-21 to 2262-04-11"):
         to_utc_(datetime(1, 1, 1, tzinfo=UTC))
     assert to_utc_(datetime(2026, 3, 2)) == pd.Timestamp("2026-03-02", tz="UTC")
+
+
+@pytest.mark.parametrize(("name", "text"), [("ev.csv", "name,start,end,peak_invocations_per_minute\n"),
+                                            ("ev.json", "[]")])
+def test_an_events_file_without_events_is_noted(capsys, tmp_path: Path, name: str, text: str) -> None:
+    ev = write(tmp_path, text, name)
+    code, out, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
+                         "--json", "--events", ev)
+    assert code == 0 and json.loads(out)["decision"]
+    assert f"note: --events {ev} holds no events" in err

@@ -79,6 +79,9 @@ def _known_events(args: argparse.Namespace) -> dict[str, Any]:
             fields["known_events"] = events.load(args.events, dayfirst=bool(getattr(args, "dayfirst", False)))
         except events.EventsError as exc:
             raise UsageError(f"--events {args.events}: {exc}") from exc
+        if not fields["known_events"]:
+            _note(f"note: --events {args.events} holds no events (a header row only, or an empty list): "
+                  "the run uses none")
     if getattr(args, "breach_minute_cost", None) is not None:
         fields["breach_minute_cost"] = args.breach_minute_cost
     return fields
