@@ -1117,3 +1117,13 @@ def test_an_events_file_without_events_is_noted(capsys, tmp_path: Path, name: st
                          "--json", "--events", ev)
     assert code == 0 and json.loads(out)["decision"]
     assert f"note: --events {ev} holds no events" in err
+
+
+@pytest.mark.parametrize("var", ["HEADROOM", "TARGET_INVOCATIONS_PER_INSTANCE", "BREACH_MINUTE_COST"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_lambda_setting_of_nan_or_infinity_is_called_not_finite(var: str, value: str) -> None:
+    # before: NaN was reported as "should be less than or equal to 4" (a bound it does not exceed)
+    from prescaler import settings
+
+    with pytest.raises(settings.SettingsError, match=f"{var}='{value}': Input should be a finite number"):
+        settings.load(settings.ScalerSettings, {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", var: value})

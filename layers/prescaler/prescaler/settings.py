@@ -44,7 +44,7 @@ class SettingsError(ValueError):
 class FunctionSettings(BaseSettings):
     """What every function needs: which variant, and where its own metrics go."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False)
 
     endpoint_name: str = Field(pattern=SAGEMAKER_NAME, description="ENDPOINT_NAME: the SageMaker endpoint.")
     variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME")
