@@ -1127,3 +1127,17 @@ def test_a_lambda_setting_of_nan_or_infinity_is_called_not_finite(var: str, valu
 
     with pytest.raises(settings.SettingsError, match=f"{var}='{value}': Input should be a finite number"):
         settings.load(settings.ScalerSettings, {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", var: value})
+
+
+@pytest.mark.parametrize("argv", [["doctor", "--endpoint", "ünï cödé"],
+                                  ["doctor", "--endpoint", "ok", "--variant", "a/b"],
+                                  ["backtest", "--endpoint", "my_endpoint"], ["backtest", "--endpoint=-x"]])
+def test_a_name_sagemaker_cannot_hold_is_refused_before_any_aws_call(capsys, monkeypatch, argv: list[str]) -> None:
+    from prescaler.aws import clients
+
+    def no_aws() -> None:
+        raise AssertionError("called AWS with a name SageMaker refuses")
+
+    monkeypatch.setattr(clients, "session", no_aws)
+    code, _, err = cli(capsys, *argv)
+    assert_one_line_error(code, err, "is not a SageMaker name", argv[-1].removeprefix("--endpoint="))

@@ -116,6 +116,18 @@ def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: boo
         raise UsageError(f"{name} must be at most {maximum:,.10g}, got {value:g}{reason}")
 
 
+def _sagemaker_name(option: str, value: str) -> None:
+    """An endpoint or variant name as SageMaker allows it (``settings.SAGEMAKER_NAME``: letters, digits
+    and hyphens, at most 63), checked before any AWS call."""
+    import re
+
+    from prescaler.settings import SAGEMAKER_NAME
+
+    if not re.fullmatch(SAGEMAKER_NAME, value):
+        raise UsageError(f"{option} {value!r} is not a SageMaker name (letters, digits and inner hyphens, "
+                         "at most 63 characters)")
+
+
 def _time(option: str, value: str, dayfirst: bool = False) -> pd.Timestamp:
     """A time the user typed for ``option``, by the trace files' rule: ISO 8601 or an offset, no zone
     names, numeric day/month dates only with ``--dayfirst`` (then day first). One line naming the option."""
@@ -517,6 +529,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} has no traffic: every value ({column}) is 0; nothing to backtest "
                              "(the wrong --column?)")
     else:
+        _sagemaker_name("--endpoint", args.endpoint)
+        _sagemaker_name("--variant", args.variant)
         minutes = _endpoint_history(args)
         name = f"endpoint {args.endpoint}/{args.variant}"
         if float(minutes.sum()) == 0:
@@ -683,6 +697,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from prescaler import doctor
     from prescaler.aws.clients import CONFIG, session
 
+    _sagemaker_name("--endpoint", args.endpoint)
+    _sagemaker_name("--variant", args.variant)
     with _aws_calls("doctor"):
         aws = session()
         if not aws.region_name:
