@@ -1141,3 +1141,27 @@ def test_a_name_sagemaker_cannot_hold_is_refused_before_any_aws_call(capsys, mon
     monkeypatch.setattr(clients, "session", no_aws)
     code, _, err = cli(capsys, *argv)
     assert_one_line_error(code, err, "is not a SageMaker name", argv[-1].removeprefix("--endpoint="))
+
+
+@pytest.mark.parametrize(("where", "words"), [("t.csv/out.png", ["is a file, not a folder"]),
+                                              ("/proc/no/out.png", ["cannot write there"])])
+def test_a_plot_path_that_cannot_be_written_is_refused_before_simulating(capsys, tmp_path: Path, monkeypatch,
+                                                                         where: str, words: list[str]) -> None:
+    # before: a traceback from savefig's mkdir after the whole simulation had run
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated before checking --plot")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    trace = small_csv(tmp_path)
+    write(tmp_path, "a file, not a folder", "t.csv")
+    plot = where if where.startswith("/") else str(tmp_path / where)
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--plot", plot)
+    assert_one_line_error(code, err, "--plot", *words)
+
+
+def test_a_writable_plot_path_leaves_no_empty_file_when_the_run_fails(capsys, tmp_path: Path) -> None:
+    plot = tmp_path / "new" / "out.png"
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--plot", str(plot), "--slo-ms", "1")
+    assert code == 2 and not plot.exists(), err

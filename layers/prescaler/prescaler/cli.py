@@ -150,6 +150,18 @@ def _check_plot_path(path: str) -> None:
     if suffix not in formats:
         raise UsageError(f"--plot {path}: not an image file name (use .png, or one of "
                          f"{', '.join('.' + f for f in sorted(formats))})")
+    target = Path(path)
+    existed = target.exists()
+    try:  # writable, as report.plot will write it (parent folders made): found now, not after the run
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("ab"):
+            pass
+        if not existed:
+            target.unlink()
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UsageError(f"--plot {path}: cannot write there ({exc.filename} is a file, not a folder)") from exc
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write there ({exc.strerror or exc})") from exc
 
 
 def _check_sim_options(args: argparse.Namespace) -> None:
