@@ -1165,3 +1165,19 @@ def test_a_writable_plot_path_leaves_no_empty_file_when_the_run_fails(capsys, tm
     plot = tmp_path / "new" / "out.png"
     code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--plot", str(plot), "--slo-ms", "1")
     assert code == 2 and not plot.exists(), err
+
+
+def test_now_and_today_are_refused_wherever_a_time_is_read(capsys, tmp_path: Path) -> None:
+    # pandas reads them from the LOCAL clock (TZ=Asia/Tokyo: 9 hours off UTC), and moving: never guessed
+    trace = small_csv(tmp_path)
+    code, _, err = cli(capsys, "forecast", "--history", trace, "--at", "now")
+    assert_one_line_error(code, err, "--at", "'now' is not read", "ISO 8601")
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--start", "Today")
+    assert_one_line_error(code, err, "--start", "'Today' is not read")
+    rows = write(tmp_path, "timestamp,value\n2026-03-02T00:00,5\nnow,6\n", "now.csv")
+    code, _, err = cli(capsys, "backtest", "--trace", rows, "--json")
+    assert_one_line_error(code, err, "now.csv line 3", "'now' is not read")
+    ev = write(tmp_path, '[{"start": "today", "end": "2026-03-02T01:00", "peak_invocations_per_minute": 5}]',
+               "ev.json")
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--events", ev)
+    assert_one_line_error(code, err, "known event #1 (start)", "'today' is not read")
