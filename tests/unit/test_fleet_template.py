@@ -75,3 +75,42 @@ def test_a_bad_tag_in_the_fleet_is_alarmed(cfn: dict) -> None:  # noqa: F811
     assert "Dimensions" not in p  # the fleet totals carry no dimension (fleet.run_tick)
     assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]
     assert "FleetInvalidSettings" in emitted_metric_names()
+
+
+def test_a_single_component_stack_targets_the_components_copies_as_the_functions_do(
+        source: dict, cfn: dict) -> None:  # noqa: F811
+    # Given the InferenceComponentName parameter (empty by default: the variant)
+    from test_permissions import COMPONENT, DEPLOY, _refs, conditions, resolve
+
+    from prescaler.aws.autoscaling import scalable_dimension
+    from prescaler.settings import ScalerSettings, load
+
+    assert source["Parameters"]["InferenceComponentName"]["Default"] == ""
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env["INFERENCE_COMPONENT_NAME"] == {"Ref": "InferenceComponentName"}
+    for deploy, kind in ((COMPONENT, "component"), (DEPLOY, "variant")):
+        # When CloudFormation resolves the managed target and its policy for that deployment
+        refs = _refs(source, deploy)
+        conds = conditions(source, refs)
+        target = resolve(source["Resources"]["ScalableTarget"]["Properties"], refs, conds)
+        policy = source["Resources"]["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        metric = resolve(policy["PredefinedMetricSpecification"], refs, conds)
+        # Then the target is the one the functions' settings scale (same resource id and dimension)
+        settings = load(ScalerSettings, {"ENDPOINT_NAME": refs["EndpointName"], "LEDGER_TABLE_NAME": "ledger",
+                                         "INFERENCE_COMPONENT_NAME": refs["InferenceComponentName"]})
+        assert target["ResourceId"] == settings.resource_id
+        assert target["ScalableDimension"] == scalable_dimension(settings.resource_id)
+        # and the backstop tracks the per-copy metric for a component (AWS's predefined metric types)
+        expected = {"component": "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+                    "variant": "SageMakerVariantConcurrentRequestsPerModelHighResolution"}[kind]
+        assert metric["PredefinedMetricType"] == expected
+
+
+def test_baseline_zero_is_refused_by_a_rule_unless_the_stack_scales_a_component(source: dict) -> None:  # noqa: F811
+    p = source["Parameters"]["BaselineMinCapacity"]
+    assert p["MinValue"] == 0
+    rule = source["Rules"]["ScaleToZeroOnlyForAComponent"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "InferenceComponentName"}, ""]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BaselineMinCapacity"}, "0"]}]}
