@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_template import cfn, source  # noqa: F401  (fixtures: the template before/after the SAM transform)
+from test_template import cfn, dashboard_json, source  # noqa: F401  (fixtures: the template before/after the SAM transform)
 
 pytestmark = pytest.mark.unit
 
@@ -30,8 +30,7 @@ def emitted_metric_names() -> set[str]:
 
 
 def dashboard(src: dict) -> dict:
-    body = src["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    return json.loads(re.sub(r"\$\{[^}]+\}", "Ns", body))
+    return dashboard_json(src, value="Ns")
 
 
 def test_fleet_mode_is_a_parameter_reaching_both_scalers(source: dict, cfn: dict) -> None:  # noqa: F811
@@ -52,7 +51,13 @@ def test_the_dashboard_shows_the_fleet_from_metrics_the_code_emits(source: dict)
     # top endpoints by raises, holds, failures, and forecast vs actual, across every endpoint
     assert {"ActionRaise", "ActionHold", "EndpointError", "Throttled", "InvalidSettings",
             "ForecastPeakInvocationsPerMinute", "ObservedInvocationsPerMinute"} <= searched
-    assert all(e.startswith("SORT(SEARCH('{Ns,EndpointName,VariantName} ") for e in expressions)
+    variants = "SORT(SEARCH('{Ns,EndpointName,VariantName} "
+    components = "SORT(SEARCH('{Ns,EndpointName,VariantName,InferenceComponentName} "
+    assert all(e.startswith((variants, components)) for e in expressions)
+    # every ranking covers both kinds of member: the component twin of each variant SEARCH
+    # (a component member's metrics carry InferenceComponentName too: fleet._dims)
+    assert sorted(e.replace(variants, components) for e in expressions if e.startswith(variants)) == sorted(
+        e for e in expressions if e.startswith(components))
     totals = {m[1] for w in board["widgets"] for m in w["properties"]["metrics"]
               if isinstance(m[0], str) and m[1].startswith("Fleet")}
     assert totals == {"FleetMembers", "FleetNotReached", "FleetInvalidSettings", "FleetErrors", "FleetThrottled",

@@ -308,11 +308,24 @@ def test_cfn_lint_passes() -> None:
     assert [str(m) for m in matches] == []
 
 
-def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
+def dashboard_json(src: dict, component: str = "", value: str = "x") -> dict:
+    """The Dashboard's body with every parameter as ``value`` and its ``Fn::Sub`` variables resolved
+    for a stack without (``component=""``) or with an inference component."""
     import json
 
-    body = source["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    text, variables = src["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    chosen = {}
+    for name, v in variables.items():
+        condition, yes, no = v["Fn::If"]
+        assert condition == "HasComponent", v
+        picked = yes if component else no
+        chosen[name] = picked["Fn::Sub"] if isinstance(picked, dict) else picked
+    text = re.sub(r"\$\{(ComponentDims|InvocationsDims)\}", lambda m: chosen[m.group(1)], text)
+    return json.loads(re.sub(r"\$\{[^}]+\}", value, text))
+
+
+def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
+    widgets = dashboard_json(source)["widgets"]
     first = [m[1] for m in widgets[0]["properties"]["metrics"]]
     assert first == ["Invocations", "ForecastPeakInvocationsPerMinute"]
 
