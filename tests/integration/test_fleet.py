@@ -374,3 +374,47 @@ def test_an_unreadable_fleet_ledger_costs_the_order_and_the_releases_never_the_t
     # Then every endpoint still gets its decision, and the log says what waits
     assert result["outcomes"]["applied"] == 16 and min_capacity(world, "fleet-00") == 6
     assert "fleet ledger unreadable" in caplog.text
+
+
+def test_a_component_that_leaves_the_fleet_is_released_like_a_variant(
+        aws: None, fleet_env: dict, lambda_context: Any) -> None:
+    # Given the fleet raised for the 10:00 spike, the component's copies' MinCapacity 0 -> 6
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+    HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    assert world.components.components[COMPONENT].min_capacity == 6
+    # When the component loses its prescaler:enabled tag and the pre-scaler ticks again
+    world.components.components[COMPONENT].tags.pop("prescaler:enabled")
+    result = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    # Then it is no member, its raise is released to the stack's baseline (2: the tag that said 0
+    # went with the membership) and its ledger entry closed: nothing left raised
+    assert COMPONENT not in by_endpoint(result) and result["members"] == 19
+    (released,) = [r for r in result["released"] if r["resource_id"] == f"inference-component/{COMPONENT}"]
+    assert (released["outcome"], released["old_min_capacity"], released["new_min_capacity"]) == ("released", 6, 2)
+    assert world.components.components[COMPONENT].min_capacity == 2
+    item = ledger(world, COMPONENT, component=True)
+    assert "owned_min_capacity" not in item and item["last_action"] == {"S": "release"}
+
+
+def test_a_listed_component_is_a_member_and_a_listed_component_that_does_not_exist_is_its_own_outcome(
+        aws: None, fleet_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given FLEET_ENDPOINTS naming one endpoint, the untagged component and one that does not exist
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+    world.components.components["untagged-copies"].tags["prescaler:target-per-instance"] = "4400"
+    SERVED["untagged-copies"] = SERVED[COMPONENT]
+    monkeypatch.setenv("FLEET_ENDPOINTS", "fleet-00, inference-component:untagged-copies, inference-component:gone")
+    # When the pre-scaler ticks
+    result = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    out = by_endpoint(result)
+    # Then exactly the three listed are members; the listed component is raised with its tags'
+    # settings (13,200 / 4,400 -> 3 copies), the missing one holds, named, with a metric
+    assert set(out) == {"fleet-00", "untagged-copies", "gone"}
+    assert out["untagged-copies"]["outcome"] == "applied"
+    assert world.components.components["untagged-copies"].min_capacity == 3
+    assert (out["gone"]["outcome"], out["gone"]["action"]) == ("endpoint_missing", "hold")
+    assert "inference component gone not found" in out["gone"]["reason"]
+    missing = [b for b in emf(capsys) if b.get("InferenceComponentName") == "gone"]
+    assert missing and missing[0]["EndpointMissing"] == [1.0]
+    assert world.components.components[COMPONENT].min_capacity == 0  # tagged but not listed: left alone

@@ -334,8 +334,11 @@ def for_function(function: str, deployment: Deployment | None = None, target: Ta
 def api_calls(function: str, target: Target = "variant", fleet: bool = False) -> set[str]:
     """The ``service:Operation`` calls a function's code makes itself for a ``target`` kind of
     scalable target: not those Application Auto Scaling makes to validate a caller, nor the Lambda
-    service's logs, traces and failure queue (``fleet``: with those of a fleet tick)."""
-    return {p.call for p in for_function(function, target=target)
+    service's logs, traces and failure queue (``fleet``: with those of a fleet tick, whose members
+    may be of both kinds, so both kinds' calls)."""
+    rows = (for_function(function, target="variant") + for_function(function, target="component") if fleet
+            else for_function(function, target=target))
+    return {p.call for p in rows
             if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))
             and (fleet or not p.fleet_only)}
 
