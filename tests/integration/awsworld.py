@@ -357,8 +357,8 @@ class InferenceComponents:
         for op in ("DescribeScalableTargets", "RegisterScalableTarget"):
             autoscaling.meta.events.register(f"before-send.application-auto-scaling.{op}", self._autoscaling)
 
-    def add(self, name: str, endpoint: str, variant: str = VARIANT, copies: int = 1,
-            tags: dict[str, str] | None = None, min_capacity: int | None = None, max_capacity: int = 8) -> FakeComponent:
+    def add(self, name: str, endpoint: str, variant: str = VARIANT, copies: int = 1, tags: dict[str, str] | None = None,
+            min_capacity: int | None = None, max_capacity: int = 8) -> FakeComponent:
         c = FakeComponent(name, endpoint, variant, copies, dict(tags or {}), min_capacity, max_capacity)
         self.components[name] = c
         return c

@@ -6,13 +6,12 @@ Given/When/Then."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import pandas as pd
 import pytest
-from awsworld import COMPONENT_DIMENSION, TABLE, VARIANT, World, build_world, emf, hourly_spikes, load_handler
+from awsworld import TABLE, VARIANT, World, build_world, emf, hourly_spikes, load_handler
 from prescaler import fleet
 from prescaler.aws import clients
 from prescaler.history import complete_end

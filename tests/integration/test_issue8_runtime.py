@@ -6,8 +6,6 @@ metric some function really emits (exact dimension set). Given/When/Then."""
 from __future__ import annotations
 
 import importlib
-import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 

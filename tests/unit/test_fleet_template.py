@@ -3,7 +3,6 @@ scalers, and the dashboard's fleet widgets and drill-down query only metrics the
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -85,10 +84,9 @@ def test_a_bad_tag_in_the_fleet_is_alarmed(cfn: dict) -> None:  # noqa: F811
 def test_a_single_component_stack_targets_the_components_copies_as_the_functions_do(
         source: dict, cfn: dict) -> None:  # noqa: F811
     # Given the InferenceComponentName parameter (empty by default: the variant)
-    from test_permissions import COMPONENT, DEPLOY, _refs, conditions, resolve
-
     from prescaler.aws.autoscaling import scalable_dimension
     from prescaler.settings import ScalerSettings, load
+    from test_permissions import COMPONENT, DEPLOY, _refs, conditions, resolve
 
     assert source["Parameters"]["InferenceComponentName"]["Default"] == ""
     for function in ("PrescaleFunction", "RelaxFunction"):

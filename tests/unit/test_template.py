@@ -112,8 +112,9 @@ def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     r = cfn["Resources"]
     target = r["ScalableTarget"]["Properties"]
     # the variant's instances, or with InferenceComponentName the component's copies (test_fleet_template)
-    assert target["ResourceId"] == {"Fn::If": ["HasComponent", {"Fn::Sub": "inference-component/${InferenceComponentName}"},
-                                               {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}]}
+    assert target["ResourceId"] == {"Fn::If": [
+        "HasComponent", {"Fn::Sub": "inference-component/${InferenceComponentName}"},
+        {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}]}
     assert target["ScalableDimension"] == {"Fn::If": ["HasComponent", "sagemaker:inference-component:DesiredCopyCount",
                                                       "sagemaker:variant:DesiredInstanceCount"]}
     policy = r["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]

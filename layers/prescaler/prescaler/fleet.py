@@ -38,9 +38,11 @@ run unchanged for each member):
    still exists, and its ledger entry is closed (``last_action = release``).
 
 Each member's EMF metrics are flushed as their own blob with ``EndpointName`` / ``VariantName``
-dimensions (a component member: its hosting endpoint and variant plus ``InferenceComponentName``, so
-two components on one endpoint stay two metrics; the dashboard searches both dimension sets); the fleet totals (``FleetMembers``, ``FleetNotReached``, ``FleetInvalidSettings``,
-``FleetErrors``, ``FleetThrottled``, ``FleetReleased``) go out with the function's default dimensions.
+dimensions (a component member: its hosting endpoint and variant plus ``InferenceComponentName``, as
+a single-mode component tick emits them, so two components on one endpoint stay two metrics; the
+dashboard searches both dimension sets); the fleet totals (``FleetMembers``, ``FleetNotReached``,
+``FleetInvalidSettings``, ``FleetErrors``, ``FleetThrottled``, ``FleetReleased``) go out with the
+function's default dimensions.
 """
 
 from __future__ import annotations
