@@ -200,3 +200,30 @@ def test_a_listed_component_is_found_by_name_with_its_host_and_tags_and_a_missin
         ("endpoint/a/variant/AllTraffic", "a", "AllTraffic", {}),
         ("inference-component/llama", "llm", "Blue", {"prescaler:headroom": "0.5"}),
         ("inference-component/gone", "", "AllTraffic", {})]
+
+
+def test_a_failed_component_listing_keeps_the_known_components_and_departs_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    fleet.clear_cache()
+    sm, clock = _sagemaker(), Clock()
+    fs = load(FleetSettings, {"FLEET_MODE": "tag", "LEDGER_TABLE_NAME": "ledger", "FLEET_DISCOVERY_TTL_SECONDS": "0"})
+    with Stubber(sm) as stub:  # a complete discovery: llama is a member
+        stub.add_response("list_endpoints", {"Endpoints": []}, {"MaxResults": 100})
+        stub.add_response("list_inference_components", {"InferenceComponents": [_component("llama")]},
+                          {"MaxResults": 100})
+        _tags(stub, "llama", {"prescaler:enabled": "true"}, IC_ARN)
+        first, refreshed = fleet.discover(sm, fs, clock)
+    assert refreshed and [m.resource_id for m in first] == ["inference-component/llama"]
+    # When ListInferenceComponents is throttled on the next discovery
+    clock.t += 1
+    with Stubber(sm) as stub:
+        stub.add_response("list_endpoints", {"Endpoints": [_endpoint("a")]}, {"MaxResults": 100})
+        stub.add_client_error("list_inference_components", "ThrottlingException", "Rate exceeded", 400)
+        _tags(stub, "a", {"prescaler:enabled": "true"})
+        members, refreshed = fleet.discover(sm, fs, clock)
+        stub.assert_no_pending_responses()
+    # Then llama stays a member (never released on a partial view), the endpoints are current, and
+    # the tick is not a refresh (no departures); the log says why
+    assert not refreshed
+    assert [m.resource_id for m in members] == ["endpoint/a/variant/AllTraffic", "inference-component/llama"]
+    assert "ListInferenceComponents failed" in caplog.text

@@ -230,7 +230,10 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
     """The fleet's members, from the cache when younger than the TTL.
 
     Returns:
-        (members, refreshed): ``refreshed`` is True when SageMaker was asked this time.
+        (members, refreshed): ``refreshed`` is True when SageMaker was asked this time and answered
+        in full. When ``ListInferenceComponents`` fails, the components of the last discovery stay
+        members, ``refreshed`` is False (no departures on a partial view) and nothing is cached, so
+        the next tick asks again.
     """
     key = (fs.fleet_mode, fs.fleet_endpoints, fs.variant_name)
     cached = _CACHE.get(key)
@@ -240,14 +243,26 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
     members: list[Member] = []
     listed = fs.listed()
     # components are listed only when some may be members (tag mode, or a component in the list)
-    components = ({c.name: c for c in discovery.list_inference_components(client)}
-                  if not listed or any(isinstance(e, Component) for e in listed) else {})
+    known = {m.component: m for m in (cached[1] if cached else []) if m.component}
+    components: dict[str, discovery.ComponentInfo] = {}
+    components_listed = True
+    if not listed or any(isinstance(e, Component) for e in listed):
+        try:
+            components = {c.name: c for c in discovery.list_inference_components(client)}
+        except (ClientError, BotoCoreError) as exc:
+            # never a guess: the last known component members stay, nothing departs, asked again next tick
+            components_listed = False
+            logger.warning(f"ListInferenceComponents failed ({exc}): the fleet keeps its {len(known)} known "
+                           f"inference components this tick; departures wait for a complete discovery")
     if listed:  # an explicit list wins over tags; tags still give each member its settings
         tag_cache: dict[str, dict[str, str]] = {}
         for entry in listed:
             if isinstance(entry, Component):
                 c = components.get(entry.name)
-                if c is None:  # not found: the member's outcome says so (run_tick)
+                if not components_listed:
+                    if entry.name in known:
+                        members.append(known[entry.name])
+                elif c is None:  # not found: the member's outcome says so (run_tick)
                     members.append(Member("", fs.variant_name, {}, entry.name))
                 else:
                     members.append(Member(c.endpoint_name, c.variant_name,
@@ -267,6 +282,10 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
             tags = _safe_tags(client, "inference component", c.name, c.arn)
             if tags is not None and _enabled(tags):
                 members.append(Member(c.endpoint_name, c.variant_name, tags, c.name))
+        if not components_listed:
+            members.extend(known.values())
+    if not components_listed:
+        return members, False
     previous = {m.resource_id for m in cached[1]} if cached else set()
     for gone in sorted(previous - {m.resource_id for m in members}):
         logger.info(f"{gone} left the fleet (untagged, unlisted or deleted): dropped", extra={"resource_id": gone})
