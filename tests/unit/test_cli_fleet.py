@@ -39,7 +39,9 @@ def test_backtest_fleet_replays_every_trace_of_a_folder_per_endpoint_and_in_tota
     # progress: one line per endpoint on stderr when it is not a terminal
     assert [line for line in err.splitlines() if line.startswith("replaying")] == [
         "replaying 1/3: broken", "replaying 2/3: nasa", "replaying 3/3: worldcup"]
-    for policy in ("invocations-target-tracking", "predictive"):
+    # the pre-scaler against the target tracking it runs on (default backstop: concurrency), not another
+    assert report["policies"] == ["concurrency-target-tracking", "predictive"]
+    for policy in report["policies"]:
         per = [report["endpoints"][e][policy] for e in ("nasa", "worldcup")]
         total = report["total"][policy]
         assert total["breach_minutes"] == sum(p["breach_minutes"] for p in per)
@@ -52,6 +54,25 @@ def test_backtest_fleet_prints_a_table_with_a_total_row(fleet_folder: Path, caps
     assert cli.main(["backtest", "--fleet", str(fleet_folder), "--warmup-days", "2"]) == 0
     out = capsys.readouterr().out
     assert "nasa" in out and "worldcup" in out and "total (2 endpoints)" in out
+    assert "concurrency-target-tracking" in out and "invocations-target-tracking" not in out
+    # instance-hours as `backtest --trace` prints them: one decimal, not %g's three
+    total_row = next(line for line in out.splitlines() if "total (2 endpoints)" in line)
+    cells = [c.strip() for c in total_row.split("\u2502")[2:-1]]
+    assert len(cells) == 4 and all(c.split(".")[-1].isdigit() and len(c.split(".")[-1]) == 1
+                                   for c in (cells[1], cells[3])), cells
+
+
+def test_backtest_fleet_compares_with_the_backstop_it_was_given(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Given one endpoint's trace and --backstop invocations
+    _slice("nasa_http_jul1995_1min.csv", tmp_path / "nasa.csv", 3 * 1440)
+    code = cli.main(["backtest", "--fleet", str(tmp_path), "--backstop", "invocations", "--json",
+                     "--peak-rps", "100"])
+    report = json.loads(capsys.readouterr().out)
+    # Then predictive is compared with invocations target tracking, the one it ran on
+    assert code == 0
+    assert report["policies"] == ["invocations-target-tracking", "predictive"]
+    assert set(report["endpoints"]["nasa"]) == {"invocations-target-tracking", "predictive"}
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -6,8 +6,8 @@ environment, tag mode by default), whose history is read in one batched ``GetMet
 (:func:`prescaler.aws.cloudwatch.read_many`, 500 variants per call).
 
 Each endpoint is replayed through the same twin (:func:`prescaler.sim.twin.run`) on the same endpoint
-model and planner settings, with the policies in :data:`FLEET_POLICIES`: today's reactive target
-tracking against the pre-scaler. An endpoint whose trace cannot be read, or which has no traffic, is
+model and planner settings, with the policies of :func:`fleet_policies`: the pre-scaler against the
+target tracking it runs on (its backstop, ``--backstop``), so the two rows differ only by the forecast. An endpoint whose trace cannot be read, or which has no traffic, is
 reported as skipped with the reason; the others go on.
 """
 
@@ -23,8 +23,12 @@ import pandas as pd
 from prescaler.history import HistoryError
 from prescaler.plan import PlannerSettings
 
-#: The policies compared per endpoint (the full seven are ``prescaler backtest --trace``'s).
-FLEET_POLICIES = ("invocations-target-tracking", "predictive")
+def fleet_policies(model: Any) -> tuple[str, str]:
+    """The policies compared per endpoint: the target tracking ``predictive`` runs on (``model.backstop``:
+    ``"concurrency"`` or ``"invocations"``), then ``predictive``. Comparing with another target
+    tracking would charge the pre-scaler for its backstop's choice. (The full seven are
+    ``prescaler backtest --trace``'s.)"""
+    return (f"{model.backstop}-target-tracking", "predictive")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class FleetBacktest:
     and the totals per policy (breach minutes, requests over the SLO and instance-hours summed;
     peak queue the largest)."""
 
+    policies: tuple[str, ...] = ()
     endpoints: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -49,7 +54,7 @@ class FleetBacktest:
         return {p: {k: round(v, 3) for k, v in t.items()} for p, t in out.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policies": list(FLEET_POLICIES), "endpoints": self.endpoints, "skipped": self.skipped,
+        return {"policies": list(self.policies), "endpoints": self.endpoints, "skipped": self.skipped,
                 "total": self.totals()}
 
 
@@ -85,7 +90,8 @@ def replay(
     """
     from prescaler.sim import scenarios, twin
 
-    out = FleetBacktest()
+    policies = fleet_policies(model)
+    out = FleetBacktest(policies=policies)
     for name, load in sources:
         if progress is not None:
             progress(name)
@@ -98,25 +104,29 @@ def replay(
             out.skipped[name] = "no traffic in its history"
             continue
         demand = scenarios.from_minutes(minutes, name, peak_rps=peak_rps, warmup_days=warmup_days)
-        results = twin.run(demand, policies=FLEET_POLICIES, model=model, settings=settings, seed=seed)
+        results = twin.run(demand, policies=policies, model=model, settings=settings, seed=seed)
         out.endpoints[name] = {p: r.scores() for p, r in results.items()}
     return out
 
 
 def table(result: FleetBacktest, title: str) -> Any:  # -> rich.table.Table
-    """One row per endpoint, then the total: breach minutes and instance-hours per policy."""
+    """One row per endpoint, then the total: breach minutes and instance-hours per policy, formatted as
+    ``prescaler backtest --trace``'s table (thousands separators, instance-hours to 0.1)."""
     from rich.table import Table
+
+    def cells(scores: dict[str, dict[str, Any]]) -> list[str]:
+        return [c for p in result.policies
+                for c in (f"{scores[p]['breach_minutes']:,.0f}", f"{scores[p]['instance_hours']:,.1f}")]
 
     t = Table(title=title, title_justify="left")
     t.add_column("endpoint")
-    for p in FLEET_POLICIES:
+    for p in result.policies:
         t.add_column(f"{p}\nbreach min", justify="right")
         t.add_column(f"{p}\ninstance-h", justify="right")
     for name, scores in result.endpoints.items():
-        t.add_row(name, *[f"{scores[p][k]:g}" for p in FLEET_POLICIES for k in ("breach_minutes", "instance_hours")])
+        t.add_row(name, *cells(scores))
     totals = result.totals()
     if totals:
         t.add_section()
-        t.add_row(f"total ({len(result.endpoints)} endpoints)",
-                  *[f"{totals[p][k]:g}" for p in FLEET_POLICIES for k in ("breach_minutes", "instance_hours")])
+        t.add_row(f"total ({len(result.endpoints)} endpoints)", *cells(totals))
     return t
