@@ -111,6 +111,21 @@ def test_reason_and_fields_explain_the_pattern_and_the_peak(synth) -> None:
     assert fc.peak_invocations_per_minute == pytest.approx(fc.values.max())
 
 
+def test_reason_says_how_much_of_the_backtest_span_had_traffic(synth) -> None:
+    # Given 3 days of hourly traffic read as a 14-day window (a new endpoint, a short trace: the
+    # minutes before its first invocation are zero-filled)
+    hist = synth.history(3 * DAY, synth.top_of_hour)
+    end = _end(hist)
+    padded = window(hist, end, pd.Timedelta(days=14))
+    # When forecast
+    fc = forecast(padded, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE)
+    # Then the reason's 7-day backtest span says only 72 h of it had traffic, not a week of data
+    assert fc.usable
+    assert "over 7.0 days (72 h of them with traffic)" in fc.reason
+    # And the same traffic without the zero-filled window needs no such note
+    assert "with traffic" not in forecast(hist, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE).reason
+
+
 # --- patterns found and named --------------------------------------------------------------------
 
 

@@ -608,8 +608,11 @@ def forecast(
     active = n - int(np.flatnonzero(y > 0)[0])
     sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, active, cost, drift_minutes,
                      timezone)
+    # The backtest's span counts the zero-filled minutes before the first invocation (a new endpoint, a
+    # short trace): say how much of it had traffic, so "7.0 days" is not read as a week of data.
+    traffic = f"{_duration(active)} of them with traffic" if 0 < active < sel.span else ""
     if sel.chosen is None:
-        return unusable(sel.reason, sel.skill, sel.periods)
+        return unusable(f"{sel.reason}; {traffic}" if traffic and sel.span else sel.reason, sel.skill, sel.periods)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     origin = history.index[0]
     bt = _backtest(y, 0, cost)
@@ -636,7 +639,7 @@ def forecast(
     reason = (
         f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min of ±{drift_minutes}"
         f"{', wider: it saved in both halves' if (best.drift_minutes or 0) > drift_minutes else ''}; backtest saves "
-        f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days"
+        f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days{f' ({traffic})' if traffic else ''}"
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
     )
