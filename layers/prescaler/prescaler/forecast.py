@@ -30,13 +30,13 @@ cost-aware backtest says acting pays:
    early (net > 0); patterns are combined greedily, each kept only if the combination's net grows.
    A week, not a day: a daily burst is judged on seven sightings, so that one quiet Sunday or one
    start that jittered does not decide for the next hour.
-5. **Learned drift, per pattern.** Real recurring bursts (a cron job, a nightly batch, a shift
-   change) start a few minutes early or late from cycle to cycle. Each candidate is replayed with
-   each drift from 0 to the caller's ``drift_minutes`` and with each wider drift of
+5. **Learned drift.** Real recurring bursts (a cron job, a nightly batch, a shift change) start a
+   few minutes early or late from cycle to cycle; others keep their minute. Each candidate is
+   replayed with every drift from 0 to the caller's ``drift_minutes`` and with each wider drift of
    ``DRIFT_CANDIDATES`` (3, 7, 15 minutes either side, at most ``P / MAX_DRIFT_FRACTION``: a start
    that wanders over a quarter of the period is not that rhythm); the greedy combination takes the
-   drift that nets most, the smaller among equals (a schedule that keeps its minute is not paid a
-   minute early and late, one that wanders is covered as far as it pays). A wider drift is a
+   drift that nets most, the narrower among equals (a spike that keeps its minute is not paid for a
+   minute early and a minute late, and its relax is not held a minute longer). A wider drift is a
    further hypothesis fitted to the same data, so it is kept only when it also nets more than
    nothing in the older and in the newer half of the span, each holding at least two periods: a
    rhythm pays in both halves, a fit to a lucky burst in noise seldom does.
@@ -416,13 +416,12 @@ class _Backtest:
         return self.need > self.backstop
 
     @staticmethod
-    def pays_in_both_halves(net: np.ndarray, pattern: Pattern) -> bool:
+    def pays_in_both_halves(net: np.ndarray, period: int) -> bool:
         """The per-minute ``net`` of acting sums above zero in the older and in the newer half of the
-        span, each long enough to prove ``pattern`` on its own (:attr:`Pattern.min_span_minutes`:
-        six hours for an hourly rhythm, two days for a daily one): a rhythm pays in both, a lucky fit
-        to noise (one of many drifts, paid for by a few bursts of one afternoon) seldom does."""
+        span, each holding at least two ``period``: a rhythm pays in both, a lucky fit to noise (one
+        of many drifts, paid for by one burst) seldom does."""
         half = len(net) // 2
-        return half >= pattern.min_span_minutes and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
+        return half >= MIN_CYCLES * period and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
 
 
 def _backtest(y: np.ndarray, span: int, cost: CostModel) -> _Backtest:
@@ -497,8 +496,7 @@ def _selection(
             f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
             "but the first)"))
     key = ("select", *data_key, eligible, cost, drift, timezone)
-    selection: _Selection = _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
-    return selection
+    return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
 
 
 def _backtest_patterns(
@@ -516,7 +514,7 @@ def _backtest_patterns(
     preds: dict[Pattern, np.ndarray] = {}
     skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
     scored: list[tuple[float, int, Pattern]] = []
-    for d in [*range(drift + 1), *(c for c in DRIFT_CANDIDATES if c > drift)]:
+    for d in sorted({*range(drift + 1), *(c for c in DRIFT_CANDIDATES if c > drift)}):
         ymax = _rolling_max(y, d)
         for p in eligible:
             if d > drift and d > p.period_minutes // MAX_DRIFT_FRACTION:
@@ -528,7 +526,7 @@ def _backtest_patterns(
             net, prevented, per_minute = bt.score(preds[pd_])
             skill[p.name] = max(skill.get(p.name, -math.inf), round(net, 1))
             # a wider drift is a further hypothesis: it must pay in both halves of the span
-            if net > 0 and prevented > 0 and (d == drift or bt.pays_in_both_halves(per_minute, p)):
+            if net > 0 and prevented > 0 and (d <= drift or bt.pays_in_both_halves(per_minute, p.period_minutes)):
                 scored.append((net, prevented, pd_))
     # greedy combination: each further pattern (at any drift) must raise the combination's net
     chosen: list[Pattern] = []
@@ -564,10 +562,8 @@ def forecast(
             minutes only, at most 14 days; every minute in it is data (zero = idle). Its end may be
             before ``start`` (publication delay): the minutes in between are forecast too.
         start, end: the forecast range (whole UTC minutes; ``end`` exclusive).
-        drift_minutes: the spike-start jitter allowed without further proof: each pattern's past
-            minutes are widened by the drift (0 to this many minutes either side) whose backtest saves
-            most, or by a wider one of ``DRIFT_CANDIDATES`` that saves in both halves of the backtest
-            (step 5 of the method).
+        drift_minutes: the spike-start jitter (minutes either side) each past minute may be widened
+            by; the backtest chooses per pattern from 0 to this, or a wider drift that pays (step 5).
         timezone: IANA name of the time zone whose wall clock daily and weekly jobs follow.
         cost: the asymmetric loss the backtest judges patterns by (default :class:`CostModel`).
 
@@ -637,8 +633,7 @@ def forecast(
     best = next((p for p in by_period if np.nanmax(votes[p], initial=-np.inf) >= 0.95 * peak), by_period[0])
     others = [f"{p.name} (±{p.drift_minutes} min)" for p in chosen if p is not best]
     reason = (
-        f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min of ±{drift_minutes}"
-        f"{', wider: it saved in both halves' if (best.drift_minutes or 0) > drift_minutes else ''}; backtest saves "
+        f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min; backtest saves "
         f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days{f' ({traffic})' if traffic else ''}"
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
