@@ -7,8 +7,9 @@ environment, tag mode by default), whose history is read in one batched ``GetMet
 
 Each endpoint is replayed through the same twin (:func:`prescaler.sim.twin.run`) on the same endpoint
 model and planner settings, with the policies of :func:`fleet_policies`: the pre-scaler against the
-target tracking it runs on (its backstop, ``--backstop``), so the two rows differ only by the forecast. An endpoint whose trace cannot be read, or which has no traffic, is
-reported as skipped with the reason; the others go on.
+target tracking it runs on (its backstop, ``--backstop``), so the two rows differ only by the
+forecast. An endpoint whose trace cannot be read, or which has no traffic, is reported as skipped
+with the reason; the others go on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 
 from prescaler.history import HistoryError
 from prescaler.plan import PlannerSettings
+
 
 def fleet_policies(model: Any) -> tuple[str, str]:
     """The policies compared per endpoint: the target tracking ``predictive`` runs on (``model.backstop``:
