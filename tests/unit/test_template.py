@@ -183,10 +183,12 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
         # validated on the caller of RegisterScalableTarget (see prescaler/aws/permissions.py)
         "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     assert actions(cfn, "RelaxFunction") == actions(cfn, "PrescaleFunction")
-    # a fleet (FleetMode list or tag) adds discovery and the ledger's scan and not-reached order
+    # a fleet (FleetMode list or tag) adds discovery and the ledger's scan and not-reached order, and
+    # its fan-out: receiving shards from its queue (sqs:SendMessage is already the failure queue's)
     for function in ("PrescaleFunction", "RelaxFunction"):
         assert actions(cfn, function, fleet=True) - actions(cfn, function) == {
-            "sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan", "dynamodb:PutItem"}
+            "sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan", "dynamodb:PutItem",
+            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     assert actions(cfn, "GpuMetricFunction", fleet=True) == actions(cfn, "GpuMetricFunction")
     assert actions(cfn, "GpuMetricFunction") == {
         "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricData",
@@ -349,7 +351,8 @@ def test_issue8_endpoint_names_sagemaker_rejects_are_rejected(source: dict, name
 
 def test_issue8_failure_queue_has_an_alarm(cfn: dict) -> None:
     alarms = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
-              and r["Properties"].get("Namespace") == "AWS/SQS"]
+              and r["Properties"].get("Namespace") == "AWS/SQS"
+              and r.get("Condition") != "IsFleet"]  # the fleet's shard dead-letter alarm: test_fleet_template
     assert len(alarms) == 1
     alarm = alarms[0]
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailureQueue", "QueueName"]}}]
