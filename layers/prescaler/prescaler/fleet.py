@@ -520,7 +520,8 @@ def run_tick(
         "released": released,
         "results": results,
     }
-    logger.info(f"fleet {function} tick: {len(members)} members, {dict(outcomes)}", extra={"totals": totals})
+    logger.info(f"fleet {function} tick: {len(members)} members, {dict(outcomes)}",
+                extra={"totals": totals, "outcomes": dict(outcomes)})
     return summary
 
 
