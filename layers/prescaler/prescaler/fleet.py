@@ -76,7 +76,7 @@ Run = Callable[..., dict]
 #: Members one invocation ticks before the tick fans out on SQS (``FLEET_SHARD_SIZE``). Measured with
 #: ``tests/bench/fleet_tick.py --shards`` (README "Deploy for a fleet"): a cold shard of this size
 #: fits the 60 s timeout less the reserve with a margin for a loaded machine and network latency.
-DEFAULT_SHARD_SIZE = 200
+DEFAULT_SHARD_SIZE = 100
 
 
 class FleetSettings(BaseSettings):
