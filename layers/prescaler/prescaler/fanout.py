@@ -102,7 +102,7 @@ class ShardMessage(BaseModel):
 class ShardRecord(SqsRecordModel):
     """An SQS record whose body is a :class:`ShardMessage` (Powertools parses and validates it)."""
 
-    body: Json[ShardMessage]  # type: ignore[assignment]
+    body: Json[ShardMessage]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def shard_messages(function: str, tick: service.Tick, members: list[fleet.Member
 
 
 def _message(function: str, tick: service.Tick, chunk: list[fleet.Member], shard: int, shards: int) -> ShardMessage:
-    return ShardMessage(function=function, time=tick.now.to_pydatetime(), event_id=tick.event_id,  # type: ignore[arg-type]
+    return ShardMessage(function=function, time=tick.now.to_pydatetime(), event_id=tick.event_id,
                         replay=tick.replay, shard=shard, shards=shards, members=[ShardMember.of(m) for m in chunk])
 
 
@@ -285,8 +285,8 @@ def work(function: str, run: fleet.Run, fs: fleet.FleetSettings, event: dict, ad
             metrics.add_metric(name="FleetShardStale", unit="Count", value=1)
             raise ShardRefused(f"shard {message.shard} of the {tick.now.isoformat()} tick is "
                                f"{skew / pd.Timedelta(minutes=1):.1f} min old at {now.isoformat()} (more than "
-                               f"{service.MAX_EVENT_SKEW / pd.Timedelta(minutes=1):.0f} min): refused, nothing changed; "
-                               f"a late shard must not act on an old decision")
+                               f"{service.MAX_EVENT_SKEW / pd.Timedelta(minutes=1):.0f} min): refused, nothing "
+                               f"changed; a late shard must not act on an old decision")
         result = fleet.run_tick(function, run, fs, tick, ad, environ=environ, remaining_ms=remaining_ms,
                                 members=[m.member() for m in message.members])
         result["shard"] = {"index": message.shard, "of": message.shards, "message_id": record.messageId}
@@ -294,7 +294,7 @@ def work(function: str, run: fleet.Run, fs: fleet.FleetSettings, event: dict, ad
         return result
 
     processor = BatchProcessor(event_type=EventType.SQS, model=ShardRecord, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event=event, record_handler=one, processor=processor)
+    response = dict(process_partial_response(event=event, record_handler=one, processor=processor))
     for failed in processor.exceptions:
         _, exc, _ = failed
         logger.error(f"shard refused or failed: {exc}", extra={"outcome": "shard_failed"})

@@ -403,7 +403,8 @@ def pending_key(function: str) -> str:
 
 
 def bookkeeping(function: str, ad: service.Adapters, members: list[Member], refreshed: bool,
-                environ: Mapping[str, str], tick: service.Tick, *, take: bool = False) -> tuple[list[dict], dict[str, int]]:
+                environ: Mapping[str, str], tick: service.Tick, *,
+                take: bool = False) -> tuple[list[dict], dict[str, int]]:
     """The fleet's own bookkeeping before a tick: departed members released (on a discovery refresh),
     and the members the last tick did not reach, in their order (``take``: read and cleared at once,
     for a dispatcher whose shards append to it). A ledger failure costs the order or a release,

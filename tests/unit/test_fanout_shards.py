@@ -106,11 +106,8 @@ def test_an_entry_failing_every_attempt_and_a_failed_call_are_reported_not_lost(
     assert calls == 1 and "AccessDenied" in unsent[0]
 
 
-@pytest.mark.parametrize("event", [
-    {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
-])
-def test_an_sqs_event_is_told_from_a_scheduled_one(event: dict) -> None:
-    assert fanout.is_sqs_event(event)
+def test_an_sqs_event_is_told_from_a_scheduled_one() -> None:
+    assert fanout.is_sqs_event({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]})
     for other in ({}, {"time": "2026-03-15T09:55:00Z"}, {"Records": []}, {"Records": [{"eventSource": "aws:s3"}]},
                   [], "x"):
         assert not fanout.is_sqs_event(other)
