@@ -283,8 +283,8 @@ def test_issue8_lead_time_is_learned_from_minimum_capacity_scale_outs() -> None:
         activities = AutoScaling(aas).activities(RESOURCE_ID)
     assert [a.scale_out for a in activities] == [True, False]
     assert activities[0].to_capacity == 6
-    # Then the lead time is that raise's duration plus one tick, not the default
-    assert lead_time_s(activities, 300) == (420 + 60, "p90 of 1 scale-outs")
+    # Then the lead time is that raise's duration, not the default
+    assert lead_time_s(activities, 300) == (420, "p90 of 1 scale-outs")
 
 
 # --------------------------------------------------------------------------------------------------

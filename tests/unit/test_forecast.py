@@ -59,15 +59,37 @@ def test_hourly_spike_peak_and_window_land_on_the_spike_minutes(synth) -> None:
     assert fc.values.loc[spike_start: spike_start + 9 * MINUTE].min() > 0.9 * synth.SPIKE
 
 
-def test_default_drift_widens_the_window_by_one_minute_each_side(synth) -> None:
-    # Given the same hourly traffic
+def test_a_schedule_that_keeps_its_minute_is_not_widened_by_the_default_drift(synth) -> None:
+    # Given the same hourly traffic, every spike on the minute
     hist = synth.history(3 * DAY, synth.top_of_hour)
     end = _end(hist)
-    # When forecast with the default drift (1 minute)
+    # When forecast with the default drift allowance (1 minute)
     fc = forecast(hist, end + 45 * MINUTE, end + 75 * MINUTE)
-    # Then the window starts a minute early and ends a minute late, no more
-    assert fc.window_start == end + 59 * MINUTE
-    assert fc.window_end == end + 71 * MINUTE
+    # Then the backtest learns no drift: widening would pay a minute early and late and prevent nothing
+    assert "drift ±0 min of ±1" in fc.reason
+    assert fc.window_start == end + 60 * MINUTE
+    assert fc.window_end == end + 70 * MINUTE
+
+
+def _wandering(index: pd.DatetimeIndex, origin: pd.Timestamp, shifts: list[int]) -> np.ndarray:
+    """10-minute hourly spikes whose start moves by one of ``shifts`` minutes each hour (seeded)."""
+    pos = ((index - origin) // MINUTE).to_numpy()
+    hour = (pos + 30) // 60
+    shift = np.random.default_rng(5).choice(shifts, size=10_000)[hour]
+    rel = pos - 60 * hour
+    return (rel >= shift) & (rel < shift + 10)
+
+
+def test_the_drift_is_learned_a_minute_for_a_schedule_that_wanders_a_minute(synth) -> None:
+    # Given 3 days of hourly spikes starting a minute early, on time or a minute late (no rhythm)
+    hist = synth.history(3 * DAY - 30, lambda i: _wandering(i, synth.MONDAY, [-1, 0, 1]))
+    top = _end(hist) + 30 * MINUTE
+    # When forecast with a drift allowance of 5 minutes
+    fc = forecast(hist, top - 15 * MINUTE, top + 20 * MINUTE, drift_minutes=5)
+    # Then the backtest learns 1 minute: the window is widened a minute either side, not five
+    assert "drift ±1 min of ±5" in fc.reason
+    assert fc.window_start == top - MINUTE
+    assert fc.window_end == top + 11 * MINUTE
 
 
 def test_reason_and_fields_explain_the_pattern_and_the_peak(synth) -> None:
@@ -170,28 +192,16 @@ def test_daily_is_not_used_with_less_than_two_days(synth) -> None:
 
 # --- drift, missing spike, moved schedule --------------------------------------------------------
 
-#: Spike start (minutes from the top of the hour): on time in even hours, 3 minutes early or late
-#: (seeded, no rhythm) in odd hours, so that no period predicts the drift itself.
-_ODD_SHIFTS = np.random.default_rng(5).choice([-3, 3], size=10_000)
-
-
-def _jittered(index: pd.DatetimeIndex, origin: pd.Timestamp) -> np.ndarray:
-    pos = ((index - origin) // MINUTE).to_numpy()
-    hour = (pos + 30) // 60
-    rel = pos - 60 * hour
-    shift = np.where(hour % 2 == 0, 0, _ODD_SHIFTS[hour % len(_ODD_SHIFTS)])
-    return (rel >= shift) & (rel < shift + 10)
-
-
 def test_spike_start_drifting_three_minutes_is_covered(synth) -> None:
-    # Given 3 days of hourly spikes whose start drifts by 3 minutes either way in odd hours
-    hist = synth.history(3 * DAY - 30, lambda i: _jittered(i, synth.MONDAY))
-    end = _end(hist)
-    top = end + 30 * MINUTE  # an even hour: the last four hours were early/late, on time, early/late, on time
+    # Given 3 days of hourly spikes starting 3 minutes early, on time or 3 minutes late (seeded, no
+    # rhythm: no period predicts the drift itself)
+    hist = synth.history(3 * DAY - 30, lambda i: _wandering(i, synth.MONDAY, [-3, 0, 3]))
+    top = _end(hist) + 30 * MINUTE
     # When forecast with a drift allowance of 3 minutes
     fc = forecast(hist, top - 15 * MINUTE, top + 20 * MINUTE, drift_minutes=3)
-    # Then the forecast is high from the earliest drifted start (:57) to the latest drifted end (:12)
-    assert fc.usable
+    # Then the backtest learns all 3 minutes, and the forecast is high from the earliest drifted
+    # start (:57) to the latest drifted end (:12)
+    assert fc.usable and "drift ±3 min of ±3" in fc.reason
     covered = fc.values.loc[top - 3 * MINUTE: top + 12 * MINUTE]
     assert covered.min() > 0.9 * synth.SPIKE
     assert fc.window_start <= top - 3 * MINUTE

@@ -693,3 +693,61 @@ def test_no_prompt_scale_in_when_the_forecast_expects_a_burst_later_in_its_range
     # Then MinCapacity is relaxed, and the instances only down to what the burst needs
     assert (d.action, d.min_capacity, d.desired_instances) == ("relax", 2, 6)
     assert d.numbers["expected_required_instances"] == 6
+
+
+# --- issue 10 §3 targets: relax as the forecast's fall is due, when the spike is the forecast's ------
+
+
+def _after_the_spike(full: pd.Series, s: PlannerSettings, top: pd.Timestamp) -> list[tuple[pd.Timestamp, Decision]]:
+    """Ticks from top + 8 to top + 16 with MinCapacity 6 (ours, raised at top - 5) and 6 instances."""
+    state = TargetState(6, 8, 6, 6, top - 5 * MINUTE)
+    return _tick_through(full, s, top, range(8, 17), state)
+
+
+def test_a_relax_follows_the_forecasts_fall_when_the_spike_under_way_is_the_forecasts(synth) -> None:
+    # Given 3 days of hourly 10-minute spikes (:00-:09) and a raise of ours to 6 for the 04:00 one
+    full = synth.history(3 * 1440 + 5 * 60, synth.top_of_hour)
+    top = pd.Timestamp("2026-03-05 04:00", tz="UTC")
+    log = _after_the_spike(full, PlannerSettings(), top)
+    relaxes = [(t.floor("min"), d) for t, d in log if d.action == "relax"]
+    # Then nothing is lowered while the minute before the tick is a spike minute (04:10 holds: a
+    # minute's count is its average, 04:09's end still needs 6) ...
+    assert all(d.min_capacity == 6 for t, d in log if t < top + 11 * MINUTE)
+    # ... and at 04:11, when CloudWatch shows 04:08 (6 instances' worth, as the hourly pattern
+    # expected) and the pattern's spike is over, MinCapacity and the instances go back to the
+    # baseline: 2 minutes before 04:10's low minute is visible (at 04:13)
+    at, first = relaxes[0]
+    assert at == top + 11 * MINUTE
+    assert (first.min_capacity, first.desired_instances) == (2, 2)
+    assert first.numbers["forecast_followed"] is True
+    assert first.numbers["observed_required_instances"] == 6
+    assert "as the hourly pattern expected" in first.reason
+
+
+def test_a_spike_larger_than_forecast_is_relaxed_only_as_the_observed_demand_falls(synth) -> None:
+    # Given the same history, but today's 04:00 spike needs 8 instances where the pattern expects 6
+    full = synth.history(3 * 1440 + 5 * 60, synth.top_of_hour).copy()
+    top = pd.Timestamp("2026-03-05 04:00", tz="UTC")
+    full.loc[top: top + 9 * MINUTE] = 18000.0
+    log = _after_the_spike(full, PlannerSettings(), top)
+    relaxes = [(t.floor("min"), d) for t, d in log if d.action == "relax"]
+    # Then the forecast's fall is not trusted: nothing is lowered until CloudWatch shows a low
+    # minute (04:10, visible at 04:13)
+    assert relaxes and relaxes[0][0] == top + 13 * MINUTE
+    assert all("forecast_followed" not in d.numbers for _, d in log)
+
+
+def test_a_relax_on_a_declared_event_alone_waits_for_the_observed_demand() -> None:
+    # Given a raise for a declared event and no learned pattern (flat history)
+    from prescaler.events import KnownEvent
+
+    index = pd.date_range("2026-03-05 08:00", periods=150, freq="min", tz="UTC", name="minute")
+    top = pd.Timestamp("2026-03-05 10:00", tz="UTC")
+    full = pd.Series(np.where((index >= top) & (index < top + 10 * MINUTE), 13200.0, 2400.0), index=index,
+                     name=SERIES_NAME)
+    launch = KnownEvent(name="launch", start=top, end=top + 10 * MINUTE, peak_invocations_per_minute=13200.0)
+    s = PlannerSettings(known_events=(launch,))
+    log = _after_the_spike(full, s, top)
+    relaxes = [(t.floor("min"), d) for t, d in log if d.action == "relax"]
+    # Then the relax waits for a low minute in CloudWatch (10:10, visible at 10:13)
+    assert relaxes and relaxes[0][0] == top + 13 * MINUTE

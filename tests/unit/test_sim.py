@@ -101,7 +101,8 @@ def test_a_raise_waits_until_the_spike_itself_is_within_lead_time_plus_horizon()
     index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
     spikes = np.where(index.minute < 10, 13200.0, 2400.0)
     settings = twin.default_planner_settings(model)  # lead time 300 s + horizon 1 = 6 minutes
-    for minute, raised in ((53, False), (54, True)):  # the drift-widened spike starts 00:59
+    # the spike keeps its minute (the forecaster learns no drift): it starts 01:00, raised at 00:55
+    for minute, raised in ((54, False), (55, True)):
         hook = twin._PredictiveHook(spikes, index, settings, model)
         mi = 2 * 1440 + minute
         hook(index[mi], mi, twin._Fleet(model, np.random.default_rng(3), model.min_capacity), 600.0)
@@ -110,8 +111,9 @@ def test_a_raise_waits_until_the_spike_itself_is_within_lead_time_plus_horizon()
 
 def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs() -> None:
     """service.py reads DescribeScalingActivities each tick and plans with lead_time_s(): the p90 of
-    successful scale-outs' EndTime - StartTime plus a tick; the twin's predictive policy does the same
-    with its own scale-outs, and uses the planner's lead_time_s only until one has completed."""
+    successful scale-outs' EndTime - StartTime (the horizon's minute is the tick); the twin's
+    predictive policy does the same with its own scale-outs, and uses the planner's lead_time_s only
+    until one has completed."""
     model = twin.EndpointModel(provisioning_s=(60.0, 60.0))
     index = pd.date_range("2026-03-02", periods=3 * 1440, freq="min", tz="UTC")
     spikes = np.where(index.minute < 10, 13200.0, 2400.0)  # an hourly spike a raise would answer
@@ -121,17 +123,19 @@ def test_the_pre_scaler_learns_its_lead_time_from_the_twins_completed_scale_outs
     fresh = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     hook(index[mi], mi, fresh, 600.0)
     assert hook.lead_times == [300] and hook.decisions[-1][1].action == "raise"
-    # Given a completed scale-out that took 60 s: lead time 60 + 60 = 120 s, so 00:55 is too early
+    # Given a completed scale-out that took 60 s: lead time 60 s, so 00:55 is too early
     hook = twin._PredictiveHook(spikes, index, twin.default_planner_settings(model), model)
     fleet = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     assert fleet.request(3, 0.0) and fleet.request(2, 120.0)  # out (60 s to InService), then back in
     hook(index[mi], mi, fleet, 600.0)
-    assert hook.lead_times == [120] and hook.decisions == []
-    # and 00:57 raises (the spike's drift-widened start, 00:59, is within 2 minutes + the horizon)
-    hook(index[mi + 1], mi + 1, fleet, 660.0)
-    assert hook.decisions == []
-    hook(index[mi + 2], mi + 2, fleet, 720.0)
-    assert hook.lead_times[-1] == 120 and hook.decisions[-1][1].action == "raise"
+    assert hook.lead_times == [60] and hook.decisions == []
+    # and so is 00:58 (a raise then would be in service at 00:59, a minute before it is needed)
+    for minute in (1, 2, 3):
+        hook(index[mi + minute], mi + minute, fleet, 600.0 + 60 * minute)
+        assert hook.decisions == []
+    # 00:59 raises: the spike (01:00, on the minute: no drift learned) is within 1 minute + the horizon
+    hook(index[mi + 4], mi + 4, fleet, 840.0)
+    assert hook.lead_times[-1] == 60 and hook.decisions[-1][1].action == "raise"
     # A scale-out still in progress is not counted (its EndTime is not there yet)
     busy = twin._Fleet(model, np.random.default_rng(3), model.min_capacity)
     assert busy.request(3, 590.0)
@@ -296,12 +300,38 @@ def test_reference_predictive_costs_less_than_the_alternatives(reference_results
         assert r["predictive"]["instance_hours"] < r[name]["instance_hours"], name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 target not met: predictive costs 1.33x the oracle on the faithful "
-                   "twin (a raise is billed from lead time + drift before the spike, at the target's 6 instances "
-                   "where the oracle runs 5, until a low minute is visible 3 minutes after it)")
 def test_reference_predictive_within_the_issue_10_target_of_the_oracle(reference_results) -> None:
+    # issue 10's target on seed 7: 0 breach minutes at <= 1.25x the oracle's instance-hours (with no
+    # breach minute, no peer breaches less; test_reference_predictive_costs_less_than_the_alternatives
+    # checks it is cheaper than the peers)
     r = {name: res.scores() for name, res in reference_results.items()}
+    assert r["predictive"]["breach_minutes"] == 0
     assert r["predictive"]["instance_hours"] <= 1.25 * r["oracle"]["instance_hours"]
+
+
+@pytest.mark.parametrize("seed", [11, 3])
+def test_reference_predictive_within_the_issue_10_target_on_the_other_seeds(seed: int) -> None:
+    demand = scenarios.reference(days_evaluated=3, warmup_days=2, seed=seed)
+    r = twin.run(demand, policies=("predictive", "oracle"), seed=seed)
+    assert r["predictive"].breach_minutes == 0
+    assert r["predictive"].instance_hours <= 1.25 * r["oracle"].instance_hours
+
+
+def test_reference_extra_instance_minutes_over_the_oracle_per_spike(reference_results) -> None:
+    """Where predictive pays more than the oracle, per hourly spike (seed 7, 72 spikes), from the
+    billed instances per minute: the raise is made lead time before the spike (4 minutes at 4 more
+    instances than the baseline: provisioning is paid ahead), sized at the target (6 where the
+    oracle runs about 5 at saturation), and relaxed as the forecast's fall is due, not 3 minutes
+    after it (when CloudWatch shows it): after the spike no more than the ramp down's minute."""
+    extra = reference_results["predictive"].billed - reference_results["oracle"].billed
+    minute = extra.index.minute
+    spikes = 72
+    before = extra[minute >= 50].sum() / spikes
+    after = extra[(minute >= 11) & (minute < 50)].sum() / spikes
+    assert before <= 4 * 4 + 1  # 4 minutes x 4 instances (+ noise in the oracle's baseline)
+    assert after <= 1.5  # the ramp down's minute at 3 instances where the oracle has 2
+    assert reference_results["predictive"].billed.sum() / 60 == pytest.approx(
+        reference_results["predictive"].instance_hours)
 
 
 def test_cpu_target_tracking_never_scales_a_gpu_bound_model_but_does_a_cpu_bound_one(reference_results) -> None:

@@ -54,9 +54,11 @@ class PlannerSettings(BaseModel):
     headroom: float = Field(0.0, ge=0, le=4, description="Extra capacity on the forecast peak (0.1 = 10%).")
     lead_time_s: int = Field(
         300, ge=0, le=3600,
-        description="Seconds before a spike that capacity must be requested: 2-4 min to InService + a tick.")
+        description=("Seconds from a raise to its instances in service (learned: the p90 of past scale-outs; "
+                     "the default covers SageMaker's 2-4 min plus a minute's margin until one is measured)."))
     horizon_minutes: int = Field(
-        1, ge=1, le=120, description="Minutes beyond the lead time the forecast looks ahead.")
+        1, ge=1, le=120, description=("Minutes beyond the lead time the forecast looks ahead; the first is the "
+                                      "tick between two runs (1: a raise is in service just as its spike starts)."))
     baseline_min_capacity: int = Field(
         2, ge=0, description="MinCapacity outside spikes (instances, or copies of an inference component; "
         "0 only with scale_to_zero).")
@@ -110,7 +112,9 @@ class PlannerSettings(BaseModel):
 
     @property
     def lookahead_minutes(self) -> int:
-        """Minutes of forecast each tick needs: lead time (rounded up) + horizon."""
+        """Minutes of forecast each tick needs: lead time (rounded up) + horizon. A spike starting at
+        minute S is first seen at tick ``S - lookahead + 1``; with horizon 1 that is
+        ``S - ceil(lead time / 60)``, the last tick whose raise is in service by S."""
         return math.ceil(self.lead_time_s / 60) + self.horizon_minutes
 
     def cost_model(self) -> CostModel:
@@ -232,6 +236,16 @@ def spike_peak(fc: Forecast, settings: PlannerSettings) -> tuple[float, pd.Times
     return peak, index[a], index[b] + MINUTE
 
 
+def _at_tick(settings: PlannerSettings, now: pd.Timestamp) -> PlannerSettings:
+    """``settings`` for a tick that runs ``now``: a tick seconds after the minute is that much later
+    to raise (its raise is in service lead time after ``now``, not after the minute), so the lead
+    time counts those seconds (no more than the 3600 s a lead time may be)."""
+    late_s = math.ceil(round((now - now.floor("min")).total_seconds(), 6))
+    if late_s <= 0 or settings.lead_time_s >= 3600:
+        return settings
+    return settings.model_copy(update={"lead_time_s": min(3600, settings.lead_time_s + late_s)})
+
+
 def instances_for(invocations_per_minute: float, settings: PlannerSettings) -> int:
     """Instances needed: ``ceil(invocations per minute x (1 + headroom) / target per instance)``."""
     need = invocations_per_minute * (1 + settings.headroom) / settings.target_invocations_per_instance
@@ -246,6 +260,7 @@ def plan(
     state: TargetState,
     settings: PlannerSettings,
     now: datetime | pd.Timestamp,
+    expected_recent: pd.Series | None = None,
 ) -> Decision:
     """Decide MinCapacity (and possibly a prompt scale-in) for one tick.
 
@@ -256,11 +271,18 @@ def plan(
         state: the scalable target now.
         settings: planner settings.
         now: the tick's reference time (UTC).
+        expected_recent: what the same pattern forecast (invocations per minute) for the newest
+            ``scale_in_low_minutes`` minutes of ``history`` and the minutes after them up to ``now``
+            (those CloudWatch does not show yet), or None. When the newest observed minutes needed
+            exactly the instances it expected (the spike under way is the forecast's), a relax and a
+            prompt scale-in follow the forecast's fall instead of waiting for CloudWatch to show it
+            (3 minutes late); otherwise the observed minutes floor them.
 
     Returns:
         A ``Decision``. Never raises for odd data: it holds and says why.
     """
     now = to_utc(now)
+    settings = _at_tick(settings, now)
     cap = min(settings.prescale_max_capacity, state.max_capacity)
     baseline = min(settings.baseline_min_capacity, cap)
     current = state.min_capacity
@@ -345,20 +367,20 @@ def plan(
     tail = history.to_numpy()[-settings.scale_in_low_minutes:]
     if not np.isfinite(tail).all() or (tail < 0).any():
         return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
+    observed_need = instances_for(float(tail.max()), settings) if len(tail) else 0
+    demand_need, demand_says = _demand_need(tail, observed_need, expected_recent, fc, settings, numbers)
     if current > baseline and required < current:
-        observed_need = instances_for(float(tail.max()), settings) if len(tail) else 0
-        # never below what the last minutes of demand needed: the spike may still be under way
-        floor = max(required, min(current, observed_need))
+        # never below what demand needs now: what the last minutes of it needed (the spike may still be
+        # under way), or, when they were the forecast's spike, what the forecast needs from now on
+        floor = max(required, min(current, demand_need))
         if owned and floor >= current:
             numbers["observed_required_instances"] = observed_need
             return decision("hold", current, (
-                f"hold MinCapacity {current}: no spike forecast, but the last {len(tail)} min of demand "
-                f"still need {observed_need}: relaxed as demand falls"))
+                f"hold MinCapacity {current}: no spike forecast, but {demand_says}: relaxed as demand falls"))
         if owned:
             new_min, action = floor, "relax"
             reason = (f"relax MinCapacity {current} -> {floor}: no spike worth preparing for in the next "
-                      f"{settings.lookahead_minutes} min (it would need {required}; the last minutes of demand "
-                      f"need {observed_need})")
+                      f"{settings.lookahead_minutes} min (it would need {required}; {demand_says})")
         else:
             reason = (f"hold MinCapacity {current}: not set by the pre-scaler (an operator's change?), "
                       f"left alone")
@@ -367,11 +389,10 @@ def plan(
 
     expected = float(fc.values.max()) if len(fc.values) else math.inf
     desired = _prompt_scale_in(history, state, settings, new_min, required, instances_for(expected, settings),
-                               numbers) if owned or state.released_min_capacity is not None else None
+                               demand_need, numbers) if owned or state.released_min_capacity is not None else None
     if desired is not None:
-        scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: the last "
-                    f"{settings.scale_in_low_minutes} min of demand need "
-                    f"{numbers['observed_required_instances']} and no spike is forecast")
+        scale_in = (f"prompt scale-in {state.current_instances} -> {desired} instances: {demand_says} and no spike "
+                    "is forecast")
         reason = f"{reason}; {scale_in}" if action == "relax" else f"relax: {scale_in} (MinCapacity {new_min})"
         action = "relax"
     return decision(action, new_min, reason, desired)
@@ -384,11 +405,13 @@ def _prompt_scale_in(
     new_min: int,
     required: int,
     expected_need: int,
+    demand_need: int,
     numbers: dict[str, float | int | str | None],
 ) -> int | None:
     """Desired instance count after a raise of ours, or None. Target tracking needs 15 low datapoints
     before it scales in (AWS documents 15 datapoints below 90% of target); this does it once demand
-    has been low for ``scale_in_low_minutes`` complete minutes and no spike is forecast.
+    has been low for ``scale_in_low_minutes`` complete minutes (or, when those minutes were the
+    forecast's spike, the forecast says it is over: ``demand_need``) and no spike is forecast.
 
     Called only while the pre-scaler owns a raise (or just released one: ``released_min_capacity``),
     and never removes more instances than that raise held in (``its MinCapacity - new MinCapacity``):
@@ -406,12 +429,50 @@ def _prompt_scale_in(
     numbers["observed_peak_invocations_per_minute"] = round(observed_peak, 3)
     numbers["observed_required_instances"] = observed_need
     ours = max(0, max(state.min_capacity, state.released_min_capacity or 0) - new_min)
-    desired = max(new_min, observed_need, required, state.current_instances - ours, expected_need)
+    desired = max(new_min, demand_need, required, state.current_instances - ours, expected_need)
     numbers["expected_required_instances"] = expected_need
     numbers["scale_in_floor_instances"] = state.current_instances - ours
     if desired < state.current_instances:
         return desired
     return None
+
+
+def _demand_need(
+    tail: np.ndarray,
+    observed_need: int,
+    expected_recent: pd.Series | None,
+    fc: Forecast,
+    settings: PlannerSettings,
+    numbers: dict[str, float | int | str | None],
+) -> tuple[int, str]:
+    """Instances demand needs now, for a relax and a prompt scale-in, and the reason in words.
+
+    The newest complete minutes CloudWatch shows (``tail``) are 3 minutes old. When a learned
+    pattern (not a declared event alone) expected them (the head of ``expected_recent``) and they
+    needed exactly the instances it expected, the demand under way is the forecast's, and what it
+    needs now is what the forecast needs over the minute before now (a minute's count is its
+    average: the first seconds of now continue the end of that minute, the top of a ramp down) and
+    the next lead time + horizon. Otherwise (no such forecast, a spike larger, smaller, earlier or
+    later than expected) it is what those observed minutes needed.
+    """
+    says = f"the last {len(tail)} min of demand need {observed_need}"
+    if (expected_recent is None or not fc.usable or fc.calendar_only or len(tail) == 0
+            or len(expected_recent) < len(tail)):
+        return observed_need, says
+    expected = expected_recent.to_numpy(dtype=float)
+    if not np.isfinite(expected).all() or (expected < 0).any():
+        return observed_need, says
+    expected_need = instances_for(float(expected[: len(tail)].max()), settings)
+    numbers["expected_recent_required_instances"] = expected_need
+    if expected_need != observed_need:
+        return observed_need, says
+    ahead = np.concatenate((expected[-1:], fc.values.to_numpy(dtype=float)[: settings.lookahead_minutes]))
+    now_need = instances_for(float(ahead.max()), settings)
+    if now_need >= observed_need:
+        return observed_need, says
+    numbers["forecast_followed"] = True
+    return now_need, (f"{says}, as the {fc.pattern} pattern expected, and it needs {now_need} over the next "
+                      f"{settings.lookahead_minutes} min")
 
 
 def decide(
@@ -431,4 +492,12 @@ def decide(
     fc = forecast(history, start, start + (settings.lookahead_minutes + SPIKE_EXTENT_MINUTES) * MINUTE,
                   drift_minutes=settings.drift_minutes, timezone=settings.timezone, cost=settings.cost_model())
     fc = with_events(fc, settings.known_events, active_since=start - settings.max_hold_minutes * MINUTE)
-    return plan(fc, history, state, settings, now)
+    expected_recent = None
+    holding = state.owned_min_capacity is not None or state.released_min_capacity is not None
+    if holding and fc.usable and not fc.calendar_only and len(history):
+        after = to_utc(history.index[-1]).floor("min") + MINUTE
+        if after <= start:
+            expected_recent = forecast(
+                history, after - min(settings.scale_in_low_minutes, len(history)) * MINUTE, start,
+                drift_minutes=settings.drift_minutes, timezone=settings.timezone, cost=settings.cost_model()).values
+    return plan(fc, history, state, settings, now, expected_recent)

@@ -239,10 +239,16 @@ class AutoScaling:
 
 
 def lead_time_s(
-    activities: list[Activity], default_s: int, *, percentile: float = 90, tick_s: int = 60, max_s: int = 3600
+    activities: list[Activity], default_s: int, *, percentile: float = 90, max_s: int = 3600
 ) -> tuple[int, str]:
     """Lead time (seconds) from successful scale-outs: the ``percentile`` of their start-to-end
-    durations plus one tick; ``default_s`` when there is none. Returns (seconds, source)."""
+    durations (rounded up); ``default_s`` when there is none. Returns (seconds, source).
+
+    No tick is added here: the planner prepares each tick for ``ceil(lead time / 60) + horizon``
+    minutes, and the horizon's first minute is the tick (a spike at minute S is raised at
+    ``S - ceil(lead time / 60)``, the last tick whose raise is in service by S). A tick added here
+    as well raised every spike one minute earlier than it needs, at the raise's instances x a minute.
+    """
     durations = [
         (a.end - a.start).total_seconds()
         for a in activities
@@ -251,7 +257,7 @@ def lead_time_s(
     if not durations:
         return default_s, "default"
     p = float(np.percentile(durations, percentile))
-    return min(max_s, math.ceil(p) + tick_s), f"p{percentile:g} of {len(durations)} scale-outs"
+    return min(max_s, math.ceil(p)), f"p{percentile:g} of {len(durations)} scale-outs"
 
 
 def failures_since(activities: list[Activity], since: datetime | pd.Timestamp | None) -> list[Activity]:

@@ -200,6 +200,7 @@ class PolicyResult:
     desired: pd.Series | None = None  # desired instance count at each minute's end (evaluated period)
     refused: int = 0  # capacity changes refused because the endpoint was Updating (whole run)
     deferred: int = 0  # pre-scaler ticks deferred because the endpoint was Updating (whole run)
+    billed: pd.Series | None = None  # instances billed per minute, pending included (evaluated period)
 
     def scores(self) -> dict[str, float | int]:
         return {
@@ -546,6 +547,7 @@ def _simulate(
         desired=pd.Series(desired[first:], index=ev, name=name),
         refused=fleet.refused,
         deferred=int(getattr(hook, "deferred", 0)),
+        billed=pd.Series(billed[first:] * 60.0, index=ev, name=name),
     )
 
 
