@@ -252,15 +252,20 @@ def test_a_bad_event_or_a_missing_endpoint_is_a_clean_error_and_changes_nothing(
     assert _ledger(moto, seeded) == {}
 
 
+def _seed_tagged(moto: infra.Moto, tags: dict[str, str]) -> Seeded:
+    """The seed with history up to the relax tick, its endpoint carrying ``tags``."""
+    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
+    sm = client("sagemaker", moto.url)
+    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return seeded
+
+
 def test_the_fleet_tick_runs_in_the_container_with_each_endpoints_tags(
     moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
 ) -> None:
     # Given the seeded endpoint tagged into the fleet with its own prescale cap (4, the stack's is 8)
-    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
-    sm = client("sagemaker", moto.url)
-    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
-    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "prescaler:enabled", "Value": "true"},
-                                       {"Key": "prescaler:prescale-cap", "Value": "4"}])
+    seeded = _seed_tagged(moto, {"prescaler:enabled": "true", "prescaler:prescale-cap": "4"})
     env = _env_vars(moto, dry_run=False)
     env["PrescaleFunction"].update(FLEET_MODE="tag")
 
@@ -283,10 +288,7 @@ def test_a_fleet_over_the_shard_size_fans_out_on_sqs_and_the_container_runs_each
 ) -> None:
     # Given a two-member fleet (the seeded endpoint with its own cap, and a listed endpoint that does
     # not exist) over FLEET_SHARD_SIZE=1, and the shard queue in moto
-    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
-    sm = client("sagemaker", moto.url)
-    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
-    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "prescaler:prescale-cap", "Value": "4"}])
+    seeded = _seed_tagged(moto, {"prescaler:prescale-cap": "4"})
     sqs = client("sqs", moto.url)
     url = sqs.create_queue(QueueName="prescale-shards", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, Json
 
 from prescaler import fleet, service
 from prescaler.history import to_utc
-from prescaler.observability import logger, metrics
+from prescaler.observability import logger, mark_logged, metrics
 
 #: SendMessageBatch: at most 10 entries per call, and 262,144 bytes for all their bodies together
 #: (Amazon SQS API reference, SendMessageBatch).
@@ -242,7 +242,7 @@ def dispatch(function: str, fs: fleet.FleetSettings, tick: service.Tick, ad: ser
             logger.warning(f"not-reached order not stored ({exc}): the next tick takes the usual order")
         logger.error(f"{len(unsent)} of {len(messages)} shards not sent ({len(not_sent)} members not ticked, "
                      f"first next tick): {unsent}", extra={"outcome": "dispatch_failed", "result": summary})
-        raise DispatchFailed(f"{function}: {len(unsent)} of {len(messages)} shards not sent: {unsent}")
+        raise mark_logged(DispatchFailed(f"{function}: {len(unsent)} of {len(messages)} shards not sent: {unsent}"))
     return summary
 
 
