@@ -156,6 +156,39 @@ def test_a_duplicate_delivery_of_a_shard_changes_nothing_more(sharded: tuple, la
     assert all(v[0] == 6 for v in after_first.values())
 
 
+def test_two_deliveries_of_a_shard_at_once_raise_each_target_once(
+        sharded: tuple, lambda_context: Any, caplog: pytest.LogCaptureFixture) -> None:
+    world, url, arn, _ = sharded
+    HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    message = receive(url)[0]
+    names = [m["endpoint_name"] for m in json.loads(message["Body"])["members"] if m["endpoint_name"] in PLAIN]
+    contested = names[len(names) // 2]
+    registers: list[str] = []
+    world.autoscaling.meta.events.register(
+        "before-parameter-build.application-autoscaling.RegisterScalableTarget",
+        lambda params, **_: registers.append(params["ResourceId"]))
+    state = {"second": False}
+
+    def second_delivery(params: dict, **_: Any) -> None:
+        """When the first worker is about to claim the contested target (it has read the ledger and
+        decided to raise), the second delivery of the same shard runs from start to end."""
+        if state["second"] or params["Key"]["scalable_target"]["S"] != rid(contested):
+            return
+        state["second"] = True
+        assert HANDLERS["prescale"].lambda_handler(sqs_event([message], arn), lambda_context) == {
+            "batchItemFailures": []}
+
+    world.dynamodb.meta.events.register("before-parameter-build.dynamodb.UpdateItem", second_delivery)
+    # When SQS delivers the same shard to two workers at once
+    assert HANDLERS["prescale"].lambda_handler(sqs_event([message], arn), lambda_context) == {"batchItemFailures": []}
+    # Then the ledger's claim let one of them act on each target: one RegisterScalableTarget each
+    assert state["second"]
+    assert sorted(registers) == sorted(rid(n) for n in names)
+    assert all(min_capacity(world, n) == 6 for n in names)
+    # and the worker that lost the claim on the contested target says so
+    assert outcomes(caplog).get("duplicate") == 1
+
+
 def test_a_stale_shard_is_refused_and_reported_a_timely_one_runs(
         sharded: tuple, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     world, url, arn, _ = sharded
