@@ -287,3 +287,100 @@ def test_cli_with_rejected_credentials_is_one_line_exit_2(monkeypatch: pytest.Mo
         code = main(["doctor", "--endpoint", ENDPOINT])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "ExpiredToken" in err
+
+
+# --- an unusable AWS setup: one line naming the cause, exit 2 (never a traceback, never exit 1) ----------
+
+
+def _no_aws_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _unreachable(client: Any, error: type[Exception]) -> Any:
+    """``client`` whose every request fails as if the network dropped it (nothing is sent)."""
+    def refuse(request: Any, **_: Any) -> None:
+        raise error(endpoint_url=request.url)
+    client.meta.events.register_first("before-send", refuse)
+    return client
+
+
+def test_cli_with_aws_endpoint_url_unreachable_is_one_line_exit_2(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # a real connection to a closed local port: botocore raises EndpointConnectionError after its retries
+    _no_aws_files(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    code = main(["doctor", "--endpoint", ENDPOINT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cannot reach AWS at http://127.0.0.1:9" in err and "AWS_ENDPOINT_URL" in err
+
+
+@pytest.mark.parametrize(("region", "hint"), [
+    ("xx-nowhere-1", "region 'xx-nowhere-1' is not one botocore knows"),
+    (REGION, "check the network"),
+])
+def test_cli_when_sts_cannot_be_reached_names_the_url_and_the_likely_cause(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], region: str, hint: str) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+
+    class Session:
+        region_name = region
+
+        def client(self, service: str, **_: Any) -> Any:
+            return _unreachable(boto3.client(service, region_name=region), EndpointConnectionError)
+
+    monkeypatch.setattr(clients, "session", lambda: Session())
+    code = main(["doctor", "--endpoint", ENDPOINT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"https://sts.{region}.amazonaws.com" in err and hint in err
+
+
+def test_cli_when_the_network_drops_after_the_caller_is_known_is_one_line_exit_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from botocore.exceptions import ConnectTimeoutError
+
+    sts = boto3.client("sts", region_name=REGION)
+    stub = Stubber(sts)
+    stub.add_response("get_caller_identity", {"UserId": "AROAEXAMPLEID:alice", "Account": ACCOUNT, "Arn": CALLER})
+
+    class Session:
+        region_name = REGION
+
+        def client(self, service: str, **_: Any) -> Any:
+            return sts if service == "sts" else _unreachable(boto3.client(service, region_name=REGION),
+                                                             ConnectTimeoutError)
+
+    monkeypatch.setattr(clients, "session", lambda: Session())
+    with stub:
+        code = main(["doctor", "--endpoint", ENDPOINT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cannot reach AWS at https://api.sagemaker.us-east-1.amazonaws.com" in err and "ConnectTimeoutError" in err
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"AWS_PROFILE": "nope"}, ["profile 'nope' not found"]),
+    ({"AWS_REGION": "us east 1", "AWS_DEFAULT_REGION": "us east 1"}, ["'us east 1' is not a region name"]),
+    ({"AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None}, ["unusable AWS credentials", "AWS_SECRET_ACCESS_KEY"]),
+])
+@pytest.mark.parametrize("argv", [["doctor", "--endpoint", ENDPOINT], ["backtest", "--endpoint", ENDPOINT]])
+def test_cli_with_a_broken_aws_setup_is_one_line_exit_2(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str | None], words: list[str], argv: list[str]) -> None:
+    _no_aws_files(monkeypatch, tmp_path)
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, err

@@ -543,8 +543,10 @@ def test_layer_ships_what_the_handlers_import() -> None:
 
 
 @pytest.mark.parametrize("function", ["prescale", "relax", "gpu_metric"])
-@pytest.mark.parametrize("bad", [{"time": "yesterday-ish"}, {"time": "2026-03-02T09:55:00Z", "id": 7}],
-                         ids=["unreadable-time", "non-string-id"])
+@pytest.mark.parametrize("bad", [{"time": "yesterday-ish"}, {"time": "2026-03-02T09:55:00Z", "id": 7},
+                                 {"time": "0001-01-01T00:00:00Z", "prescaler-replay": True},
+                                 {"time": "9999-12-31T23:59:59Z", "prescaler-replay": True}],
+                         ids=["unreadable-time", "non-string-id", "year-1-replayed", "year-9999-replayed"])
 def test_a_bad_event_is_a_clean_error_and_changes_nothing(
         function: str, bad: dict, world: World, scaler_env: dict, lambda_context: Any,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -88,7 +88,7 @@ def test_backtest_takes_the_endpoint_model_as_options(capsys) -> None:
         (["--min-capacity", "5", "--max-capacity", "4"], "need 1 <= --min-capacity <= --max-capacity"),
         (["--service-time-ms", "600"], "must be above the service time"),
         (["--provisioning-s", "300", "100"], "LOW <= HIGH"),
-        (["--capacity-rps", "0"], "--capacity-rps must be a finite number > 0"),
+        (["--capacity-rps", "0"], "--capacity-rps must be a finite number >= 0.01667"),
         (["--scheduling-buffer-s", "7200"], "0-3600"),
         (["--target", "nan"], "--target must be a finite number"),
     ],

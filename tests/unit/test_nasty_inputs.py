@@ -10,6 +10,7 @@ Each test is one nasty input and the RIGHT behaviour. Inputs that currently beha
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from prescaler.cli import main
 from prescaler.forecast import Forecast
 from prescaler.history import MINUTE, SERIES_NAME, HistoryError, complete_end, per_minute
+from prescaler.history import to_utc as to_utc_
 from prescaler.plan import PlannerSettings, TargetState, decide, plan
 from pydantic import ValidationError
 
@@ -903,3 +905,279 @@ def test_a_nan_event_peak_is_called_not_finite() -> None:
     with pytest.raises(events.EventsError, match="finite") as err:
         events.from_csv("name,start,end,peak_invocations_per_minute\na,2026-01-03T12:00,2026-01-03T13:00,nan\n")
     assert "required" not in str(err.value)
+
+
+# --- numeric model options have an upper bound with a reason, checked before anything runs ---------------
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch) -> None:
+    """The simulation must not start (an absurd value ran for ages, overflowed, or ran out of memory)."""
+    from prescaler.sim import scenarios, twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated an absurd model instead of refusing it")
+
+    def must_not_build(make: object) -> object:
+        @functools.wraps(make)  # type: ignore[arg-type]  # the scenario's own defaults (its warm-up days)
+        def fake(*_a: object, **_k: object) -> None:
+            raise AssertionError("built an absurd scenario instead of refusing it")
+        return fake
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    for name, make in list(scenarios.SCENARIOS.items()):
+        monkeypatch.setitem(scenarios.SCENARIOS, name, must_not_build(make))
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--capacity-rps", "1e300"], ["--capacity-rps", "at most 16,666,666.67", "requests/s a demand may reach"]),
+    (["--capacity-rps", "1e-300"], ["--capacity-rps", ">= 0.01667", "60 s"]),  # was an OverflowError traceback
+    (["--service-time-ms", "1e300"], ["--service-time-ms", "at most 60,000", "answer within 60 s"]),
+    (["--slo-ms", "1e300"], ["--slo-ms", "at most 60,000", "fails, it does not breach"]),
+    (["--provisioning-s", "0", "1e300"], ["--provisioning-s", "at most 3,600", "lead time"]),
+    (["--max-capacity", "100000000"], ["--max-capacity", "at most 1000", "PRESCALE_MAX_CAPACITY"]),
+    (["--target", "1e300"], ["--target", "at most 1,000,000,000", "minute"]),
+    (["--concurrency-target", "1e300"], ["--concurrency-target", "at most 3,000", "little's law"]),
+    (["--cpu-at-saturation", "1e300"], ["--cpu-at-saturation", "at most 19,200", "vcpus"]),
+    (["--scenario", "llm-workday", "--copies-per-instance", "1000000000"], ["--copies-per-instance", "at most 1000"]),
+    (["--scenario", "llm-workday", "--max-instances", "100000000"], ["--max-instances", "at most 1000"]),
+    (["--scenario", "llm-workday", "--copy-startup-s", "0", "1e300"], ["--copy-startup-s", "at most 3,600"]),
+    (["--days", "100000"], ["--days 100000", "--warmup-days 2", "400 days"]),
+    (["--warmup-days", "100000"], ["--days 3", "--warmup-days 100000", "400 days"]),  # was killed: out of memory
+    (["--days", "399"], ["--days 399", "--warmup-days 2", "400 days"]),
+    (["--scenario", "llm-workday", "--days", "397"], ["--warmup-days 4", "400 days"]),
+])
+def test_absurd_model_values_are_refused_with_a_reason(capsys, nothing_runs: None, argv: list[str],
+                                                       words: list[str]) -> None:
+    code, _, err = cli(capsys, "simulate", *argv)
+    assert_one_line_error(code, err, *words)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--max-capacity", "5000"], ["--max-capacity 5000", "less than or equal to 1000", "the lambda's limit"]),
+    (["--baseline-min", "2000", "--max-capacity", "3000"], ["--baseline-min 2000", "1000"]),
+    (["--target", "1e12"], ["--target", "less than or equal to 1000000000", "a minute of a trace"]),
+])
+def test_forecast_refuses_absurd_capacities_and_targets_with_a_reason(capsys, tmp_path: Path, argv: list[str],
+                                                                      words: list[str]) -> None:
+    code, _, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00", *argv)
+    assert_one_line_error(code, err, *words)
+
+
+def test_the_largest_accepted_values_still_run(capsys, tmp_path: Path) -> None:
+    # the bounds are limits, not defaults moved: the edge values are accepted (a 2-hour trace runs fast)
+    code, out, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--max-capacity", "1000",
+                         "--provisioning-s", "3600", "3600", "--slo-ms", "60000", "--capacity-rps", str(1 / 60),
+                         "--target", "1e9", "--cpu-at-saturation", "19200")
+    assert code == 0, err
+    assert json.loads(out)["model"]["max_capacity"] == 1000
+
+
+def test_the_twin_refuses_an_instance_slower_than_the_invocation_timeout() -> None:
+    from prescaler.sim import twin
+
+    with pytest.raises(ValueError, match="capacity_rps_per_instance"):
+        twin.EndpointModel(capacity_rps_per_instance=1e-300)
+    with pytest.raises(ValueError, match="3600"):
+        twin.EndpointModel(provisioning_s=(0.0, 1e300))
+
+
+def test_planner_settings_bound_capacity_and_target() -> None:
+    for field in ({"prescale_max_capacity": 1001}, {"baseline_min_capacity": 1001, "prescale_max_capacity": 1000},
+                  {"target_invocations_per_instance": 1.000001e9}):
+        with pytest.raises(ValidationError):
+            PlannerSettings(**field)
+    PlannerSettings(prescale_max_capacity=1000, baseline_min_capacity=1000, target_invocations_per_instance=1e9)
+
+
+def test_the_lambda_refuses_a_target_the_planner_would_refuse_at_load_time() -> None:
+    # before, the settings loaded and every tick failed later, in ScalerSettings.planner()
+    from prescaler import settings
+
+    env = {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", "TARGET_INVOCATIONS_PER_INSTANCE": "1e12"}
+    with pytest.raises(settings.SettingsError, match="TARGET_INVOCATIONS_PER_INSTANCE"):
+        settings.load(settings.ScalerSettings, env)
+    env["TARGET_INVOCATIONS_PER_INSTANCE"] = "1e9"
+    assert settings.load(settings.ScalerSettings, env).planner().target_invocations_per_instance == 1e9
+
+
+# --- --events outside the simulated window: refused when none overlaps, else named -----------------------
+
+
+def events_csv(tmp_path: Path, *rows: str) -> str:
+    return write(tmp_path, "name,start,end,peak_invocations_per_minute\n" + "\n".join(rows) + "\n", "ev.csv")
+
+
+def test_events_that_all_miss_the_simulated_window_are_refused(capsys, tmp_path: Path, monkeypatch) -> None:
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated with a calendar that changes nothing")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    ev = events_csv(tmp_path, "launch,2025-03-02T09:00,2025-03-02T10:00,12000")  # a year early: a typo
+    code, _, err = cli(capsys, "simulate", "--days", "1", "--events", ev)
+    assert_one_line_error(code, err, "--events", "none of its 1 event", "'launch' (2025-03-02 09:00",
+                          "2026-03-02 00:00 to 2026-03-05 00:00 UTC")
+
+
+def test_events_partly_outside_the_trace_are_named_and_the_others_used(capsys, tmp_path: Path) -> None:
+    # the 2-hour trace spans 2026-03-02 00:00-02:00; its first hour is the warm-up, the second is scored
+    ev = events_csv(tmp_path, "old,2025-03-02T00:30,2025-03-02T01:00,12000",
+                    "warm,2026-03-02T00:20,2026-03-02T00:40,30000",
+                    "sale,2026-03-02T01:20,2026-03-02T01:40,30000",
+                    "future,2027-01-01T00:00,2027-01-01T01:00,12000")
+    code, out, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--events", ev)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: --events")]
+    assert len(notes) == 2, err
+    assert "2 of 4 events lie outside" in notes[0] and "'old'" in notes[0] and "'future'" in notes[0]
+    assert "'sale'" not in notes[0] and "'warm'" not in notes[0]
+    assert "warm-up only" in notes[1] and "'warm'" in notes[1] and "'sale'" not in notes[1]
+    # the calendar still reaches the planner whole (the file is not edited, only reported on)
+    assert [e["name"] for e in json.loads(out)["settings"]["known_events"]] == ["old", "warm", "sale", "future"]
+
+
+def test_an_event_just_after_the_window_is_inside_its_lead_time(capsys, tmp_path: Path) -> None:
+    # starts 3 minutes after the trace's last minute: the 300 s lead time raises for it inside the window
+    ev = events_csv(tmp_path, "next,2026-03-02T02:03,2026-03-02T02:30,30000")
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--json", "--events", ev)
+    assert code == 0 and "note: --events" not in err, err
+
+
+def test_events_overlapping_is_a_half_open_window() -> None:
+    from prescaler import events
+
+    known = events.from_csv("name,start,end,peak_invocations_per_minute\n"
+                            "a,2026-01-01T00:00,2026-01-01T01:00,5\nb,2026-01-01T01:00,2026-01-01T02:00,5\n")
+    hour = pd.Timestamp("2026-01-01T01:00", tz="UTC")
+    assert [e.name for e in events.overlapping(known, hour, hour + pd.Timedelta(hours=1))] == ["b"]
+    assert [e.name for e in events.overlapping(known, hour - MINUTE, hour + MINUTE)] == ["a", "b"]
+    assert events.overlapping(known, hour + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=2)) == ()
+
+
+# --- found in the hunt ------------------------------------------------------------------------------------
+
+
+def test_an_all_zero_trace_is_refused_like_an_endpoint_without_traffic(capsys, tmp_path: Path) -> None:
+    idx = pd.date_range("2026-03-02", periods=180, freq="min")
+    csv = write(tmp_path, "timestamp,errors,invocations\n" + "".join(f"{t:%Y-%m-%dT%H:%M},0,{100 + t.minute}\n"
+                                                                      for t in idx))
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")  # the second column: all zero
+    assert_one_line_error(code, err, "has no traffic", "the second column", "--column")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--json", "--column", "invocations")
+    assert code == 0 and json.loads(out)["demand"]["evaluated_minutes"] > 0, err
+
+
+def test_a_trace_of_two_minutes_says_nothing_can_be_forecast(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp,value\n2026-03-02T00:00,5\n2026-03-02T00:01,7\n")
+    code, out, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert code == 0, err
+    assert "only 2 minute(s) long" in err and "at least the last hour" not in err
+    assert json.loads(out)["demand"]["evaluated_minutes"] == 2
+
+
+def test_a_tab_separated_csv_is_called_tab_separated(capsys, tmp_path: Path) -> None:
+    csv = write(tmp_path, "timestamp\tvalue\n2026-03-02 00:00\t5\n2026-03-02 00:01\t6\n")
+    code, _, err = cli(capsys, "backtest", "--trace", csv, "--json")
+    assert_one_line_error(code, err, "tab-separated", "commas")
+
+
+@pytest.mark.parametrize(("time", "ok"), [
+    ("0001-01-01T00:00:00Z", False),  # pydantic reads it, pandas' nanoseconds cannot: OutOfBoundsDatetime before
+    ("9999-12-31T23:59:59Z", False),
+    ("1969-12-31T23:59:00Z", False),
+    ("1970-01-01T00:00:00Z", True),  # sam local generate-event's time: replayed, it holds on an empty window
+    ("2261-12-31T23:59:00Z", True),
+    ("2262-01-01T00:00:00Z", False),
+])
+def test_a_tick_time_outside_the_years_a_series_can_hold_is_an_invalid_event(time: str, ok: bool) -> None:
+    from prescaler import service
+
+    if ok:
+        assert service.parse_tick({"time": time, "prescaler-replay": True}).now == pd.Timestamp(time)
+    else:
+        with pytest.raises(service.InvalidEvent, match="event field 'time'"):
+            service.parse_tick({"time": time, "prescaler-replay": True})
+
+
+def test_to_utc_refuses_a_datetime_object_beyond_nanoseconds() -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(HistoryError, match="outside 1677-09-21 to 2262-04-11"):
+        to_utc_(datetime(1, 1, 1, tzinfo=UTC))
+    assert to_utc_(datetime(2026, 3, 2)) == pd.Timestamp("2026-03-02", tz="UTC")
+
+
+@pytest.mark.parametrize(("name", "text"), [("ev.csv", "name,start,end,peak_invocations_per_minute\n"),
+                                            ("ev.json", "[]")])
+def test_an_events_file_without_events_is_noted(capsys, tmp_path: Path, name: str, text: str) -> None:
+    ev = write(tmp_path, text, name)
+    code, out, err = cli(capsys, "forecast", "--history", small_csv(tmp_path), "--at", "2026-03-02T01:30:00",
+                         "--json", "--events", ev)
+    assert code == 0 and json.loads(out)["decision"]
+    assert f"note: --events {ev} holds no events" in err
+
+
+@pytest.mark.parametrize("var", ["HEADROOM", "TARGET_INVOCATIONS_PER_INSTANCE", "BREACH_MINUTE_COST"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_lambda_setting_of_nan_or_infinity_is_called_not_finite(var: str, value: str) -> None:
+    # before: NaN was reported as "should be less than or equal to 4" (a bound it does not exceed)
+    from prescaler import settings
+
+    with pytest.raises(settings.SettingsError, match=f"{var}='{value}': Input should be a finite number"):
+        settings.load(settings.ScalerSettings, {"ENDPOINT_NAME": "e", "LEDGER_TABLE_NAME": "ledger", var: value})
+
+
+@pytest.mark.parametrize("argv", [["doctor", "--endpoint", "ünï cödé"],
+                                  ["doctor", "--endpoint", "ok", "--variant", "a/b"],
+                                  ["backtest", "--endpoint", "my_endpoint"], ["backtest", "--endpoint=-x"]])
+def test_a_name_sagemaker_cannot_hold_is_refused_before_any_aws_call(capsys, monkeypatch, argv: list[str]) -> None:
+    from prescaler.aws import clients
+
+    def no_aws() -> None:
+        raise AssertionError("called AWS with a name SageMaker refuses")
+
+    monkeypatch.setattr(clients, "session", no_aws)
+    code, _, err = cli(capsys, *argv)
+    assert_one_line_error(code, err, "is not a SageMaker name", argv[-1].removeprefix("--endpoint="))
+
+
+@pytest.mark.parametrize(("where", "words"), [("t.csv/out.png", ["is a file, not a folder"]),
+                                              ("/proc/no/out.png", ["cannot write there"])])
+def test_a_plot_path_that_cannot_be_written_is_refused_before_simulating(capsys, tmp_path: Path, monkeypatch,
+                                                                         where: str, words: list[str]) -> None:
+    # before: a traceback from savefig's mkdir after the whole simulation had run
+    from prescaler.sim import twin
+
+    def must_not_run(*_a: object, **_k: object) -> None:
+        raise AssertionError("simulated before checking --plot")
+
+    monkeypatch.setattr(twin, "run", must_not_run)
+    trace = small_csv(tmp_path)
+    write(tmp_path, "a file, not a folder", "t.csv")
+    plot = where if where.startswith("/") else str(tmp_path / where)
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--plot", plot)
+    assert_one_line_error(code, err, "--plot", *words)
+
+
+def test_a_writable_plot_path_leaves_no_empty_file_when_the_run_fails(capsys, tmp_path: Path) -> None:
+    plot = tmp_path / "new" / "out.png"
+    code, _, err = cli(capsys, "backtest", "--trace", small_csv(tmp_path), "--plot", str(plot), "--slo-ms", "1")
+    assert code == 2 and not plot.exists(), err
+
+
+def test_now_and_today_are_refused_wherever_a_time_is_read(capsys, tmp_path: Path) -> None:
+    # pandas reads them from the LOCAL clock (TZ=Asia/Tokyo: 9 hours off UTC), and moving: never guessed
+    trace = small_csv(tmp_path)
+    code, _, err = cli(capsys, "forecast", "--history", trace, "--at", "now")
+    assert_one_line_error(code, err, "--at", "'now' is not read", "ISO 8601")
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--start", "Today")
+    assert_one_line_error(code, err, "--start", "'Today' is not read")
+    rows = write(tmp_path, "timestamp,value\n2026-03-02T00:00,5\nnow,6\n", "now.csv")
+    code, _, err = cli(capsys, "backtest", "--trace", rows, "--json")
+    assert_one_line_error(code, err, "now.csv line 3", "'now' is not read")
+    ev = write(tmp_path, '[{"start": "today", "end": "2026-03-02T01:00", "peak_invocations_per_minute": 5}]',
+               "ev.json")
+    code, _, err = cli(capsys, "backtest", "--trace", trace, "--events", ev)
+    assert_one_line_error(code, err, "known event #1 (start)", "'today' is not read")

@@ -16,13 +16,15 @@
 Timestamps are ISO 8601 (naive = UTC); numeric dates such as 01/11/2026 are refused as ambiguous
 unless ``--dayfirst`` says the day comes first.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 1 an AWS error
-(``doctor``: 1 when a check fails).
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem; an unusable AWS setup
+too: no or invalid region, unknown profile, missing credentials, AWS unreachable), 1 an error AWS
+returned (``doctor``: 1 when a check fails).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -35,8 +37,8 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from prescaler.history import HistoryError, complete_end, to_utc, window
-from prescaler.plan import PlannerSettings, TargetState, decide
+from prescaler.history import MAX_INVOCATIONS_PER_MINUTE, MAX_SPAN, HistoryError, complete_end, to_utc, window
+from prescaler.plan import MAX_CAPACITY, MAX_LEAD_TIME_S, PlannerSettings, TargetState, decide
 
 PROG = "prescaler"
 
@@ -58,6 +60,15 @@ OPTION_OF_FIELD = {
 }
 
 
+#: Why a planner field has its upper bound, appended to pydantic's "less than or equal to" message.
+WHY_LIMIT = {
+    "target_invocations_per_instance": "the most invocations a minute of a trace may hold",
+    "baseline_min_capacity": "the most instances or copies the pre-scaler manages: the Lambda's limit",
+    "prescale_max_capacity": "the most instances or copies the pre-scaler manages: the Lambda's limit",
+    "lead_time_s": "a spike is raised for at most an hour ahead",
+}
+
+
 def _known_events(args: argparse.Namespace) -> dict[str, Any]:
     """``--events FILE`` and ``--breach-minute-cost X`` as planner fields (empty when not given)."""
     from prescaler import events
@@ -68,6 +79,9 @@ def _known_events(args: argparse.Namespace) -> dict[str, Any]:
             fields["known_events"] = events.load(args.events, dayfirst=bool(getattr(args, "dayfirst", False)))
         except events.EventsError as exc:
             raise UsageError(f"--events {args.events}: {exc}") from exc
+        if not fields["known_events"]:
+            _note(f"note: --events {args.events} holds no events (a header row only, or an empty list): "
+                  "the run uses none")
     if getattr(args, "breach_minute_cost", None) is not None:
         fields["breach_minute_cost"] = args.breach_minute_cost
     return fields
@@ -82,19 +96,36 @@ def _settings(fields: dict[str, Any]) -> PlannerSettings:
         field = str(err["loc"][0]) if err.get("loc") else ""
         option = OPTION_OF_FIELD.get(field, field or "settings")
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "less_than_equal" and field in WHY_LIMIT:
+            message += f" ({WHY_LIMIT[field]})"
         raise UsageError(f"{option} {fields.get(field, '')!s}: {message}".replace(" : ", ": ")) from exc
 
 
 def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = True,
-            maximum: float | None = None) -> None:
-    """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes)."""
+            maximum: float | None = None, why: str = "") -> None:
+    """Refuse NaN, infinity and out-of-range numbers for option ``name`` (None passes); ``why`` says
+    where ``maximum`` comes from (and a ``minimum`` above 0)."""
     if value is None:
         return
+    reason = f" ({why})" if why else ""
     ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
     if not ok:
-        raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        raise UsageError(f"{name} must be a finite number {'>' if strict else '>='} {minimum:,.4g}, got {value!r}"
+                         + (reason if minimum > 0 else ""))
     if maximum is not None and value > maximum:
-        raise UsageError(f"{name} must be at most {maximum:,.0f}, got {value:g}")
+        raise UsageError(f"{name} must be at most {maximum:,.10g}, got {value:g}{reason}")
+
+
+def _sagemaker_name(option: str, value: str) -> None:
+    """An endpoint or variant name as SageMaker allows it (``settings.SAGEMAKER_NAME``: letters, digits
+    and hyphens, at most 63), checked before any AWS call."""
+    import re
+
+    from prescaler.settings import SAGEMAKER_NAME
+
+    if not re.fullmatch(SAGEMAKER_NAME, value):
+        raise UsageError(f"{option} {value!r} is not a SageMaker name (letters, digits and inner hyphens, "
+                         "at most 63 characters)")
 
 
 def _time(option: str, value: str, dayfirst: bool = False) -> pd.Timestamp:
@@ -119,11 +150,27 @@ def _check_plot_path(path: str) -> None:
     if suffix not in formats:
         raise UsageError(f"--plot {path}: not an image file name (use .png, or one of "
                          f"{', '.join('.' + f for f in sorted(formats))})")
+    target = Path(path)
+    existed = target.exists()
+    try:  # writable, as report.plot will write it (parent folders made): found now, not after the run
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("ab"):
+            pass
+        if not existed:
+            target.unlink()
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UsageError(f"--plot {path}: cannot write there ({exc.filename} is a file, not a folder)") from exc
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write there ({exc.strerror or exc})") from exc
 
 
 def _check_sim_options(args: argparse.Namespace) -> None:
     """Fail fast, before any file is read, on options that cannot work."""
-    _finite("--slo-ms", args.slo_ms)
+    from prescaler.sim import twin
+
+    _finite("--slo-ms", args.slo_ms, maximum=twin.INVOKE_TIMEOUT_S * 1000,
+            why=f"a SageMaker model container must answer within {twin.INVOKE_TIMEOUT_S:g} s: a slower request "
+                "fails, it does not breach")
     if getattr(args, "plot", None):
         _check_plot_path(args.plot)
     if args.seed < 0:
@@ -139,16 +186,30 @@ def _endpoint_model(args: argparse.Namespace) -> Any:
     """
     from prescaler.sim import twin
 
-    _finite("--capacity-rps", args.capacity_rps)
-    _finite("--service-time-ms", args.service_time_ms)
-    _finite("--target", args.target)
-    _finite("--concurrency-target", args.concurrency_target)
-    _finite("--cpu-at-saturation", args.cpu_at_saturation)
+    timeout = f"a SageMaker model container must answer within {twin.INVOKE_TIMEOUT_S:g} s"
+    _finite("--capacity-rps", args.capacity_rps, minimum=1 / twin.INVOKE_TIMEOUT_S, strict=False,
+            why=f"one request per {twin.INVOKE_TIMEOUT_S:g} s at least, as {timeout}")
+    _finite("--capacity-rps", args.capacity_rps, maximum=twin.MAX_RPS_PER_INSTANCE,
+            why="the most requests/s a demand may reach")
+    _finite("--service-time-ms", args.service_time_ms, maximum=twin.INVOKE_TIMEOUT_S * 1000, why=timeout)
+    _finite("--target", args.target, maximum=MAX_INVOCATIONS_PER_MINUTE,
+            why="the most invocations a minute of a trace may hold")
+    _finite("--concurrency-target", args.concurrency_target,
+            maximum=args.capacity_rps * twin.INVOKE_TIMEOUT_S,
+            why=f"--capacity-rps x {twin.INVOKE_TIMEOUT_S:g} s: requests in flight = throughput x latency "
+                f"(Little's law), and {timeout}")
+    _finite("--cpu-at-saturation", args.cpu_at_saturation, maximum=twin.MAX_CPU_PCT,
+            why="CPUUtilization sums the instance's cores: at most 100% x 192 vCPUs, the largest instances")
     lo, hi = args.provisioning_s
     _finite("--provisioning-s", lo, strict=False)
-    _finite("--provisioning-s", hi, strict=False)
+    _finite("--provisioning-s", hi, strict=False, maximum=MAX_LEAD_TIME_S,
+            why=f"the pre-scaler's lead time is at most {MAX_LEAD_TIME_S} s: a slower scale-out cannot be "
+                "raised for in time")
     if lo > hi:
         raise UsageError(f"--provisioning-s LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
+    if args.max_capacity > MAX_CAPACITY:
+        raise UsageError(f"--max-capacity must be at most {MAX_CAPACITY}, got {args.max_capacity} (the most "
+                         "instances or copies the pre-scaler manages: the Lambda's PRESCALE_MAX_CAPACITY limit)")
     component = _component_model(args)
     lowest = 0 if component is not None else 1
     min_capacity = args.min_capacity if args.min_capacity is not None else (0 if component else 2)
@@ -194,7 +255,13 @@ def _component_model(args: argparse.Namespace) -> Any:
         return None
     lo, hi = args.copy_startup_s
     _finite("--copy-startup-s", lo, strict=False)
-    _finite("--copy-startup-s", hi, strict=False)
+    _finite("--copy-startup-s", hi, strict=False, maximum=MAX_LEAD_TIME_S,
+            why=f"the pre-scaler's lead time is at most {MAX_LEAD_TIME_S} s: a slower start-up cannot be raised "
+                "for in time")
+    for option, value in (("--copies-per-instance", args.copies_per_instance), ("--max-instances", args.max_instances)):
+        if value > MAX_CAPACITY:
+            raise UsageError(f"{option} must be at most {MAX_CAPACITY}, got {value} (the most instances or "
+                             "copies the pre-scaler manages: the Lambda's PRESCALE_MAX_CAPACITY limit)")
     try:
         return twin.ComponentModel(copies_per_instance=args.copies_per_instance, copy_startup_s=(lo, hi),
                                    max_instances=args.max_instances)
@@ -242,6 +309,38 @@ def _planner_settings(args: argparse.Namespace, model: Any) -> PlannerSettings:
     return _settings(fields)
 
 
+def _check_events_window(settings: PlannerSettings, demand: Any, args: argparse.Namespace) -> None:
+    """``--events`` against the simulated window: refused when no event overlaps it (the dates are
+    wrong, or the wrong file), a note naming the events it ignores or does not score (warm-up only).
+
+    Raises:
+        UsageError: events were given and none overlaps ``[demand.start, demand end + lead time + horizon)``.
+    """
+    from prescaler import events
+
+    known = settings.known_events
+    if not known:
+        return
+    start = demand.start
+    scored = start + pd.Timedelta(minutes=demand.warmup_steps // demand.steps_per_minute)
+    end = start + pd.Timedelta(minutes=demand.minutes)
+    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    # an event just after the window is raised for a lead time (plus horizon) before it starts
+    ahead = end + pd.Timedelta(minutes=settings.lookahead_minutes)
+    inside = events.overlapping(known, start, ahead)
+    if not inside:
+        raise UsageError(f"--events {args.events}: none of its {len(known)} event(s) overlaps the simulated window "
+                         f"{window}: {events.describe(known)}")
+    outside = tuple(ev for ev in known if ev not in inside)
+    if outside:
+        _note(f"note: --events: {len(outside)} of {len(known)} events lie outside the simulated window {window} "
+              f"and change nothing: {events.describe(outside)}")
+    unscored = tuple(ev for ev in inside if not events.overlapping((ev,), scored, ahead))
+    if unscored:
+        _note(f"note: --events: {len(unscored)} event(s) fall in the warm-up only (before {scored:%Y-%m-%d %H:%M} "
+              f"UTC), not scored: {events.describe(unscored)}")
+
+
 def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -250,6 +349,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
 
     model = _endpoint_model(args)
     settings = _planner_settings(args, model)
+    _check_events_window(settings, demand, args)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
     total = demand.minutes * (len(twin.POLICIES))
     started = time.perf_counter()
@@ -309,6 +409,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.warmup_days is not None and args.warmup_days < 0:
         raise UsageError("--warmup-days cannot be negative")
     make = scenarios.SCENARIOS[args.scenario]
+    warmup_days = args.warmup_days if args.warmup_days is not None else (
+        inspect.signature(make).parameters["warmup_days"].default)
+    if args.days + warmup_days > MAX_SPAN.days:
+        raise UsageError(f"--days {args.days} + --warmup-days {warmup_days} is more than the {MAX_SPAN.days} days "
+                         "a simulation (or a trace) may span")
     warmup = {} if args.warmup_days is None else {"warmup_days": args.warmup_days}
     demand = make(days_evaluated=args.days, seed=args.seed, **warmup)
     return _run_policies(demand, args, f"{args.scenario} scenario: {args.days} evaluated days (seed {args.seed})")
@@ -319,19 +424,86 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _aws_setup_problem(exc: Exception) -> str | None:
+    """One line naming what is wrong with the caller's AWS setup (region, profile, credentials, the
+    network path to AWS), or None when ``exc`` is not such a problem (an error AWS itself returned)."""
+    import os
+
+    from botocore.exceptions import (
+        CredentialRetrievalError,
+        InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
+    )
+
+    from prescaler.aws.errors import UNREACHABLE
+
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)"
+    if isinstance(exc, InvalidRegionError):
+        region = getattr(exc, "kwargs", {}).get("region_name", "")
+        return f"AWS region {region!r} is not a region name (e.g. us-east-1): check AWS_REGION / AWS_DEFAULT_REGION"
+    if isinstance(exc, ProfileNotFound):
+        profile = getattr(exc, "kwargs", {}).get("profile", "")
+        return (f"AWS profile {profile!r} not found in the AWS config or credentials file: check AWS_PROFILE "
+                "(aws configure list-profiles)")
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, TokenRetrievalError | SSOError):
+        return f"unusable AWS credentials: {_one_line(exc)} (an SSO profile: run aws sso login)"
+    if isinstance(exc, PartialCredentialsError | CredentialRetrievalError):
+        return f"unusable AWS credentials: {_one_line(exc)}"
+    if isinstance(exc, UNREACHABLE):
+        url = str(getattr(exc, "kwargs", {}).get("endpoint_url", ""))
+        region = _session_region()
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            hint = f"AWS_ENDPOINT_URL={os.environ['AWS_ENDPOINT_URL']} is set: is that server up?"
+        elif region and region not in _known_regions():
+            hint = f"region {region!r} is not one botocore knows: check AWS_REGION / AWS_DEFAULT_REGION"
+        else:
+            hint = "check the network, a proxy (HTTPS_PROXY) and the region"
+        return f"cannot reach AWS at {url or 'its endpoint'} ({type(exc).__name__}): {hint}"
+    return None
+
+
+def _session_region() -> str | None:
+    from botocore.exceptions import BotoCoreError
+
+    from prescaler.aws.clients import session
+
+    try:
+        region = session().region_name
+    except BotoCoreError:  # only a hint: a broken profile is reported on its own
+        return None
+    return str(region) if region else None
+
+
+def _known_regions() -> set[str]:
+    """Every region botocore's endpoint data lists for SageMaker, over all partitions."""
+    import botocore.session
+
+    core = botocore.session.get_session()
+    return {r for partition in core.get_available_partitions()
+            for r in core.get_available_regions("sagemaker", partition_name=partition)}
+
+
 @contextmanager
 def _aws_calls(what: str) -> Iterator[None]:
-    """AWS calls the user asked for: no region or no credentials is a one-line usage error (exit 2);
-    an AWS error is a RuntimeError naming ``what`` was being done (exit 1)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    """AWS calls the user asked for: an unusable setup (no or invalid region, unknown profile, missing
+    or partial credentials, AWS unreachable) is a one-line usage error naming the cause (exit 2);
+    an error AWS returned is a RuntimeError naming ``what`` was being done (exit 1)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
-    except NoRegionError as exc:
-        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)") from exc
-    except NoCredentialsError as exc:
-        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
     except (BotoCoreError, ClientError) as exc:
+        problem = _aws_setup_problem(exc)
+        if problem is not None:
+            raise UsageError(problem) from exc
         raise RuntimeError(f"{what}: {exc}") from exc
 
 
@@ -363,7 +535,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if not args.requests and scenarios.sub_minute_rows(args.trace):
             _note(f"note: rows of {args.trace} are less than a minute apart; if each row is one request, "
                   "pass --requests (now each row's value is read as a count)")
+        if float(minutes.sum()) == 0:
+            column = ("one row per request" if args.requests else
+                      f"column {args.column!r}" if args.column else "the second column")
+            raise UsageError(f"{name} has no traffic: every value ({column}) is 0; nothing to backtest "
+                             "(the wrong --column?)")
     else:
+        _sagemaker_name("--endpoint", args.endpoint)
+        _sagemaker_name("--variant", args.variant)
         minutes = _endpoint_history(args)
         name = f"endpoint {args.endpoint}/{args.variant}"
         if float(minutes.sum()) == 0:
@@ -380,7 +559,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         minutes = minutes[minutes.index < end]
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
     warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
-    if warm_days + 1e-9 < args.warmup_days:
+    if len(minutes) <= 60:
+        _note(f"note: the replayed trace is only {len(minutes)} minute(s) long: warm-up shortened to none, "
+              "every minute scored, and no forecast can act on it (the pre-scaler needs hours to days of history)")
+    elif warm_days + 1e-9 < args.warmup_days:
         _note(f"note: the trace is {len(minutes) / 1440:.2f} days long: warm-up shortened from "
               f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
@@ -522,30 +704,29 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check the account before deploying (read-only); exit 0 only when no check fails."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import ClientError
 
     from prescaler import doctor
     from prescaler.aws.clients import CONFIG, session
 
-    aws = session()
-    if not aws.region_name:
-        raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
-    made: dict[str, Any] = {}
+    _sagemaker_name("--endpoint", args.endpoint)
+    _sagemaker_name("--variant", args.variant)
+    with _aws_calls("doctor"):
+        aws = session()
+        if not aws.region_name:
+            raise UsageError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region)")
+        made: dict[str, Any] = {}
 
-    def client(service: str) -> Any:
-        if service not in made:
-            made[service] = aws.client(service, config=CONFIG)
-        return made[service]
+        def client(service: str) -> Any:
+            if service not in made:
+                made[service] = aws.client(service, config=CONFIG)
+            return made[service]
 
-    try:
-        report = doctor.diagnose(args.endpoint, args.variant, client, aws.region_name)
-    except NoCredentialsError as exc:
-        raise UsageError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise UsageError(f"AWS refused the credentials ({err.get('Code')}: {err.get('Message', '')})") from exc
-    except BotoCoreError as exc:
-        raise RuntimeError(f"doctor: {exc}") from exc
+        try:
+            report = doctor.diagnose(args.endpoint, args.variant, client, aws.region_name)
+        except ClientError as exc:  # only sts:GetCallerIdentity's errors reach here
+            err = exc.response.get("Error", {})
+            raise UsageError(f"AWS refused the credentials ({err.get('Code')}: {err.get('Message', '')})") from exc
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

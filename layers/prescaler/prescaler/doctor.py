@@ -6,6 +6,10 @@ One :class:`Check` per line, each with a verdict:
   (the command exits 1); ``not checked``: the check could not run (a failed check before it, or
   the caller may not call what it needs); it does not fail the run.
 
+Exit codes of ``prescaler doctor``: 0 ready, 1 a check failed, 2 the checks could not run: no or
+invalid region, unknown profile, missing or rejected credentials, AWS unreachable (one line naming
+the cause, from ``prescaler.cli``).
+
 Calls (all read-only): ``sts:GetCallerIdentity``, ``sagemaker:DescribeEndpoint`` and
 ``DescribeEndpointConfig``, ``application-autoscaling:DescribeScalableTargets`` and
 ``DescribeScalingPolicies``, ``cloudwatch:ListMetrics`` and ``GetMetricData``,

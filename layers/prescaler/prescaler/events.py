@@ -152,3 +152,15 @@ def load(path: str | Path, *, dayfirst: bool = False) -> tuple[KnownEvent, ...]:
     except (OSError, UnicodeDecodeError) as exc:
         raise EventsError(f"known events: cannot read {str(path)!r}: {exc}") from None
     return from_json(text, dayfirst=dayfirst) if p.suffix.lower() == ".json" else from_csv(text, dayfirst=dayfirst)
+
+
+def overlapping(known: tuple[KnownEvent, ...], start: pd.Timestamp, end: pd.Timestamp) -> tuple[KnownEvent, ...]:
+    """The events whose window ``[ev.start, ev.end)`` overlaps ``[start, end)`` (UTC), in order."""
+    return tuple(ev for ev in known if ev.start < end and ev.end > start)
+
+
+def describe(known: tuple[KnownEvent, ...], most: int = 3) -> str:
+    """Up to ``most`` events as ``'name' (start to end)``, then how many more, for one line of text."""
+    shown = [f"{ev.name!r} ({ev.start:%Y-%m-%d %H:%M} to {ev.end:%Y-%m-%d %H:%M} UTC)" for ev in known[:most]]
+    more = len(known) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")

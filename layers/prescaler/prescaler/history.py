@@ -47,6 +47,22 @@ class ZoneName(HistoryError):
         self.position = position
 
 
+class ClockWord(ZoneName):
+    """``now`` or ``today``: pandas reads the machine's LOCAL clock at parse time (a moving time, and
+    hours off UTC on a machine that is not on UTC). ``position``: the row, as for a zone name."""
+
+
+#: The words pandas turns into the parsing machine's local clock.
+CLOCK_WORDS = frozenset({"now", "today"})
+
+
+def _clock_word(value: object, position: int | None = None) -> None:
+    if isinstance(value, str) and value.strip().lower() in CLOCK_WORDS:
+        where = f"row {position + 1}: " if position is not None else ""
+        raise ClockWord(f"{where}{value.strip()!r} is not read (pandas would take this machine's local clock): "
+                        f"write the time in ISO 8601, e.g. {pd.Timestamp.now(tz='UTC'):%Y-%m-%dT%H:%M:%SZ}", position)
+
+
 class AmbiguousDates(HistoryError):
     """Numeric dates such as ``01/11/2026`` that may be day- or month-first: never guessed."""
 
@@ -68,9 +84,10 @@ def check_time_text(text: str, dayfirst: bool = False) -> None:
     Offsets (``+01:00``), ``Z`` and ``UTC`` are accepted.
 
     Raises:
-        HistoryError: a zone name other than UTC.
+        HistoryError: a zone name other than UTC, or ``now`` / ``today`` (:class:`ClockWord`).
         AmbiguousDates: ``01/02/2026`` and ``dayfirst`` is False.
     """
+    _clock_word(text)
     zone = ZONE_NAME.search(text)
     if zone and zone.group(1).upper() not in UTC_NAMES:
         raise ZoneName(f"time zone name {zone.group(1)!r} in {text.strip()!r} is not read: write a UTC "
@@ -107,7 +124,12 @@ def to_utc(ts: datetime | str | pd.Timestamp, dayfirst: bool = False) -> pd.Time
         raise HistoryError(f"not a timestamp: {ts!r}") from exc
     if out is pd.NaT:
         raise HistoryError(f"not a timestamp: {ts!r}")
-    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+    utc = out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    if not lo <= utc <= hi:  # a datetime object may hold any year
+        raise HistoryError(f"{utc.isoformat()} is outside {lo:%Y-%m-%d} to {hi:%Y-%m-%d}, the times a "
+                           "nanosecond time series can hold")
+    return utc
 
 
 def complete_end(now: datetime | pd.Timestamp, incomplete_minutes: int = INCOMPLETE_MINUTES) -> pd.Timestamp:
@@ -169,6 +191,17 @@ def _first_line(exc: BaseException) -> str:
     return line
 
 
+def _no_clock_words(raw: object, index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """``index`` parsed from ``raw``, unless a row was ``now`` / ``today`` (:class:`ClockWord`). Only
+    rows parsed within a day of the clock can be one, so a long trace is not scanned row by row."""
+    near = np.flatnonzero(np.abs(index - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(days=1))
+    if len(near):
+        values = raw.tolist() if hasattr(raw, "tolist") else list(raw)  # type: ignore[call-overload]
+        for row in near:
+            _clock_word(values[row], int(row))
+    return index
+
+
 def _parse_text_times(raw: object, dayfirst: bool = False) -> pd.DatetimeIndex:
     """ISO 8601 (any precision and offset), else one format pandas infers from the first row; numeric
     day/month dates only with ``dayfirst`` (never guessed: 01/11/2026 is 1 November or 11 January)."""
@@ -176,8 +209,10 @@ def _parse_text_times(raw: object, dayfirst: bool = False) -> pd.DatetimeIndex:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601"))  # type: ignore[call-overload]
+            return _no_clock_words(raw, pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format="ISO8601")))  # type: ignore[call-overload]
     except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, ClockWord):
+            raise
         error = exc
     values = raw.tolist() if hasattr(raw, "tolist") else list(raw)  # type: ignore[call-overload]
     first = next((str(v) for v in values if isinstance(v, str) and v.strip()), "")
@@ -193,8 +228,11 @@ def _parse_text_times(raw: object, dayfirst: bool = False) -> pd.DatetimeIndex:
     try:  # never "mixed": 03/02/2026 next to 2026-03-02 is a guess
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=None, dayfirst=dayfirst))  # type: ignore[call-overload]
+            return _no_clock_words(raw, pd.DatetimeIndex(pd.to_datetime(raw, utc=True, format=None,  # type: ignore[call-overload]
+                                                                        dayfirst=dayfirst)))
     except (ValueError, TypeError, OverflowError) as exc:
+        if isinstance(exc, ClockWord):
+            raise
         error = exc
     raise HistoryError(f"unparseable timestamps: {_first_line(error) if error else 'no rows'}")
 

@@ -39,9 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from prescaler.events import KnownEvent
 from prescaler.forecast import CostModel, Forecast, finite_or_none, forecast, with_events
-from prescaler.history import MINUTE, as_minute_series, to_utc
+from prescaler.history import MAX_INVOCATIONS_PER_MINUTE, MINUTE, as_minute_series, to_utc
 
 Action = Literal["raise", "hold", "relax"]
+
+#: The most instances (or copies) the pre-scaler manages: the Lambda's PRESCALE_MAX_CAPACITY and
+#: BASELINE_MIN_CAPACITY accept at most this (prescaler.settings).
+MAX_CAPACITY = 1000
+#: The longest lead time (seconds): a spike is raised for at most an hour ahead.
+MAX_LEAD_TIME_S = 3600
 
 
 class PlannerSettings(BaseModel):
@@ -50,21 +56,25 @@ class PlannerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     target_invocations_per_instance: float = Field(
-        2400.0, gt=0, description="Target tracking target: invocations per instance per minute.")
+        2400.0, gt=0, le=MAX_INVOCATIONS_PER_MINUTE,
+        description="Target tracking target: invocations per instance per minute (at most the most invocations "
+                    "a minute of history may hold, history.MAX_INVOCATIONS_PER_MINUTE).")
     headroom: float = Field(0.0, ge=0, le=4, description="Extra capacity on the forecast peak (0.1 = 10%).")
     lead_time_s: int = Field(
-        300, ge=0, le=3600,
+        300, ge=0, le=MAX_LEAD_TIME_S,
         description=("Seconds from a raise to its instances in service (learned: the p90 of past scale-outs; "
                      "the default covers SageMaker's 2-4 min plus a minute's margin until one is measured)."))
     horizon_minutes: int = Field(
         1, ge=1, le=120, description=("Minutes beyond the lead time the forecast looks ahead; the first is the "
                                       "tick between two runs (1: a raise is in service just as its spike starts)."))
     baseline_min_capacity: int = Field(
-        2, ge=0, description="MinCapacity outside spikes (instances, or copies of an inference component; "
+        2, ge=0, le=MAX_CAPACITY,
+        description="MinCapacity outside spikes (instances, or copies of an inference component; "
         "0 only with scale_to_zero).")
     scale_to_zero: bool = Field(
         False, description="The operator allows MinCapacity 0 (an inference component's scale to zero).")
-    prescale_max_capacity: int = Field(8, ge=1, description="Highest MinCapacity the pre-scaler sets.")
+    prescale_max_capacity: int = Field(
+        8, ge=1, le=MAX_CAPACITY, description="Highest MinCapacity the pre-scaler sets (at most MAX_CAPACITY).")
     prompt_scale_in: bool = Field(True, description="Lower the desired instance count after a spike.")
     scale_in_low_minutes: int = Field(
         1, ge=1, le=60,

@@ -59,7 +59,7 @@ from prescaler.aws.errors import AwsFault, TickFailed, classify, http_status
 from prescaler.aws.ledger import Intent, Ledger, LedgerEntry, Preflight
 from prescaler.aws.sagemaker import Endpoint, EndpointMissing, InferenceComponent, SageMaker, gpus_per_instance
 from prescaler.aws.sagemaker import Variant as SageMakerVariant
-from prescaler.history import MAX_HISTORY, complete_end, to_utc
+from prescaler.history import MAX_HISTORY, HistoryError, complete_end, to_utc
 from prescaler.observability import logger, mark_logged, metrics, tracer
 from prescaler.plan import RELEASED_SCALE_IN_MINUTES, STALE_AFTER_MINUTES, Decision, TargetState, decide
 from prescaler.settings import FunctionSettings, ScalerSettings, SettingsError, load
@@ -121,6 +121,12 @@ class Tick:
 SettingsT = TypeVar("SettingsT", bound=FunctionSettings)
 
 
+#: The years an event's ``time`` may name: from the Unix epoch (CloudWatch holds nothing older; ``sam
+#: local generate-event`` writes 1970) to the last whole year a nanosecond time series can hold, with
+#: room for the history window before it and the forecast after it.
+TICK_YEARS = (1970, pd.Timestamp.max.year - 1)
+
+
 class InvalidEvent(ValueError):
     """An event whose ``time`` or ``id`` cannot be read: the tick changes nothing."""
 
@@ -142,7 +148,14 @@ def parse_tick(event: Any, wall_clock: Callable[[], pd.Timestamp] | None = None)
         raise InvalidEvent(f"event field {field!r}: {err.get('msg', 'invalid')} "
                            f"(got {err.get('input')!r})") from exc
     if model.time is not None:
-        return Tick(to_utc(model.time), model.id, "event", model.replay)
+        try:
+            at = to_utc(model.time)
+        except HistoryError as exc:  # a year pydantic reads but no time series can hold
+            raise InvalidEvent(f"event field 'time': {exc} (got {event.get('time')!r})") from exc
+        if not TICK_YEARS[0] <= at.year <= TICK_YEARS[1]:
+            raise InvalidEvent(f"event field 'time': year {at.year} is outside {TICK_YEARS[0]}-{TICK_YEARS[1]}, the "
+                               f"years a tick may replay (got {event.get('time')!r})")
+        return Tick(at, model.id, "event", model.replay)
     now = wall_clock() if wall_clock is not None else pd.Timestamp.now(tz="UTC")
     return Tick(to_utc(now), model.id, "wall", model.replay)
 

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prescaler import events
+from prescaler.history import MAX_INVOCATIONS_PER_MINUTE
 from prescaler.plan import PlannerSettings
 
 #: SageMaker endpoint and variant names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`` (SageMaker API reference,
@@ -43,7 +44,7 @@ class SettingsError(ValueError):
 class FunctionSettings(BaseSettings):
     """What every function needs: which variant, and where its own metrics go."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False)
 
     endpoint_name: str = Field(pattern=SAGEMAKER_NAME, description="ENDPOINT_NAME: the SageMaker endpoint.")
     variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME")
@@ -79,7 +80,8 @@ class ScalerSettings(FunctionSettings):
     )
     prescale_max_capacity: int = Field(8, ge=1, le=1000, description="PRESCALE_MAX_CAPACITY (instances)")
     target_invocations_per_instance: float = Field(
-        2400.0, gt=0, description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute"
+        2400.0, gt=0, le=MAX_INVOCATIONS_PER_MINUTE,
+        description="TARGET_INVOCATIONS_PER_INSTANCE: per instance per minute",
     )
     headroom: float = Field(0.0, ge=0, le=4, description="HEADROOM: 0.1 = 10% on the forecast peak")
     horizon_minutes: int = Field(1, ge=1, le=120, description="HORIZON_MINUTES beyond the lead time")

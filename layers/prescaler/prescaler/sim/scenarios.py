@@ -188,7 +188,8 @@ def load_trace(path: str | Path, column: str | None = None, requests: bool = Fal
         raise HistoryError(f"{path} has no rows")
     ts = frame.iloc[:, 0]
     _refuse_data_header(path, frame)
-    hint = " (semicolon-separated? the file must use commas)" if ";" in str(frame.columns[0]) else ""
+    separator = next((name for mark, name in ((";", "semicolon"), ("\t", "tab")) if mark in str(frame.columns[0])), "")
+    hint = f" ({separator}-separated? the file must use commas)" if separator else ""
     try:
         if requests:
             return from_requests(ts, dayfirst=dayfirst)

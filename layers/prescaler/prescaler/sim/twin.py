@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from prescaler.aws.autoscaling import Activity, lead_time_s
-from prescaler.history import INCOMPLETE_MINUTES
-from prescaler.plan import Decision, PlannerSettings, TargetState, decide
+from prescaler.history import INCOMPLETE_MINUTES, MAX_INVOCATIONS_PER_MINUTE
+from prescaler.plan import MAX_LEAD_TIME_S, Decision, PlannerSettings, TargetState, decide
 from prescaler.sim.scenarios import Demand
 
 POLICIES = (
@@ -69,6 +69,16 @@ POLICIES = (
 #: The target-tracking metric behind ``predictive`` (its backstop): SageMakerVariantInvocationsPerInstance
 #: or SageMakerVariantConcurrentRequestsPerModelHighResolution.
 BACKSTOPS = ("invocations", "concurrency")
+
+#: SageMaker real-time inference: a model container must answer InvokeEndpoint within 60 s (API reference),
+#: so one request's service time and its p99 latency SLO are at most this, and an instance serves at
+#: least one request per this many seconds.
+INVOKE_TIMEOUT_S = 60.0
+#: The most requests per second one instance (or copy) may serve: the most a demand may reach.
+MAX_RPS_PER_INSTANCE = MAX_INVOCATIONS_PER_MINUTE / 60.0
+#: CloudWatch's CPUUtilization for a SageMaker instance sums its cores (0-100% x vCPUs): the largest
+#: instances (ml.p5.48xlarge, ml.m7i.48xlarge) have 192 vCPUs.
+MAX_CPU_PCT = 100.0 * 192
 
 #: Scaling activities the prescale Lambda reads each tick (DescribeScalingActivities' default page).
 ACTIVITIES_READ = 50
@@ -172,8 +182,13 @@ class EndpointModel:
         if not 0 <= self.predictive_scaling_buffer_s <= 3600:
             raise ValueError("SchedulingBufferTime must be 0-3600 s")
         lo, hi = self.provisioning_s
-        if not 0 <= lo <= hi:
-            raise ValueError(f"provisioning delay must be 0 <= low <= high seconds, got {lo}-{hi}")
+        if not 0 <= lo <= hi <= MAX_LEAD_TIME_S:
+            raise ValueError(f"provisioning delay must be 0 <= low <= high <= {MAX_LEAD_TIME_S} seconds (the "
+                             f"longest lead time), got {lo}-{hi}")
+        if not 1 / INVOKE_TIMEOUT_S <= self.capacity_rps_per_instance <= MAX_RPS_PER_INSTANCE:
+            raise ValueError(f"capacity_rps_per_instance must be {1 / INVOKE_TIMEOUT_S:.4g}-{MAX_RPS_PER_INSTANCE:g} "
+                             f"requests/s (a container answers within {INVOKE_TIMEOUT_S:g} s), got "
+                             f"{self.capacity_rps_per_instance}")
 
     @property
     def concurrency_target(self) -> float:
