@@ -71,6 +71,8 @@ class FleetWorld:
             if start + len(page) < len(self.names):
                 out["NextToken"] = str(start + len(page))
             return out
+        if op == "ListInferenceComponents":  # tag mode asks; this fleet has endpoints only
+            return {"InferenceComponents": []}
         if op == "ListTags":
             return {"Tags": [{"Key": "prescaler:enabled", "Value": "true"}]}
         if op == "DescribeEndpoint":

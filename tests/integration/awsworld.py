@@ -140,6 +140,8 @@ class World:
     cloudwatch: Any
     dynamodb: Any
     activities: list[dict]
+    #: the account's inference components (moto has none): see :class:`InferenceComponents`
+    components: InferenceComponents
 
     def target(self) -> dict:
         return self.autoscaling.describe_scalable_targets(
@@ -168,7 +170,8 @@ def build_world(instance_type: str = "ml.g4dn.xlarge", endpoint: str = ENDPOINT)
     st = t["Resources"]["ScalableTarget"]["Properties"]
     aas = clients.client("application-autoscaling")
     aas.register_scalable_target(
-        ServiceNamespace=st["ServiceNamespace"], ScalableDimension=st["ScalableDimension"],
+        # the template's variant branch (InferenceComponentName empty, its default)
+        ServiceNamespace=st["ServiceNamespace"], ScalableDimension=st["ScalableDimension"]["Fn::If"][2],
         ResourceId=f"endpoint/{endpoint}/variant/{VARIANT}",
         MinCapacity=int(tv.default(st["MinCapacity"]["Ref"])), MaxCapacity=int(tv.default(st["MaxCapacity"]["Ref"])))
 
@@ -188,7 +191,7 @@ def build_world(instance_type: str = "ml.g4dn.xlarge", endpoint: str = ENDPOINT)
         return http_response(request.url, 200, body.encode(), {"Content-Type": "application/x-amz-json-1.1"}, request)
 
     aas.meta.events.register("before-send.application-auto-scaling.DescribeScalingActivities", _activities)
-    return World(sm, aas, clients.client("cloudwatch"), ddb, activities)
+    return World(sm, aas, clients.client("cloudwatch"), ddb, activities, InferenceComponents(sm, aas))
 
 
 class _Raw:
@@ -305,3 +308,142 @@ def scale_activity(activity_id: str, status: str, start: pd.Timestamp, end: pd.T
     if message:
         a["StatusMessage"] = message
     return a
+
+
+# --------------------------------------------------------------------------------------------------
+# inference components: moto 5.x has none (no ListInferenceComponents / DescribeInferenceComponent /
+# UpdateInferenceComponentRuntimeConfig, and Application Auto Scaling refuses the
+# sagemaker:inference-component:DesiredCopyCount dimension). ``InferenceComponents`` answers exactly
+# those calls, and ListTags on an inference component's ARN, as ``before-send`` hooks in the real
+# wire format (JSON 1.1, epoch-second times, errors as ``__type`` + ``message``; SageMaker and
+# Application Auto Scaling API references), so botocore parses them and its retries run; every other
+# call (endpoints, variants' targets, CloudWatch, DynamoDB) goes to moto. Like AWS, it refuses a
+# MinCapacity above MaxCapacity (moto would accept it) and a malformed request.
+
+COMPONENT_DIMENSION = "sagemaker:inference-component:DesiredCopyCount"
+ACCOUNT = "123456789012"
+_EPOCH = pd.Timestamp("2026-03-01T00:00:00Z").timestamp()
+
+
+@dataclass
+class FakeComponent:
+    """One inference component and (``min_capacity`` not None) its scalable target."""
+
+    name: str
+    endpoint: str
+    variant: str
+    copies: int
+    tags: dict[str, str]
+    min_capacity: int | None = None
+    max_capacity: int = 8
+    status: str = "InService"
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:inference-component/{self.name.lower()}"
+
+
+class InferenceComponents:
+    """The account's inference components, served to the SageMaker and Application Auto Scaling
+    clients of ``world`` (see the note above). ``calls`` records each answered operation."""
+
+    def __init__(self, sagemaker: Any, autoscaling: Any) -> None:
+        self.components: dict[str, FakeComponent] = {}
+        self.calls: list[str] = []
+        self.copy_updates: list[tuple[str, int]] = []
+        for op in ("ListInferenceComponents", "DescribeInferenceComponent", "UpdateInferenceComponentRuntimeConfig",
+                   "ListTags"):
+            sagemaker.meta.events.register(f"before-send.sagemaker.{op}", self._sagemaker)
+        for op in ("DescribeScalableTargets", "RegisterScalableTarget"):
+            autoscaling.meta.events.register(f"before-send.application-auto-scaling.{op}", self._autoscaling)
+
+    def add(self, name: str, endpoint: str, variant: str = VARIANT, copies: int = 1, tags: dict[str, str] | None = None,
+            min_capacity: int | None = None, max_capacity: int = 8) -> FakeComponent:
+        c = FakeComponent(name, endpoint, variant, copies, dict(tags or {}), min_capacity, max_capacity)
+        self.components[name] = c
+        return c
+
+    @staticmethod
+    def _answer(request: Any, body: dict, status: int = 200) -> AWSResponse:
+        return http_response(request.url, status, json.dumps(body).encode(),
+                             {"Content-Type": "application/x-amz-json-1.1"}, request)
+
+    def _error(self, request: Any, code: str, message: str) -> AWSResponse:
+        return self._answer(request, {"__type": code, "message": message}, 400)
+
+    @staticmethod
+    def _operation(request: Any) -> tuple[str, dict]:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        return target.rsplit(".", 1)[-1], json.loads(request.body or b"{}")
+
+    def _sagemaker(self, request: Any, **_: Any) -> AWSResponse | None:
+        op, params = self._operation(request)
+        if op == "ListTags":
+            arn = params.get("ResourceArn", "")
+            if ":inference-component/" not in arn:
+                return None  # an endpoint's tags: moto's
+            c = next((c for c in self.components.values() if c.arn == arn), None)
+            if c is None:
+                return self._error(request, "ValidationException", f"Could not find resource {arn}.")
+            self.calls.append(op)
+            return self._answer(request, {"Tags": [{"Key": k, "Value": v} for k, v in c.tags.items()]})
+        self.calls.append(op)
+        if op == "ListInferenceComponents":
+            items = sorted(self.components.values(), key=lambda c: c.name)
+            start = int(params.get("NextToken") or 0)
+            size = int(params.get("MaxResults") or 10)
+            page = items[start:start + size]
+            out: dict[str, Any] = {"InferenceComponents": [{
+                "InferenceComponentName": c.name, "InferenceComponentArn": c.arn, "EndpointName": c.endpoint,
+                "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{c.endpoint.lower()}",
+                "VariantName": c.variant, "InferenceComponentStatus": c.status, "CreationTime": _EPOCH,
+                "LastModifiedTime": _EPOCH} for c in page]}
+            if start + size < len(items):
+                out["NextToken"] = str(start + size)
+            return self._answer(request, out)
+        c = self.components.get(params.get("InferenceComponentName", ""))
+        if c is None:
+            name = params.get("InferenceComponentName")
+            return self._error(request, "ValidationException", f'Could not find inference component "{name}".')
+        if op == "DescribeInferenceComponent":
+            return self._answer(request, {
+                "InferenceComponentName": c.name, "InferenceComponentArn": c.arn, "EndpointName": c.endpoint,
+                "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{c.endpoint.lower()}",
+                "VariantName": c.variant, "InferenceComponentStatus": c.status,
+                "RuntimeConfig": {"DesiredCopyCount": c.copies, "CurrentCopyCount": c.copies},
+                "CreationTime": _EPOCH, "LastModifiedTime": _EPOCH})
+        copies = int(params["DesiredRuntimeConfig"]["CopyCount"])  # UpdateInferenceComponentRuntimeConfig
+        c.copies = copies
+        self.copy_updates.append((c.name, copies))
+        return self._answer(request, {"InferenceComponentArn": c.arn})
+
+    def _autoscaling(self, request: Any, **_: Any) -> AWSResponse | None:
+        op, params = self._operation(request)
+        if params.get("ScalableDimension") != COMPONENT_DIMENSION:
+            return None  # a variant's target: moto's
+        self.calls.append(op)
+        prefix = "inference-component/"
+        if op == "DescribeScalableTargets":
+            found = [c for c in self.components.values()
+                     if c.min_capacity is not None and f"{prefix}{c.name}" in params.get("ResourceIds", [])]
+            return self._answer(request, {"ScalableTargets": [{
+                "ServiceNamespace": "sagemaker", "ResourceId": f"{prefix}{c.name}", "ScalableDimension":
+                COMPONENT_DIMENSION, "MinCapacity": c.min_capacity, "MaxCapacity": c.max_capacity,
+                "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling."
+                           f"amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                "CreationTime": _EPOCH, "SuspendedState": {"DynamicScalingInSuspended": False,
+                                                          "DynamicScalingOutSuspended": False,
+                                                          "ScheduledScalingSuspended": False}} for c in found]})
+        rid = params.get("ResourceId", "")  # RegisterScalableTarget
+        c = self.components.get(rid[len(prefix):]) if rid.startswith(prefix) else None
+        if c is None or c.min_capacity is None:
+            return self._error(request, "ValidationException", f"Unsupported resource {rid}: no such target.")
+        new_min = int(params.get("MinCapacity", c.min_capacity))
+        new_max = int(params.get("MaxCapacity", c.max_capacity))
+        if not 0 <= new_min <= new_max:
+            return self._error(request, "ValidationException",
+                               f"Minimum capacity {new_min} cannot be greater than maximum capacity {new_max}.")
+        c.min_capacity, c.max_capacity = new_min, new_max
+        c.copies = max(c.copies, new_min)  # Application Auto Scaling raises the copies to the new minimum
+        return self._answer(request, {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,23 @@ def event(name: str) -> Any:
 
 
 EVENT_FILES = sorted(p.name for p in EVENTS.glob("*.json") if p.name != "env.json")
+
+
+def dashboard(params: dict[str, str]) -> dict:
+    """The Dashboard's body as CloudWatch receives it for these parameter values (``EndpointName``,
+    ``VariantName``, ``InferenceComponentName``, ``MetricsNamespace``, ``AWS::Region``): the
+    ``Fn::Sub`` variables (``Fn::If [HasComponent, ...]``) resolved, then every ``${...}``."""
+    text, variables = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    has_component = bool(params.get("InferenceComponentName"))
+
+    def sub(value: Any) -> str:
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, yes, no = value["Fn::If"]
+            assert condition == "HasComponent", value
+            return sub(yes if has_component else no)
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            value = value["Fn::Sub"]
+        return re.sub(r"\$\{([^}]+)\}", lambda m: params[m.group(1)], str(value))
+
+    scope = {**params, **{name: sub(v) for name, v in variables.items()}}
+    return json.loads(re.sub(r"\$\{([^}]+)\}", lambda m: scope[m.group(1)], text))

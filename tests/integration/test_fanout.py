@@ -3,8 +3,8 @@ shards to an SQS queue (moto), the same handler runs each shard from the event a
 mapping delivers (built from the messages moto's ReceiveMessage returns, in Lambda's SQS event
 shape). Given/When/Then.
 
-The 20-endpoint fleet of test_fleet.py (mixed tags, one bad tag, one without a target, one
-throttled) with FLEET_SHARD_SIZE=10: two shards.
+The 20-member fleet of test_fleet.py (mixed tags, one bad tag, one without a target, one
+throttled, one inference component) with FLEET_SHARD_SIZE=10: two shards.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prescaler import fanout, fleet
 from prescaler.aws import clients
 from template_values import event
 from test_fleet import (  # noqa: F401  (fleet_env is a fixture)
+    COMPONENT,
     FLEET,
     HANDLERS,
     PLAIN,
@@ -34,9 +35,15 @@ from test_fleet import (  # noqa: F401  (fleet_env is a fixture)
 pytestmark = pytest.mark.integration
 
 SHARD_SIZE = 10
-MEMBERS = [n for n, tags in FLEET.items() if tags is not None]
+#: the fleet's 20 members' resource ids: the tagged endpoints and the inference component
+MEMBERS = [rid(n) for n, tags in FLEET.items() if tags is not None] + [f"inference-component/{COMPONENT}"]
 #: what the fleet's 20 members come to through a raise (test_fleet.py's single-invocation tick)
 RAISE_OUTCOMES = {"applied": 16, "dry_run": 1, "invalid_settings": 1, "target_missing": 1, "throttled": 1}
+
+
+def carried(message: dict) -> list[str]:
+    """The resource ids of a shard message's members, in order."""
+    return [fanout.ShardMember.model_validate(m).member().resource_id for m in json.loads(message["Body"])["members"]]
 
 
 def make_queue() -> tuple[str, str, str]:
@@ -109,11 +116,11 @@ def test_a_fleet_over_the_shard_size_is_dispatched_in_shards_and_every_member_ge
     assert all(min_capacity(world, n) == 2 for n in PLAIN)
     messages = receive(url)
     bodies = [json.loads(m["Body"]) for m in messages]
+    ids = [i for m in sorted(messages, key=lambda m: json.loads(m["Body"])["shard"]) for i in carried(m)]
     assert sorted(b["shard"] for b in bodies) == [0, 1] and {b["shards"] for b in bodies} == {2}
     assert {b["function"] for b in bodies} == {"prescale"}
     assert {pd.Timestamp(b["time"]) for b in bodies} == {PRESCALE_TIME}
-    carried = [m["endpoint_name"] for b in sorted(bodies, key=lambda b: b["shard"]) for m in b["members"]]
-    assert sorted(carried) == sorted(MEMBERS) and len(carried) == 20  # each member in exactly one shard
+    assert sorted(ids) == sorted(MEMBERS) and len(ids) == 20  # each member in exactly one shard
     bad = next(m for b in bodies for m in b["members"] if m["endpoint_name"] == "fleet-bad-tag")
     assert bad["tags"] == {"prescaler:headroom": "lots"}  # the setting tags travel (workers do not ListTags)
     assert outcomes(caplog) == {}  # the dispatcher ticked no member
@@ -133,6 +140,7 @@ def test_a_fleet_over_the_shard_size_is_dispatched_in_shards_and_every_member_ge
             min_capacity(world, "fleet-big-target")) == (4, 7, 3)
     assert min_capacity(world, "fleet-dry-run") == 2 and min_capacity(world, "fleet-bad-tag") == 2
     assert min_capacity(world, "fleet-throttled") == 2
+    assert world.components.components[COMPONENT].min_capacity == 6  # the component: 13,200 / 2,200 per copy
     assert calls == []
 
 
@@ -246,8 +254,7 @@ def test_members_the_shards_did_not_reach_go_first_in_the_next_dispatch(
 
     def late(message: dict) -> list[str]:
         """The shard's members after the first three (a bad tag is its own outcome, never "not reached")."""
-        return [rid(m["endpoint_name"]) for m in json.loads(message["Body"])["members"]
-                if m["endpoint_name"] != "fleet-bad-tag"][3:]
+        return [i for i in carried(message) if i != rid("fleet-bad-tag")][3:]
 
     # When each shard's worker runs out of time after three members (both at once, on SQS)
     for message in (second, first):
@@ -259,9 +266,8 @@ def test_members_the_shards_did_not_reach_go_first_in_the_next_dispatch(
     # When the next tick dispatches, they lead the first shard, and the list is taken (cleared)
     fleet.clear_cache()
     HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
-    bodies = sorted((json.loads(m["Body"]) for m in receive(url)), key=lambda b: b["shard"])
     expected = late(second) + late(first)
-    ordered = [rid(m["endpoint_name"]) for b in bodies for m in b["members"]]
+    ordered = [i for m in sorted(receive(url), key=lambda m: json.loads(m["Body"])["shard"]) for i in carried(m)]
     assert len(expected) > SHARD_SIZE and ordered[:len(expected)] == expected
     item = world.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": fleet.pending_key("prescale")}})
     assert "pending" not in item["Item"]

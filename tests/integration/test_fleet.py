@@ -1,9 +1,12 @@
-"""The fleet tick (issue 11 §1, §2, §4) through the real handlers against moto: 20 endpoints with
-mixed tags, one bad tag, one deleted, one without a scalable target, one throttled, through a raise
-and a relax, every member's outcome checked. Given/When/Then."""
+"""The fleet tick (issue 11 §1, §2, §4) through the real handlers against moto: 20 members with
+mixed tags, one bad tag, one deleted endpoint, one without a scalable target, one throttled and one
+inference component, through a raise and a relax, every member's outcome checked. moto has no
+inference components: ``awsworld.InferenceComponents`` answers their calls in the real wire format.
+Given/When/Then."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -12,7 +15,7 @@ from awsworld import TABLE, VARIANT, World, build_world, emf, hourly_spikes, loa
 from prescaler import fleet
 from prescaler.aws import clients
 from prescaler.history import complete_end
-from template_values import event, function_env
+from template_values import dashboard, event, function_env
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +25,7 @@ RELAX_TIME = pd.Timestamp(event("relax_scheduled.json")["time"])  # 10:20
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 #: name -> the endpoint's tags (beyond prescaler:enabled=true); None: not tagged at all
-PLAIN = {f"fleet-{i:02d}": {} for i in range(12)}
+PLAIN = {f"fleet-{i:02d}": {} for i in range(11)}
 FLEET: dict[str, dict[str, str] | None] = {
     **PLAIN,
     "fleet-baseline-1": {"prescaler:baseline": "1", "prescaler:prescale-cap": "4"},  # capped at 4
@@ -35,6 +38,10 @@ FLEET: dict[str, dict[str, str] | None] = {
     "fleet-throttled": {},
     "not-in-fleet": None,
 }
+#: the inference component member, hosted on the untagged endpoint: tagged with its own baseline 0
+#: (scale to zero, allowed for a component only) and target (13,200/min at 2,200 per copy -> 6 copies)
+COMPONENT = "fleet-llm-copies"
+COMPONENT_TAGS = {"prescaler:enabled": "true", "prescaler:baseline": "0", "prescaler:target-per-instance": "2200"}
 
 
 class _Http:
@@ -78,8 +85,11 @@ def serve_invocations(cw: Any, history: dict[str, pd.Series]) -> None:
             if q["MetricStat"]["Metric"]["MetricName"] != "Invocations":
                 continue  # no instance metrics (heartbeat) in this world
             dims = {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]}
-            series = history.get(dims.get("EndpointName", ""))
-            if series is None or dims.get("VariantName") != VARIANT:
+            if set(dims) == {"InferenceComponentName"}:  # a component: its own dimension only
+                series = history.get(dims["InferenceComponentName"])
+            else:
+                series = history.get(dims.get("EndpointName", "")) if dims.get("VariantName") == VARIANT else None
+            if series is None:
                 continue
             window = series[(series.index >= start) & (series.index < end) & (series > 0)]
             points.extend((q["Id"], t, v) for t, v in window.items())
@@ -118,6 +128,13 @@ def rid(name: str) -> str:
     return f"endpoint/{name}/variant/{VARIANT}"
 
 
+def member_rid(result: dict) -> str:
+    """The scalable target a member's result is about."""
+    if result.get("inference_component_name"):
+        return f"inference-component/{result['inference_component_name']}"
+    return rid(result["endpoint_name"])
+
+
 def build_fleet(world: World, end: pd.Timestamp) -> None:
     sm, aas = world.sagemaker, world.autoscaling
     history = hourly_spikes(end.floor("min"))
@@ -134,6 +151,10 @@ def build_fleet(world: World, end: pd.Timestamp) -> None:
                                          ResourceId=rid(name), MinCapacity=1 if name == "fleet-baseline-1" else 2,
                                          MaxCapacity=8)
         served[name] = history.copy()
+    # the component: 2 copies running, its target at MinCapacity 0 (scaled to zero allowed), 6 at most
+    world.components.add(COMPONENT, "not-in-fleet", copies=2, tags=COMPONENT_TAGS, min_capacity=0, max_capacity=8)
+    world.components.add("untagged-copies", "not-in-fleet", copies=1, tags={}, min_capacity=1)  # not a member
+    served[COMPONENT] = history.copy()
     SERVED.clear()
     SERVED.update(served)
     serve_invocations(world.cloudwatch, SERVED)
@@ -145,8 +166,9 @@ def min_capacity(world: World, name: str) -> int:
         "ScalableTargets"][0]["MinCapacity"]
 
 
-def ledger(world: World, name: str) -> dict:
-    return world.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": rid(name)}}).get("Item", {})
+def ledger(world: World, name: str, component: bool = False) -> dict:
+    key = f"inference-component/{name}" if component else rid(name)
+    return world.dynamodb.get_item(TableName=TABLE, Key={"scalable_target": {"S": key}}).get("Item", {})
 
 
 @pytest.fixture
@@ -161,7 +183,21 @@ def fleet_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def by_endpoint(result: dict) -> dict[str, dict]:
-    return {r["endpoint_name"]: r for r in result["results"]}
+    """Each member's result by endpoint name (a component's by its own name)."""
+    return {r.get("inference_component_name") or r["endpoint_name"]: r for r in result["results"]}
+
+
+def fleet_searches() -> list[tuple[frozenset[str], set[str]]]:
+    """(dimension schema, metric names) of every SEARCH in the dashboard's fleet widgets."""
+    board = dashboard({"EndpointName": "e", "VariantName": VARIANT, "InferenceComponentName": "",
+                       "MetricsNamespace": "SageMakerPrescaler", "AWS::Region": "us-east-1"})
+    out = []
+    for w in board["widgets"]:
+        for row in w["properties"]["metrics"]:
+            if isinstance(row[0], dict):
+                schema = re.search(r"SEARCH\('\{([^}]*)\}", row[0]["expression"]).group(1).split(",")
+                out.append((frozenset(schema[1:]), set(re.findall(r'"(\w+)"', row[0]["expression"]))))
+    return out
 
 
 def test_a_fleet_of_20_through_raise_and_relax_every_endpoint_gets_its_outcome(
@@ -172,9 +208,10 @@ def test_a_fleet_of_20_through_raise_and_relax_every_endpoint_gets_its_outcome(
     build_fleet(world, RELAX_TIME)
     # When the pre-scaler ticks five minutes before the spike
     raised = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
-    # Then every member has its own outcome, and the untagged endpoint is not a member
+    # Then every member has its own outcome, and the untagged endpoint and component are not members
     out = by_endpoint(raised)
     assert raised["members"] == 20 and "not-in-fleet" not in out and len(out) == 20
+    assert "untagged-copies" not in out
     for name in PLAIN:
         assert (out[name]["outcome"], out[name]["new_min_capacity"], min_capacity(world, name)) == ("applied", 6, 6)
     assert (out["fleet-baseline-1"]["old_min_capacity"], min_capacity(world, "fleet-baseline-1")) == (1, 4)
@@ -186,6 +223,12 @@ def test_a_fleet_of_20_through_raise_and_relax_every_endpoint_gets_its_outcome(
     assert min_capacity(world, "fleet-bad-tag") == 2
     assert out["fleet-no-target"]["outcome"] == "target_missing"
     assert out["fleet-throttled"]["outcome"] == "throttled" and min_capacity(world, "fleet-throttled") == 2
+    # the component: its copy count's MinCapacity raised from 0 to 6 (13,200 / 2,200 per copy)
+    llm = out[COMPONENT]
+    assert (llm["outcome"], llm["old_min_capacity"], llm["new_min_capacity"]) == ("applied", 0, 6), llm
+    assert (llm["endpoint_name"], llm["variant_name"]) == ("not-in-fleet", VARIANT)
+    assert world.components.components[COMPONENT].min_capacity == 6
+    assert ledger(world, COMPONENT, component=True)["owned_min_capacity"] == {"N": "6"}
     assert raised["outcomes"] == {"applied": 16, "dry_run": 1, "invalid_settings": 1, "target_missing": 1,
                                   "throttled": 1}
     assert raised["not_reached"] == []
@@ -199,6 +242,14 @@ def test_a_fleet_of_20_through_raise_and_relax_every_endpoint_gets_its_outcome(
     totals = [b for b in blobs if "FleetMembers" in b]
     assert totals and totals[0]["FleetMembers"] == [20.0] and totals[0]["FleetInvalidSettings"] == [1.0]
     assert totals[0]["FleetThrottled"] == [1.0] and "EndpointName" not in totals[0]
+    # the component's blob carries its own dimension, and the dashboard's fleet SEARCHes find its metrics
+    (llm_blob,) = [b for b in blobs if b.get("InferenceComponentName") == COMPONENT]
+    (directive,) = llm_blob["_aws"]["CloudWatchMetrics"]
+    schema = frozenset(directive["Dimensions"][0])
+    assert schema == {"EndpointName", "VariantName", "InferenceComponentName"}
+    searched = {name for dims, names in fleet_searches() if dims == schema for name in names}
+    emitted = {m["Name"] for m in directive["Metrics"]}
+    assert {"ActionRaise", "ForecastPeakInvocationsPerMinute", "ObservedInvocationsPerMinute"} <= searched & emitted
 
     # Given one raised endpoint is deleted after the raise
     world.sagemaker.delete_endpoint(EndpointName="fleet-deleted")
@@ -218,6 +269,15 @@ def test_a_fleet_of_20_through_raise_and_relax_every_endpoint_gets_its_outcome(
     assert "owned_min_capacity" not in item and item["last_action"] == {"S": "release"}
     assert out["fleet-bad-tag"]["outcome"] == "invalid_settings"
     assert out["fleet-throttled"]["outcome"] == "throttled"
+    # and the component's MinCapacity and copies come down from 6 to what the forecast base of
+    # 2,400/min needs at 2,200 per copy (2): its tagged baseline 0 allows zero, but never while
+    # traffic is forecast (scale to zero only when the history says it stops)
+    llm = out[COMPONENT]
+    assert (llm["action"], llm["old_min_capacity"], llm["new_min_capacity"]) == ("relax", 6, 2), llm
+    assert llm["prompt_scale_in"] == "applied" and llm["scale_in"] == "pending"
+    assert world.components.components[COMPONENT].min_capacity == 2
+    assert world.components.copy_updates == [(COMPONENT, 2)]
+    assert ledger(world, COMPONENT, component=True)["owned_min_capacity"] == {"N": "2"}
 
 
 def test_an_explicit_list_wins_over_tags_and_a_listed_endpoint_that_does_not_exist_is_its_own_outcome(
@@ -260,7 +320,7 @@ def test_members_not_reached_in_the_time_budget_are_reported_and_taken_first_nex
     second = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), Ctx())
     # Then it starts with the ones the first tick did not reach, in their order
     reached = [r for r in second["results"] if r["outcome"] != "invalid_settings"]
-    assert [f"endpoint/{r['endpoint_name']}/variant/{r['variant_name']}" for r in reached] == first["not_reached"][:3]
+    assert [member_rid(r) for r in reached] == first["not_reached"][:3]
 
 
 def test_a_warm_tick_reads_only_the_recent_minutes_and_gets_the_same_history_as_a_full_read(
@@ -313,3 +373,47 @@ def test_an_unreadable_fleet_ledger_costs_the_order_and_the_releases_never_the_t
     # Then every endpoint still gets its decision, and the log says what waits
     assert result["outcomes"]["applied"] == 16 and min_capacity(world, "fleet-00") == 6
     assert "fleet ledger unreadable" in caplog.text
+
+
+def test_a_component_that_leaves_the_fleet_is_released_like_a_variant(
+        aws: None, fleet_env: dict, lambda_context: Any) -> None:
+    # Given the fleet raised for the 10:00 spike, the component's copies' MinCapacity 0 -> 6
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+    HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    assert world.components.components[COMPONENT].min_capacity == 6
+    # When the component loses its prescaler:enabled tag and the pre-scaler ticks again
+    world.components.components[COMPONENT].tags.pop("prescaler:enabled")
+    result = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    # Then it is no member, its raise is released to the stack's baseline (2: the tag that said 0
+    # went with the membership) and its ledger entry closed: nothing left raised
+    assert COMPONENT not in by_endpoint(result) and result["members"] == 19
+    (released,) = [r for r in result["released"] if r["resource_id"] == f"inference-component/{COMPONENT}"]
+    assert (released["outcome"], released["old_min_capacity"], released["new_min_capacity"]) == ("released", 6, 2)
+    assert world.components.components[COMPONENT].min_capacity == 2
+    item = ledger(world, COMPONENT, component=True)
+    assert "owned_min_capacity" not in item and item["last_action"] == {"S": "release"}
+
+
+def test_a_listed_component_is_a_member_and_a_listed_component_that_does_not_exist_is_its_own_outcome(
+        aws: None, fleet_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given FLEET_ENDPOINTS naming one endpoint, the untagged component and one that does not exist
+    world = build_world()
+    build_fleet(world, RELAX_TIME)
+    world.components.components["untagged-copies"].tags["prescaler:target-per-instance"] = "4400"
+    SERVED["untagged-copies"] = SERVED[COMPONENT]
+    monkeypatch.setenv("FLEET_ENDPOINTS", "fleet-00, inference-component:untagged-copies, inference-component:gone")
+    # When the pre-scaler ticks
+    result = HANDLERS["prescale"].lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    out = by_endpoint(result)
+    # Then exactly the three listed are members; the listed component is raised with its tags'
+    # settings (13,200 / 4,400 -> 3 copies), the missing one holds, named, with a metric
+    assert set(out) == {"fleet-00", "untagged-copies", "gone"}
+    assert out["untagged-copies"]["outcome"] == "applied"
+    assert world.components.components["untagged-copies"].min_capacity == 3
+    assert (out["gone"]["outcome"], out["gone"]["action"]) == ("endpoint_missing", "hold")
+    assert "inference component gone not found" in out["gone"]["reason"]
+    missing = [b for b in emf(capsys) if b.get("InferenceComponentName") == "gone"]
+    assert missing and missing[0]["EndpointMissing"] == [1.0]
+    assert world.components.components[COMPONENT].min_capacity == 0  # tagged but not listed: left alone

@@ -6,8 +6,6 @@ metric some function really emits (exact dimension set). Given/When/Then."""
 from __future__ import annotations
 
 import importlib
-import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +29,7 @@ from awsworld import (
 from botocore.stub import Stubber
 from prescaler import fleet
 from prescaler.aws.autoscaling import AutoScaling, PermissionDenied, ScalableTarget, lead_time_s
-from template_values import event, function_env, template
+from template_values import dashboard, event, function_env, template
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +62,10 @@ class _Http:
         self.headers: dict = {}
 
 
+#: the refusing hook's id (botocore unregisters a handler by it or by the handler itself)
+REFUSE = "refuse-register"
+
+
 def _refuse_register(world: World, code: str, message: str) -> list[dict]:
     """Make the handler's RegisterScalableTarget answer ``code``/``message`` (the real error shape)."""
     calls: list[dict] = []
@@ -72,7 +74,8 @@ def _refuse_register(world: World, code: str, message: str) -> list[dict]:
         calls.append(params)
         return _Http(400), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
-    world.autoscaling.meta.events.register("before-call.application-autoscaling.RegisterScalableTarget", refuse)
+    world.autoscaling.meta.events.register("before-call.application-autoscaling.RegisterScalableTarget", refuse,
+                                           unique_id=REFUSE)
     return calls
 
 
@@ -325,31 +328,46 @@ def _emitted_emf(blobs: list[dict]) -> set[Metric]:
     return out
 
 
-def _params() -> dict[str, str]:
+def _params(component: str = "") -> dict[str, str]:
     return {"EndpointName": ENDPOINT, "VariantName": VARIANT, "MetricsNamespace": "SageMakerPrescaler",
-            "AWS::Region": "us-east-1"}
+            "AWS::Region": "us-east-1", "InferenceComponentName": component}
 
 
-def _resolve(value: Any) -> str:
+def _resolve(value: Any, params: dict[str, str]) -> str:
     if isinstance(value, dict) and "Ref" in value:
-        return _params()[value["Ref"]]
+        return params[value["Ref"]]
     return str(value)
 
 
-def _queried() -> dict[str, Metric]:
-    """Every (namespace, metric, dimensions) an alarm or dashboard widget of template.yaml queries."""
+def _dimensions(props: dict, component: str) -> list[dict]:
+    """An alarm's Dimensions for a stack with (or without) an inference component: an entry under
+    ``Fn::If [HasComponent, dimension, AWS::NoValue]`` exists only with one."""
+    out = []
+    for d in props.get("Dimensions", []):
+        if "Fn::If" in d:
+            condition, yes, no = d["Fn::If"]
+            assert condition == "HasComponent" and no == {"Ref": "AWS::NoValue"}, d
+            if not component:
+                continue
+            d = yes
+        out.append(d)
+    return out
+
+
+def _queried(component: str = "") -> dict[str, Metric]:
+    """Every (namespace, metric, dimensions) an alarm or dashboard widget of template.yaml queries,
+    for a stack without (or, ``component``, with) InferenceComponentName."""
+    params = _params(component)
     out: dict[str, Metric] = {}
     for logical_id, res in template()["Resources"].items():
         if res["Type"] == "AWS::CloudWatch::Alarm":
             p = res["Properties"]
-            values = [d["Value"] for d in p.get("Dimensions", [])]
-            if any(isinstance(v, dict) and v.get("Ref") not in _params() for v in values):
+            dimensions = _dimensions(p, component)
+            if any(isinstance(d["Value"], dict) and d["Value"].get("Ref") not in params for d in dimensions):
                 continue  # AWS's metrics of this stack's resources (Lambda Errors, SQS): AWS emits them
-            dims = frozenset((d["Name"], _resolve(d["Value"])) for d in p.get("Dimensions", []))
-            out[logical_id] = (_resolve(p["Namespace"]), p["MetricName"], dims)
-    body = template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    body = re.sub(r"\$\{([^}]+)\}", lambda m: _params()[m.group(1)], body)
-    for w, widget in enumerate(json.loads(body)["widgets"]):
+            dims = frozenset((d["Name"], _resolve(d["Value"], params)) for d in dimensions)
+            out[logical_id] = (_resolve(p["Namespace"], params), p["MetricName"], dims)
+    for w, widget in enumerate(dashboard(params)["widgets"]):
         for row in widget["properties"]["metrics"]:
             fields = [f for f in row if not isinstance(f, dict)]
             if not fields:
@@ -413,7 +431,8 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     refuse = _refuse_register(world, "ValidationException", MISSING)
     run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME + pd.Timedelta(hours=1), 5), DRY_RUN="false")
     assert refuse, "the refused raise was attempted"
-    world.autoscaling.meta.events.unregister("before-call.application-autoscaling.RegisterScalableTarget")
+    world.autoscaling.meta.events.unregister("before-call.application-autoscaling.RegisterScalableTarget",
+                                             unique_id=REFUSE)
 
     def updating(parsed: dict | None = None, **_: Any) -> None:
         if parsed is not None and "EndpointStatus" in parsed:
@@ -447,7 +466,18 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     at_wall_clock(monkeypatch, PRESCALE_TIME + pd.Timedelta(minutes=5))
     assert run("PrescaleFunction", "prescale", sqs_event(receive(url)[:1], arn), **fanned)["batchItemFailures"]
 
-    emitted = _emitted_emf(blobs)
+    # a single-component stack (InferenceComponentName) on the same endpoint: a DryRun tick and a raise
+    world.components.add("tagger-copies", ENDPOINT, copies=1, min_capacity=1)
+    put_invocations(world.cloudwatch, hourly_spikes(RELAX_TIME.floor("min")),
+                    dims=[{"Name": "InferenceComponentName", "Value": "tagger-copies"}])
+    before = len(blobs)
+    run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME, 11), DRY_RUN="true", FLEET_MODE="single",
+        INFERENCE_COMPONENT_NAME="tagger-copies", BASELINE_MIN_CAPACITY="1")
+    raised = run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME, 12), DRY_RUN="false", FLEET_MODE="single",
+                 INFERENCE_COMPONENT_NAME="tagger-copies", BASELINE_MIN_CAPACITY="1")
+    assert (raised["outcome"], raised["inference_component_name"]) == ("applied", "tagger-copies"), raised
+    component_emitted = _emitted_emf(blobs[before:])
+    emitted = _emitted_emf(blobs[:before])
     # metrics published with PutMetricData (GPUUtilizationPerGPU), as CloudWatch lists them
     for m in world.cloudwatch.list_metrics(Namespace="SageMakerPrescaler")["Metrics"]:
         dims = frozenset((d["Name"], d["Value"]) for d in m["Dimensions"])
@@ -460,6 +490,19 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     for k, q in queried.items():
         if q[0] in ("AWS/SageMaker", "/aws/sagemaker/Endpoints"):
             assert {d for d, _ in q[2]} == {"EndpointName", "VariantName"}, k
+
+    # With InferenceComponentName: every alarm and per-stack widget of our namespace queries the
+    # dimension set the component's ticks emit (the GPU metric stays the variant's), each metric one
+    # the functions emit, and the component's Invocations by InferenceComponentName only
+    component_dims = {dims for _, _, dims in component_emitted}
+    assert component_dims == {frozenset({("EndpointName", ENDPOINT), ("VariantName", VARIANT),
+                                         ("InferenceComponentName", "tagger-copies")})}
+    names = {name for _, name, _ in emitted | component_emitted}
+    for k, (ns, name, dims) in _queried("tagger-copies").items():
+        if ns == "SageMakerPrescaler" and name != "GPUUtilizationPerGPU" and dims:  # (the fleet totals: none)
+            assert dims in component_dims and name in names, k
+        if (ns, name) == ("AWS/SageMaker", "Invocations"):
+            assert dims == {("InferenceComponentName", "tagger-copies")}, k
 
 
 # --------------------------------------------------------------------------------------------------

@@ -82,23 +82,31 @@ def test_a_fleet_tick_makes_only_the_calls_in_the_fleet_table(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from prescaler import fleet
 
-    # Given the same endpoint as a one-member fleet (list mode), and a raise left behind by an
-    # endpoint that has since left the fleet (its release is a fleet-only call path)
+    # Given the same endpoint and an inference component on it as a two-member fleet (list mode)
     monkeypatch.setenv("DRY_RUN", "false")
     monkeypatch.setenv("FLEET_MODE", "list")
-    monkeypatch.setenv("FLEET_ENDPOINTS", ENDPOINT)
+    monkeypatch.setenv("FLEET_ENDPOINTS", f"{ENDPOINT}, inference-component:tagger-copies")
     monkeypatch.setenv("FLEET_RESERVE_SECONDS", "1")
     fleet.clear_cache()
-    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("relax_scheduled.json")["time"])))
+    relax_time = pd.Timestamp(event("relax_scheduled.json")["time"])
+    put_invocations(world.cloudwatch, hourly_spikes(relax_time))
+    world.components.add("tagger-copies", ENDPOINT, copies=1, min_capacity=1)
+    put_invocations(world.cloudwatch, hourly_spikes(relax_time),
+                    dims=[{"Name": "InferenceComponentName", "Value": "tagger-copies"}])
     recorder.calls.clear()
+    made: set[str] = set()
     for name, file in (("prescale", "prescale_scheduled.json"), ("relax", "relax_scheduled.json")):
         fleet.clear_cache()
         result = _tick(name, file, lambda_context)
-        assert result["members"] == 1, result
+        assert result["members"] == 2 and result["outcomes"] == {"applied": 2}, result
         # Then every call is in the table's fleet rows, and the fleet's own calls were made
         assert recorder.calls <= permissions.api_calls(name, fleet=True), recorder.calls
-        assert {"sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan"} <= recorder.calls
+        assert {"sagemaker:ListEndpoints", "sagemaker:ListInferenceComponents", "sagemaker:ListTags",
+                "dynamodb:Scan", "sagemaker:DescribeInferenceComponent"} <= recorder.calls
+        made |= recorder.calls
         recorder.calls.clear()
+    # and the relax's prompt scale-in of the component's copies is one of them
+    assert "sagemaker:UpdateInferenceComponentRuntimeConfig" in made
 
 
 def test_a_fanned_out_fleet_tick_makes_only_the_calls_in_the_fleet_table(

@@ -137,3 +137,27 @@ def test_issue8_the_custom_resource_is_deleted_before_what_it_needs() -> None:
     assert props["LedgerTableName"] == {"Ref": "LedgerTable"}
     assert props["ScalableTarget"] == {"Fn::If": ["ManagesTarget", {"Ref": "ScalableTarget"}, {"Ref": "AWS::NoValue"}]}
     assert props["ManageScalableTarget"] == {"Ref": "ManageScalableTarget"}
+
+
+def test_sam_delete_of_a_component_stack_restores_its_copies_baseline_and_lowers_its_copies(
+        world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        cloudformation: tuple[str, list[dict]]) -> None:
+    url, received = cloudformation
+    # Given a single-component stack (InferenceComponentName) holding a raise of its copies to 6
+    monkeypatch.setenv("DRY_RUN", "false")
+    monkeypatch.setenv("INFERENCE_COMPONENT_NAME", "tagger-copies")
+    monkeypatch.setenv("BASELINE_MIN_CAPACITY", "1")
+    copies = world.components.add("tagger-copies", "catalogue-tagger", copies=1, min_capacity=1)
+    put_invocations(world.cloudwatch, hourly_spikes(PRESCALE_TIME.floor("min")),
+                    dims=[{"Name": "InferenceComponentName", "Value": "tagger-copies"}])
+    PRESCALE.lambda_handler(event("prescale_scheduled.json"), lambda_context)
+    assert (copies.min_capacity, copies.copies) == (6, 6)
+    # When the stack (which owns the target) is deleted
+    RELAX.lambda_handler(stack_event("Delete", url, "true"), lambda_context)
+    # Then the copies' MinCapacity is back at 1 and the copy count lowered with it (the stack deletes
+    # the target and its policy next: no scale-in would follow); the variant is untouched
+    assert (copies.min_capacity, copies.copies) == (1, 1)
+    assert world.components.copy_updates == [("tagger-copies", 1)]
+    body = received[0]["body"]
+    assert body["Status"] == "SUCCESS" and "desired copies 6 -> 1" in body["Reason"], body
+    assert world.target()["MinCapacity"] == 2

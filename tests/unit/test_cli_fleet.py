@@ -65,3 +65,56 @@ def test_backtest_fleet_user_mistakes_are_one_line(args: list[str], message: str
     assert cli.main(["backtest", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_backtest_fleet_from_cloudwatch_reads_a_listed_component_by_its_own_dimension(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given FLEET_ENDPOINTS naming one endpoint and one inference component (SageMaker and CloudWatch
+    # as botocore Stubbers with the real request and response shapes)
+    import argparse
+    from datetime import UTC, datetime
+
+    import boto3
+    from botocore.stub import ANY, Stubber
+    from prescaler import fleet
+    from prescaler.aws import clients
+
+    fleet.clear_cache()
+    monkeypatch.setenv("FLEET_ENDPOINTS", "ranker, inference-component:llama")
+    created = datetime(2024, 5, 15, tzinfo=UTC)
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:{}"
+    sm_stub, cw_stub = Stubber(sm), Stubber(cw)
+    sm_stub.add_response("list_endpoints", {"Endpoints": [{
+        "EndpointName": "ranker", "EndpointArn": arn.format("endpoint/ranker"), "CreationTime": created,
+        "LastModifiedTime": created, "EndpointStatus": "InService"}]}, {"MaxResults": 100})
+    sm_stub.add_response("list_inference_components", {"InferenceComponents": [{
+        "InferenceComponentName": "llama", "InferenceComponentArn": arn.format("inference-component/llama"),
+        "EndpointName": "llm", "EndpointArn": arn.format("endpoint/llm"), "VariantName": "AllTraffic",
+        "CreationTime": created, "LastModifiedTime": created}]}, {"MaxResults": 100})
+    sm_stub.add_response("list_tags", {"Tags": []}, {"ResourceArn": arn.format("endpoint/ranker")})
+    sm_stub.add_response("list_tags", {"Tags": []}, {"ResourceArn": arn.format("inference-component/llama")})
+    seen: list[dict] = []
+    cw.meta.events.register("before-parameter-build.cloudwatch.GetMetricData",
+                            lambda params, **_: seen.extend(params["MetricDataQueries"]))
+    minute = (pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta(hours=1)).to_pydatetime()
+    cw_stub.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": "q0", "StatusCode": "Complete", "Timestamps": [minute], "Values": [5.0]},
+        {"Id": "q1", "StatusCode": "Complete", "Timestamps": [minute], "Values": [7.0]}]},
+        {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY, "ScanBy": "TimestampAscending"})
+
+    class Session:
+        def client(self, service: str) -> object:
+            return {"sagemaker": sm, "cloudwatch": cw}[service]
+
+    monkeypatch.setattr(clients, "session", Session)
+    # When the fleet's histories are read
+    with sm_stub, cw_stub:
+        sources = cli._fleet_histories(argparse.Namespace(days=1))
+    # Then the component is read by InferenceComponentName only (not its host endpoint's variant)
+    assert [label for label, _ in sources] == ["ranker/AllTraffic", "inference-component/llama"]
+    assert [q["MetricStat"]["Metric"]["Dimensions"] for q in seen] == [
+        [{"Name": "EndpointName", "Value": "ranker"}, {"Name": "VariantName", "Value": "AllTraffic"}],
+        [{"Name": "InferenceComponentName", "Value": "llama"}]]
+    assert sources[1][1]().sum() == 7.0

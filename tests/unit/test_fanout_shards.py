@@ -42,6 +42,16 @@ def test_only_the_setting_tags_travel_and_a_message_reads_back_as_the_member() -
     assert again.tick() == service.Tick(TICK.now, "evt-1", "event", False)
 
 
+def test_an_inference_component_member_travels_as_a_component() -> None:
+    component = fleet.Member("llm-endpoint", "AllTraffic", {"prescaler:baseline": "0"}, "llm-7b")
+    missing = fleet.Member("", "", {}, "no-such-component")  # listed, but ListInferenceComponents lacks it
+    (shard,) = fanout.shard_messages("prescale", TICK, [component, missing], 10)
+    again = fanout.ShardMessage.model_validate_json(shard.body())
+    assert [m.member() for m in again.members] == [component, missing]
+    assert [m.member().resource_id for m in again.members] == [
+        "inference-component/llm-7b", "inference-component/no-such-component"]
+
+
 def test_a_shard_too_large_for_one_message_is_cut_until_it_fits() -> None:
     # 7 setting tags of 250 characters each: ~1.8 KB a member, so 500 members do not fit 256 KiB
     long = {tag: "x" * 250 for tag in fleet.TAG_SETTINGS}

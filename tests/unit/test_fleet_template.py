@@ -3,12 +3,11 @@ scalers, and the dashboard's fleet widgets and drill-down query only metrics the
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from test_template import cfn, source  # noqa: F401  (fixtures: the template before/after the SAM transform)
+from test_template import cfn, dashboard_json, source  # noqa: F401  (fixtures: the template before/after the SAM transform)
 
 pytestmark = pytest.mark.unit
 
@@ -30,8 +29,7 @@ def emitted_metric_names() -> set[str]:
 
 
 def dashboard(src: dict) -> dict:
-    body = src["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    return json.loads(re.sub(r"\$\{[^}]+\}", "Ns", body))
+    return dashboard_json(src, value="Ns")
 
 
 def test_fleet_mode_is_a_parameter_reaching_both_scalers(source: dict, cfn: dict) -> None:  # noqa: F811
@@ -52,7 +50,13 @@ def test_the_dashboard_shows_the_fleet_from_metrics_the_code_emits(source: dict)
     # top endpoints by raises, holds, failures, and forecast vs actual, across every endpoint
     assert {"ActionRaise", "ActionHold", "EndpointError", "Throttled", "InvalidSettings",
             "ForecastPeakInvocationsPerMinute", "ObservedInvocationsPerMinute"} <= searched
-    assert all(e.startswith("SORT(SEARCH('{Ns,EndpointName,VariantName} ") for e in expressions)
+    variants = "SORT(SEARCH('{Ns,EndpointName,VariantName} "
+    components = "SORT(SEARCH('{Ns,EndpointName,VariantName,InferenceComponentName} "
+    assert all(e.startswith((variants, components)) for e in expressions)
+    # every ranking covers both kinds of member: the component twin of each variant SEARCH
+    # (a component member's metrics carry InferenceComponentName too: fleet._dims)
+    assert sorted(e.replace(variants, components) for e in expressions if e.startswith(variants)) == sorted(
+        e for e in expressions if e.startswith(components))
     totals = {m[1] for w in board["widgets"] for m in w["properties"]["metrics"]
               if isinstance(m[0], str) and m[1].startswith("Fleet")}
     assert totals == {"FleetMembers", "FleetNotReached", "FleetInvalidSettings", "FleetErrors", "FleetThrottled",
@@ -75,6 +79,44 @@ def test_a_bad_tag_in_the_fleet_is_alarmed(cfn: dict) -> None:  # noqa: F811
     assert "Dimensions" not in p  # the fleet totals carry no dimension (fleet.run_tick)
     assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]
     assert "FleetInvalidSettings" in emitted_metric_names()
+
+
+def test_a_single_component_stack_targets_the_components_copies_as_the_functions_do(
+        source: dict, cfn: dict) -> None:  # noqa: F811
+    # Given the InferenceComponentName parameter (empty by default: the variant)
+    from prescaler.aws.autoscaling import scalable_dimension
+    from prescaler.settings import ScalerSettings, load
+    from test_permissions import COMPONENT, DEPLOY, _refs, conditions, resolve
+
+    assert source["Parameters"]["InferenceComponentName"]["Default"] == ""
+    for function in ("PrescaleFunction", "RelaxFunction"):
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env["INFERENCE_COMPONENT_NAME"] == {"Ref": "InferenceComponentName"}
+    for deploy, kind in ((COMPONENT, "component"), (DEPLOY, "variant")):
+        # When CloudFormation resolves the managed target and its policy for that deployment
+        refs = _refs(source, deploy)
+        conds = conditions(source, refs)
+        target = resolve(source["Resources"]["ScalableTarget"]["Properties"], refs, conds)
+        policy = source["Resources"]["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        metric = resolve(policy["PredefinedMetricSpecification"], refs, conds)
+        # Then the target is the one the functions' settings scale (same resource id and dimension)
+        settings = load(ScalerSettings, {"ENDPOINT_NAME": refs["EndpointName"], "LEDGER_TABLE_NAME": "ledger",
+                                         "INFERENCE_COMPONENT_NAME": refs["InferenceComponentName"]})
+        assert target["ResourceId"] == settings.resource_id
+        assert target["ScalableDimension"] == scalable_dimension(settings.resource_id)
+        # and the backstop tracks the per-copy metric for a component (AWS's predefined metric types)
+        expected = {"component": "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+                    "variant": "SageMakerVariantConcurrentRequestsPerModelHighResolution"}[kind]
+        assert metric["PredefinedMetricType"] == expected
+
+
+def test_baseline_zero_is_refused_by_a_rule_unless_the_stack_scales_a_component(source: dict) -> None:  # noqa: F811
+    p = source["Parameters"]["BaselineMinCapacity"]
+    assert p["MinValue"] == 0
+    rule = source["Rules"]["ScaleToZeroOnlyForAComponent"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "InferenceComponentName"}, ""]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BaselineMinCapacity"}, "0"]}]}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,8 +45,13 @@ DEPLOY = Deployment(
     stack="prescaler",
     shard_queues={"prescale": "prescaler-PrescaleShardQueue-A1S2D3", "relax": "prescaler-RelaxShardQueue-F4G5H6"},
 )
-#: The same stack in FleetMode tag: its roles act on every endpoint and add the fleet's rows.
+#: The same stack in FleetMode tag: its roles act on every endpoint and inference component and add
+#: the fleet's rows.
 FLEET = dataclasses.replace(DEPLOY, fleet=True)
+#: A single-component stack (InferenceComponentName, mixed case): the component's rows, no variant's.
+COMPONENT = dataclasses.replace(DEPLOY, inference_component="Llama-3-8B")
+DEPLOYS = [DEPLOY, FLEET, COMPONENT]
+DEPLOY_IDS = ["single", "fleet", "component"]
 FUNCTION_OF = {logical_id: name for name, logical_id in perms.LOGICAL_IDS.items()}
 LAMBDA_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 EVALUATED_OPERATORS = {"StringEquals"}
@@ -71,6 +76,7 @@ def _refs(src: dict, deploy: Deployment = DEPLOY) -> dict[str, str]:
     values.update({
         "FleetMode": "tag" if deploy.fleet else "single",
         "EndpointName": DEPLOY.endpoint_name, "VariantName": DEPLOY.variant_name,
+        "InferenceComponentName": deploy.inference_component,
         "MetricsNamespace": DEPLOY.namespace,
         "AWS::Partition": DEPLOY.partition, "AWS::Region": DEPLOY.region, "AWS::AccountId": DEPLOY.account,
         "AWS::StackName": DEPLOY.stack, "AWS::URLSuffix": "amazonaws.com",
@@ -210,11 +216,15 @@ def concrete(resource: str) -> str:
 
 
 def contexts(rows: list[Permission]) -> list[dict[str, str]]:
-    """The right value for every condition key any row uses, and each key wrong in turn."""
+    """Every condition key any row uses, once with each row's values (the variant's and the
+    component's scalable dimension), and each key wrong in turn."""
     right: dict[str, str] = {}
     for row in rows:
         right.update(row.context)
     out = [right]
+    for row in rows:
+        if row.context and {**right, **row.context} not in out:
+            out.append({**right, **row.context})
     for key in right:
         out.append({**right, key: "other"})
     return out
@@ -231,13 +241,16 @@ def probe_resources(rows: list[Permission]) -> set[str]:
         f"arn:aws:dynamodb:{d.region}:{d.account}:table/other-table",
         f"arn:aws:sqs:{d.region}:{d.account}:other-queue",
         f"arn:aws:cloudwatch:{d.region}:210987654321:alarm:other",
+        f"arn:aws:sagemaker:{d.region}:{d.account}:inference-component/Llama-3-8B",  # SageMaker never writes this
+        f"arn:aws:sagemaker:{d.region}:{d.account}:inference-component/llama-3-8b",
+        f"arn:aws:sagemaker:{d.region}:{d.account}:inference-component/other-component",
     }
     return out
 
 
 def mismatches(function: str, inline: list[dict], deploy: Deployment = DEPLOY) -> list[str]:
     """Requests where the inline policies and the table's inline rows disagree."""
-    everything = [r.render(DEPLOY) for r in perms.PERMISSIONS]
+    everything = [r.render(DEPLOY) for r in perms.PERMISSIONS] + [r.render(deploy) for r in perms.PERMISSIONS]
     rows = [r for r in perms.for_function(function, deploy) if r.granted_by == "inline"]
     actions = {r.action for r in everything} | set(FORBIDDEN)
     out = []
@@ -264,7 +277,7 @@ def test_every_function_in_the_template_has_table_rows(source: dict) -> None:  #
     assert set(perms.LOGICAL_IDS.values()) <= set(functions)
 
 
-@pytest.mark.parametrize("deploy", [DEPLOY, FLEET], ids=["single", "fleet"])
+@pytest.mark.parametrize("deploy", DEPLOYS, ids=DEPLOY_IDS)
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))
 def test_every_row_is_allowed_on_its_resource(cfn: dict, source: dict, logical_id: str,  # noqa: F811
                                               deploy: Deployment) -> None:
@@ -275,7 +288,7 @@ def test_every_row_is_allowed_on_its_resource(cfn: dict, source: dict, logical_i
     assert denied == []
 
 
-@pytest.mark.parametrize("deploy", [DEPLOY, FLEET], ids=["single", "fleet"])
+@pytest.mark.parametrize("deploy", DEPLOYS, ids=DEPLOY_IDS)
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))
 def test_nothing_else_is_allowed(cfn: dict, source: dict, logical_id: str, deploy: Deployment) -> None:  # noqa: F811
     inline, _ = deployed(cfn, source, logical_id, deploy)
@@ -290,6 +303,33 @@ def test_a_fleet_role_may_act_on_any_endpoint_a_single_role_on_its_own_only(cfn:
     assert not allowed(single, "sagemaker:DescribeEndpoint", other, {})
     assert not allowed(single, "sagemaker:ListEndpoints", "*", {})
     assert allowed(fleet, "sagemaker:ListEndpoints", "*", {})
+
+
+def test_a_fleet_role_may_act_on_any_inference_component_and_a_component_stack_on_its_own_only(
+        cfn: dict, source: dict) -> None:  # noqa: F811
+    arn = f"arn:aws:sagemaker:{DEPLOY.region}:{DEPLOY.account}:inference-component/{{}}"
+    copies = {"application-autoscaling:service-namespace": "sagemaker",
+              "application-autoscaling:scalable-dimension": "sagemaker:inference-component:DesiredCopyCount"}
+    instances = {**copies, "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount"}
+    fleet, _ = deployed(cfn, source, "RelaxFunction", FLEET)
+    single, _ = deployed(cfn, source, "RelaxFunction", DEPLOY)
+    component, _ = deployed(cfn, source, "RelaxFunction", COMPONENT)
+    # a fleet: discovery, tags, copies and instances of any member
+    assert allowed(fleet, "sagemaker:ListInferenceComponents", "*", {})
+    assert allowed(fleet, "sagemaker:ListTags", arn.format("any-component"), {})
+    assert allowed(fleet, "sagemaker:UpdateInferenceComponentRuntimeConfig", arn.format("any-component"), {})
+    assert allowed(fleet, "application-autoscaling:RegisterScalableTarget", "*", copies)
+    assert allowed(fleet, "application-autoscaling:RegisterScalableTarget", "*", instances)
+    # a single-variant stack: no component at all
+    assert not allowed(single, "sagemaker:DescribeInferenceComponent", arn.format("llama-3-8b"), {})
+    assert not allowed(single, "application-autoscaling:RegisterScalableTarget", "*", copies)
+    # a single-component stack: its own component (lower-case ARN), its copies, no endpoint action
+    assert allowed(component, "sagemaker:UpdateInferenceComponentRuntimeConfig", arn.format("llama-3-8b"), {})
+    assert not allowed(component, "sagemaker:UpdateInferenceComponentRuntimeConfig", arn.format("other"), {})
+    assert allowed(component, "application-autoscaling:RegisterScalableTarget", "*", copies)
+    assert not allowed(component, "application-autoscaling:RegisterScalableTarget", "*", instances)
+    assert not allowed(component, "sagemaker:UpdateEndpointWeightsAndCapacities",
+                       f"arn:aws:sagemaker:{DEPLOY.region}:{DEPLOY.account}:endpoint/catalogue-tagger", {})
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTION_OF))

@@ -37,7 +37,9 @@ def _tag(loader: _Cfn, suffix: str, node: yaml.Node) -> dict:
                   else loader.construct_mapping(node, deep=True))  # type: ignore[arg-type]
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
-    return {"Ref": value} if suffix == "Ref" else {f"Fn::{suffix}": value}
+    if suffix in ("Ref", "Condition"):  # the two short forms without "Fn::" (CloudFormation's long forms)
+        return {suffix: value}
+    return {f"Fn::{suffix}": value}
 
 
 _Cfn.add_multi_constructor("!", _tag)
@@ -70,25 +72,28 @@ def cfn(source: dict) -> dict:
         mp.undo()
 
 
-def statements(cfn: dict, function: str, fleet: bool = False) -> list[dict]:
-    """The role's statements in single mode (or, ``fleet``, FleetMode list/tag): a statement under
-    ``Fn::If [IsFleet, statement, AWS::NoValue]`` exists in fleet mode only."""
+def statements(cfn: dict, function: str, fleet: bool = False, component: bool = False) -> list[dict]:
+    """The role's statements in single mode (``fleet``: FleetMode list/tag; ``component``: an
+    InferenceComponentName): a statement under ``Fn::If [condition, statement, AWS::NoValue]`` exists
+    when its condition holds (IsFleet; ScalesVariants: a fleet or no component; ScalesComponents: a
+    fleet or a component)."""
+    holds = {"IsFleet": fleet, "ScalesVariants": fleet or not component, "ScalesComponents": fleet or component}
     role = cfn["Resources"][f"{function}Role"]["Properties"]
     out = []
     for s in (s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]):
         if "Fn::If" in s:
             condition, yes, no = s["Fn::If"]
-            assert condition == "IsFleet" and no == {"Ref": "AWS::NoValue"}, s
-            if fleet:
+            assert condition in holds and no == {"Ref": "AWS::NoValue"}, s
+            if holds[condition]:
                 out.append(yes)
         else:
             out.append(s)
     return out
 
 
-def actions(cfn: dict, function: str, fleet: bool = False) -> set[str]:
+def actions(cfn: dict, function: str, fleet: bool = False, component: bool = False) -> set[str]:
     out: set[str] = set()
-    for s in statements(cfn, function, fleet):
+    for s in statements(cfn, function, fleet, component):
         out.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     return out
 
@@ -106,14 +111,20 @@ def test_parameters_have_the_known_good_defaults(source: dict) -> None:
 def test_scalable_target_and_base_target_tracking(cfn: dict) -> None:
     r = cfn["Resources"]
     target = r["ScalableTarget"]["Properties"]
-    assert target["ResourceId"] == {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}
-    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    # the variant's instances, or with InferenceComponentName the component's copies (test_fleet_template)
+    assert target["ResourceId"] == {"Fn::If": [
+        "HasComponent", {"Fn::Sub": "inference-component/${InferenceComponentName}"},
+        {"Fn::Sub": "endpoint/${EndpointName}/variant/${VariantName}"}]}
+    assert target["ScalableDimension"] == {"Fn::If": ["HasComponent", "sagemaker:inference-component:DesiredCopyCount",
+                                                      "sagemaker:variant:DesiredInstanceCount"]}
     policy = r["TargetTrackingPolicy"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     # the backstop's metric is a parameter: the high-resolution concurrency metric by default, or
     # InvocationsPerInstance (AWS's predefined metric type names) with its own target
-    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == {"Fn::If": [
+    assert policy["PredefinedMetricSpecification"]["PredefinedMetricType"] == {"Fn::If": ["HasComponent", {"Fn::If": [
+        "ConcurrencyBackstop", "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution",
+        "SageMakerInferenceComponentInvocationsPerCopy"]}, {"Fn::If": [
         "ConcurrencyBackstop", "SageMakerVariantConcurrentRequestsPerModelHighResolution",
-        "SageMakerVariantInvocationsPerInstance"]}
+        "SageMakerVariantInvocationsPerInstance"]}]}
     assert policy["TargetValue"] == {"Fn::If": ["ConcurrencyBackstop", {"Ref": "TargetConcurrentRequestsPerModel"},
                                                 {"Ref": "TargetInvocationsPerInstance"}]}
     assert (policy["ScaleOutCooldown"], policy["ScaleInCooldown"]) == ({"Ref": "ScaleOutCooldown"},
@@ -183,12 +194,19 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
         # validated on the caller of RegisterScalableTarget (see prescaler/aws/permissions.py)
         "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"}
     assert actions(cfn, "RelaxFunction") == actions(cfn, "PrescaleFunction")
-    # a fleet (FleetMode list or tag) adds discovery and the ledger's scan and not-reached order, and
-    # its fan-out: receiving shards from its queue (sqs:SendMessage is already the failure queue's)
+    # a fleet (FleetMode list or tag) adds discovery, the ledger's scan and not-reached order, and
+    # its inference components' actions
+    component_actions = {"sagemaker:DescribeInferenceComponent", "sagemaker:UpdateInferenceComponentRuntimeConfig"}
     for function in ("PrescaleFunction", "RelaxFunction"):
         assert actions(cfn, function, fleet=True) - actions(cfn, function) == {
-            "sagemaker:ListEndpoints", "sagemaker:ListTags", "dynamodb:Scan", "dynamodb:PutItem",
+            "sagemaker:ListEndpoints", "sagemaker:ListInferenceComponents", "sagemaker:ListTags", "dynamodb:Scan",
+            "dynamodb:PutItem", *component_actions,
+            # its fan-out: receiving shards from its queue (sqs:SendMessage is already the failure queue's)
             "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+        # a single-component stack swaps the endpoint's actions for the component's
+        assert actions(cfn, function, component=True) == actions(cfn, function) - {
+            "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+            "sagemaker:UpdateEndpointWeightsAndCapacities"} | component_actions
     assert actions(cfn, "GpuMetricFunction", fleet=True) == actions(cfn, "GpuMetricFunction")
     assert actions(cfn, "GpuMetricFunction") == {
         "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "cloudwatch:GetMetricData",
@@ -199,7 +217,7 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
 
 def test_put_metric_data_only_in_the_projects_namespace(cfn: dict) -> None:
     for function in FUNCTIONS:
-        for s in statements(cfn, function):
+        for s in statements(cfn, function, fleet=True) + statements(cfn, function):
             if "cloudwatch:PutMetricData" in s["Action"]:
                 assert s["Condition"] == {"StringEquals": {"cloudwatch:namespace": {"Ref": "MetricsNamespace"}}}
 
@@ -207,11 +225,15 @@ def test_put_metric_data_only_in_the_projects_namespace(cfn: dict) -> None:
 def test_sagemaker_and_dynamodb_limited_to_the_endpoint_and_the_table(cfn: dict) -> None:
     # the endpoint's name lower-cased (SageMaker's ARNs are lower case): tests/unit/test_permissions.py
     endpoint = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointArnName}"
+    component = ("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
+                 "inference-component/${ComponentArnName}")
     for function in FUNCTIONS:
-        for s in statements(cfn, function):
+        for s in statements(cfn, function) + statements(cfn, function, component=True):
             acts = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
             if {"sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"} & set(acts):
                 assert s["Resource"]["Fn::Sub"][0] == endpoint
+            if {"sagemaker:DescribeInferenceComponent", "sagemaker:UpdateInferenceComponentRuntimeConfig"} & set(acts):
+                assert s["Resource"]["Fn::Sub"][0] == component
             if any(a.startswith("dynamodb:") for a in acts):
                 assert s["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
             if s["Resource"] == "*":
@@ -289,11 +311,24 @@ def test_cfn_lint_passes() -> None:
     assert [str(m) for m in matches] == []
 
 
-def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
+def dashboard_json(src: dict, component: str = "", value: str = "x") -> dict:
+    """The Dashboard's body with every parameter as ``value`` and its ``Fn::Sub`` variables resolved
+    for a stack without (``component=""``) or with an inference component."""
     import json
 
-    body = source["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    text, variables = src["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    chosen = {}
+    for name, v in variables.items():
+        condition, yes, no = v["Fn::If"]
+        assert condition == "HasComponent", v
+        picked = yes if component else no
+        chosen[name] = picked["Fn::Sub"] if isinstance(picked, dict) else picked
+    text = re.sub(r"\$\{(ComponentDims|InvocationsDims)\}", lambda m: chosen[m.group(1)], text)
+    return json.loads(re.sub(r"\$\{[^}]+\}", value, text))
+
+
+def test_dashboard_shows_forecast_against_actual(source: dict) -> None:
+    widgets = dashboard_json(source)["widgets"]
     first = [m[1] for m in widgets[0]["properties"]["metrics"]]
     assert first == ["Invocations", "ForecastPeakInvocationsPerMinute"]
 

@@ -571,12 +571,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _fleet_histories(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """The fleet as the functions see it (FLEET_MODE / FLEET_ENDPOINTS; tag mode by default), each
-    member's Invocations read in one batched GetMetricData (500 variants per call)."""
+    member's Invocations read in one batched GetMetricData (500 variants per call; an inference
+    component by its ``InferenceComponentName``, labelled ``inference-component/<name>``)."""
     import os
 
     from prescaler import fleet
     from prescaler.aws.clients import session
-    from prescaler.aws.cloudwatch import read_many
+    from prescaler.aws.cloudwatch import Component, read_many
 
     listed = os.environ.get("FLEET_ENDPOINTS", "")
     fs = fleet.FleetSettings.model_validate({"fleet_mode": "list" if listed.strip() else "tag",
@@ -585,12 +586,14 @@ def _fleet_histories(args: argparse.Namespace) -> list[tuple[str, Any]]:
     end = complete_end(pd.Timestamp.now(tz="UTC"))
     with _aws_calls("discovering the fleet or reading its history"):
         members, _ = fleet.discover(session().client("sagemaker"), fs)
-        pairs = [(m.endpoint_name, m.variant_name) for m in members]
-        histories = read_many(session().client("cloudwatch"), pairs, end - pd.Timedelta(days=args.days or 14), end,
-                              published_until=end) if pairs else {}
-    if not pairs:
-        raise UsageError("the fleet is empty: tag endpoints prescaler:enabled=true, or set FLEET_ENDPOINTS")
-    return [(f"{e}/{v}", (lambda h=histories[(e, v)]: h.series)) for e, v in pairs]
+        sources = {m.label: Component(m.component) if m.component else (m.endpoint_name, m.variant_name)
+                   for m in members}
+        histories = read_many(session().client("cloudwatch"), sources.values(),
+                              end - pd.Timedelta(days=args.days or 14), end, published_until=end) if sources else {}
+    if not sources:
+        raise UsageError("the fleet is empty: tag endpoints or inference components prescaler:enabled=true, "
+                         "or set FLEET_ENDPOINTS")
+    return [(label, (lambda h=histories[src]: h.series)) for label, src in sources.items()]
 
 
 def _backtest_fleet(args: argparse.Namespace) -> int:

@@ -60,22 +60,25 @@ SEND_ATTEMPTS = 3
 
 
 class ShardMember(BaseModel):
-    """One member as a shard message carries it."""
+    """One member as a shard message carries it (an inference component with ``component`` set; its
+    endpoint and variant are empty when a listed component does not exist)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    endpoint_name: str = Field(min_length=1, max_length=63)
-    variant_name: str = Field(min_length=1, max_length=63)
+    endpoint_name: str = Field(max_length=63)
+    variant_name: str = Field(max_length=63)
     tags: dict[str, str] = Field(default_factory=dict)
+    component: str | None = Field(None, min_length=1, max_length=63)
 
     @classmethod
     def of(cls, member: fleet.Member) -> ShardMember:
         """Only the tags that set a member's settings travel (:data:`prescaler.fleet.TAG_SETTINGS`)."""
         return cls(endpoint_name=member.endpoint_name, variant_name=member.variant_name,
-                   tags={k: v for k, v in member.tags.items() if k in fleet.TAG_SETTINGS})
+                   tags={k: v for k, v in member.tags.items() if k in fleet.TAG_SETTINGS},
+                   component=member.component)
 
     def member(self) -> fleet.Member:
-        return fleet.Member(self.endpoint_name, self.variant_name, dict(self.tags))
+        return fleet.Member(self.endpoint_name, self.variant_name, dict(self.tags), self.component)
 
 
 class ShardMessage(BaseModel):
@@ -96,7 +99,7 @@ class ShardMessage(BaseModel):
         return service.Tick(to_utc(self.time), self.event_id, "event", self.replay)
 
     def body(self) -> str:
-        return self.model_dump_json(exclude_defaults=False)
+        return self.model_dump_json(exclude_none=True)
 
 
 class ShardRecord(SqsRecordModel):

@@ -1,35 +1,48 @@
-"""The fleet: one deployment pre-scales many endpoint variants, each with its own settings.
+"""The fleet: one deployment pre-scales many endpoint variants and inference components, each with
+its own settings.
 
 A layer above the per-variant tick (:func:`prescaler.service.prescale` / :func:`~prescaler.service.relax`
 run unchanged for each member):
 
 1. **Membership** (``FLEET_MODE``): ``single`` (the classic one-variant stack, ``ENDPOINT_NAME``),
-   ``list`` (``FLEET_ENDPOINTS = "endpoint-a, endpoint-b/VariantB"``; a name without ``/variant``
-   uses ``VARIANT_NAME``) or ``tag`` (every endpoint tagged ``prescaler:enabled = true``; the
-   ``prescaler:variant`` tag names its variant(s), comma-separated). An explicit list wins: when
-   ``FLEET_ENDPOINTS`` is set, ``tag`` mode uses it. Discovery (``ListEndpoints`` + ``ListTags``) is
-   cached for ``FLEET_DISCOVERY_TTL_SECONDS`` (default 300 s) across warm invocations.
+   ``list`` (``FLEET_ENDPOINTS = "endpoint-a, endpoint-b/VariantB, inference-component:llama-8b"``;
+   a name without ``/variant`` uses ``VARIANT_NAME``; ``inference-component:<name>`` is an inference
+   component: the colon cannot occur in an endpoint or variant name, so the entry never reads as
+   one) or ``tag`` (every endpoint tagged ``prescaler:enabled = true``, the ``prescaler:variant`` tag
+   naming its variant(s), comma-separated; and every inference component tagged
+   ``prescaler:enabled = true``). An explicit list wins: when ``FLEET_ENDPOINTS`` is set, ``tag``
+   mode uses it. Discovery (``ListEndpoints``, ``ListInferenceComponents`` + ``ListTags``) is cached
+   for ``FLEET_DISCOVERY_TTL_SECONDS`` (default 300 s) across warm invocations. A component member
+   scales ``inference-component/<name>`` (its copy count) and reads ``Invocations`` by
+   ``InferenceComponentName``, exactly as a single-mode tick with ``INFERENCE_COMPONENT_NAME`` does;
+   its endpoint and variant are the ones hosting it (from ``ListInferenceComponents``).
 2. **Settings per member**: the stack's variables are the defaults; the tags in :data:`TAG_SETTINGS`
    override them, validated by the same pydantic model (:class:`prescaler.settings.ScalerSettings`).
    A bad tag value makes that member ``invalid_settings`` (logged with the tag's name, counted with
-   the endpoint's dimensions) and the others go on.
+   the endpoint's dimensions) and the others go on. A component's ``prescaler:baseline`` may be 0
+   (scale to zero), a variant's may not (:class:`prescaler.settings.ScalerSettings`).
 3. **One batched read**: the members' ``Invocations`` history, and the instance-metric heartbeat
    that says how far SageMaker has published, are read with :func:`prescaler.aws.cloudwatch.read_many`
-   (500 queries per ``GetMetricData`` call, every page) and handed to each member's tick, which
-   would otherwise make both reads itself.
+   (500 queries per ``GetMetricData`` call, every page; variants and components in the same calls)
+   and handed to each member's tick, which would otherwise make both reads itself. A component's
+   heartbeat is its hosting variant's, as in a single-mode component tick.
 4. **Isolation and a time budget**: an exception, throttling or a missing target gives that member
    its outcome (``error``, ``throttled``, ``target_missing``) and the tick goes on. Before each member
    the remaining time (Lambda context) must cover ``FLEET_RESERVE_SECONDS`` (to record) plus the
    slowest member so far; members not reached are reported, counted (``FleetNotReached``) and stored
    in the ledger table so the next tick takes them first.
 5. **Departures**: on each discovery refresh, every ledger entry that owns a raised MinCapacity but
-   is no longer a member (untagged, removed from the list, endpoint deleted) is released: its
+   is no longer a member (untagged, removed from the list, endpoint or component deleted;
+   ``endpoint/...`` and ``inference-component/...`` entries alike) is released: its
    MinCapacity goes back to the floor it was raised from (or the stack's baseline) when the target
    still exists, and its ledger entry is closed (``last_action = release``).
 
 Each member's EMF metrics are flushed as their own blob with ``EndpointName`` / ``VariantName``
-dimensions; the fleet totals (``FleetMembers``, ``FleetNotReached``, ``FleetInvalidSettings``,
-``FleetErrors``, ``FleetThrottled``, ``FleetReleased``) go out with the function's default dimensions.
+dimensions (a component member: its hosting endpoint and variant plus ``InferenceComponentName``, as
+a single-mode component tick emits them, so two components on one endpoint stay two metrics; the
+dashboard searches both dimension sets); the fleet totals (``FleetMembers``, ``FleetNotReached``,
+``FleetInvalidSettings``, ``FleetErrors``, ``FleetThrottled``, ``FleetReleased``) go out with the
+function's default dimensions.
 """
 
 from __future__ import annotations
@@ -49,13 +62,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prescaler import service
 from prescaler.aws import clients, discovery
-from prescaler.aws.autoscaling import resource_id
-from prescaler.aws.cloudwatch import MetricHistory, MetricReadError, MetricSource, Variant, read_many
+from prescaler.aws.autoscaling import COMPONENT_PREFIX, component_resource_id, resource_id
+from prescaler.aws.cloudwatch import Component, MetricHistory, MetricReadError, MetricSource, Variant, read_many
 from prescaler.aws.errors import THROTTLING_CODES
 from prescaler.aws.ledger import Intent, LedgerEntry
 from prescaler.history import MAX_HISTORY, complete_end
 from prescaler.observability import logger, mark_logged, metrics
-from prescaler.settings import SAGEMAKER_NAME, ScalerSettings, SettingsError, load
+from prescaler.settings import COMPONENT_NAME, SAGEMAKER_NAME, ScalerSettings, SettingsError, load
 
 ENABLED_TAG = "prescaler:enabled"
 VARIANT_TAG = "prescaler:variant"
@@ -70,6 +83,9 @@ TAG_SETTINGS: dict[str, str] = {
     "prescaler:prompt-scale-in": "PROMPT_SCALE_IN",
 }
 _NAME = re.compile(SAGEMAKER_NAME)
+_COMPONENT_NAME = re.compile(COMPONENT_NAME)
+#: FLEET_ENDPOINTS entry prefix for an inference component (``inference-component:<name>``).
+COMPONENT_ENTRY = "inference-component:"
 
 #: :func:`prescaler.service.prescale` or :func:`prescaler.service.relax`: (settings, tick, adapters) -> result.
 Run = Callable[..., dict]
@@ -85,7 +101,8 @@ class FleetSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
     fleet_mode: Literal["single", "list", "tag"] = Field("single", description="FLEET_MODE")
-    fleet_endpoints: str = Field("", description="FLEET_ENDPOINTS: 'a, b/VariantB' (wins over tags)")
+    fleet_endpoints: str = Field(
+        "", description="FLEET_ENDPOINTS: 'a, b/VariantB, inference-component:c' (wins over tags)")
     variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME default")
     fleet_discovery_ttl_seconds: int = Field(300, ge=0, le=3600, description="FLEET_DISCOVERY_TTL_SECONDS")
     fleet_reserve_seconds: float = Field(10.0, ge=1, le=600, description="FLEET_RESERVE_SECONDS to record")
@@ -99,20 +116,30 @@ class FleetSettings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> FleetSettings:
         if self.fleet_mode == "list" and not self.listed():
-            raise ValueError("FLEET_MODE=list needs FLEET_ENDPOINTS (comma-separated endpoint[/variant])")
+            raise ValueError("FLEET_MODE=list needs FLEET_ENDPOINTS (comma-separated endpoint[/variant] or "
+                             "inference-component:<name>)")
         self.listed()  # raises on a malformed entry
         return self
 
-    def listed(self) -> list[Variant]:
-        """``FLEET_ENDPOINTS`` as (endpoint, variant) pairs, in order, without duplicates.
+    def listed(self) -> list[Variant | Component]:
+        """``FLEET_ENDPOINTS`` as (endpoint, variant) pairs and :class:`Component` s, in order,
+        without duplicates.
 
         Raises:
-            ValueError: an entry that is not ``endpoint`` or ``endpoint/variant`` (SageMaker names).
+            ValueError: an entry that is not ``endpoint``, ``endpoint/variant`` (SageMaker names) or
+                ``inference-component:<name>`` (an InferenceComponentName).
         """
-        out: list[Variant] = []
+        out: list[Variant | Component] = []
         for raw in self.fleet_endpoints.replace("\n", ",").split(","):
             entry = raw.strip()
             if not entry:
+                continue
+            if entry.lower().startswith(COMPONENT_ENTRY):
+                component = entry[len(COMPONENT_ENTRY):].strip()
+                if not _COMPONENT_NAME.match(component):
+                    raise ValueError(f"FLEET_ENDPOINTS entry {entry!r}: {component!r} is not an inference "
+                                     f"component name")
+                out.append(Component(component))
                 continue
             name, _, variant = entry.partition("/")
             variant = variant or self.variant_name
@@ -124,15 +151,28 @@ class FleetSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Member:
-    """One endpoint variant in the fleet and its endpoint's tags."""
+    """One endpoint variant, or one inference component, in the fleet, with its tags.
+
+    A component member (``component`` set) carries the endpoint and variant hosting it
+    (``ListInferenceComponents``; empty when a listed component does not exist) and its own tags.
+    """
 
     endpoint_name: str
     variant_name: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    component: str | None = None
 
     @property
     def resource_id(self) -> str:
+        """The scalable target's resource id: ``endpoint/<e>/variant/<v>`` or ``inference-component/<c>``."""
+        if self.component:
+            return component_resource_id(self.component)
         return resource_id(self.endpoint_name, self.variant_name)
+
+    @property
+    def label(self) -> str:
+        """How logs and errors name the member: ``endpoint/variant`` or ``inference-component/<name>``."""
+        return self.resource_id if self.component else f"{self.endpoint_name}/{self.variant_name}"
 
 
 def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSettings:
@@ -144,6 +184,8 @@ def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSetting
     env = {k.upper(): v for k, v in environ.items()}
     env["ENDPOINT_NAME"] = member.endpoint_name
     env["VARIANT_NAME"] = member.variant_name
+    # a component member scales its copies; a variant member never inherits the stack's component
+    env["INFERENCE_COMPONENT_NAME"] = member.component or ""
     from_tags = {}
     for tag, var in TAG_SETTINGS.items():
         if tag in member.tags:
@@ -158,7 +200,7 @@ def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSetting
                 msg = msg.replace(f"{var}=", f"tag {tag}=")
             else:  # a rule across fields names the variable only
                 msg = msg.replace(var, f"{var} (tag {tag}={env[var]!r})")
-        raise SettingsError(f"{member.endpoint_name}/{member.variant_name}: {msg}") from None
+        raise SettingsError(f"{member.label}: {msg}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,13 +224,13 @@ def _tag_variants(tags: Mapping[str, str], default: str) -> list[str]:
     return named or [default]
 
 
-def _safe_tags(client: Any, info: discovery.EndpointInfo) -> dict[str, str] | None:
+def _safe_tags(client: Any, kind: str, name: str, arn: str) -> dict[str, str] | None:
     try:
-        return discovery.tags(client, info.arn)
-    except ClientError as exc:  # deleted between ListEndpoints and ListTags, or not readable
+        return discovery.tags(client, arn)
+    except ClientError as exc:  # deleted between the List call and ListTags, or not readable
         logger.warning(
-            f"tags of endpoint {info.name} unreadable ({exc.response.get('Error', {}).get('Code')}): skipped",
-            extra={"endpoint_name": info.name},
+            f"tags of {kind} {name} unreadable ({exc.response.get('Error', {}).get('Code')}): skipped",
+            extra={"resource_name": name},
         )
         return None
 
@@ -197,7 +239,10 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
     """The fleet's members, from the cache when younger than the TTL.
 
     Returns:
-        (members, refreshed): ``refreshed`` is True when SageMaker was asked this time.
+        (members, refreshed): ``refreshed`` is True when SageMaker was asked this time and answered
+        in full. When ``ListInferenceComponents`` fails, the components of the last discovery stay
+        members, ``refreshed`` is False (no departures on a partial view) and nothing is cached, so
+        the next tick asks again.
     """
     key = (fs.fleet_mode, fs.fleet_endpoints, fs.variant_name)
     cached = _CACHE.get(key)
@@ -206,18 +251,50 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
     endpoints = {e.name: e for e in discovery.list_endpoints(client)}
     members: list[Member] = []
     listed = fs.listed()
+    # components are listed only when some may be members (tag mode, or a component in the list)
+    known = {m.component: m for m in (cached[1] if cached else []) if m.component}
+    components: dict[str, discovery.ComponentInfo] = {}
+    components_listed = True
+    if not listed or any(isinstance(e, Component) for e in listed):
+        try:
+            components = {c.name: c for c in discovery.list_inference_components(client)}
+        except (ClientError, BotoCoreError) as exc:
+            # never a guess: the last known component members stay, nothing departs, asked again next tick
+            components_listed = False
+            logger.warning(f"ListInferenceComponents failed ({exc}): the fleet keeps its {len(known)} known "
+                           f"inference components this tick; departures wait for a complete discovery")
     if listed:  # an explicit list wins over tags; tags still give each member its settings
         tag_cache: dict[str, dict[str, str]] = {}
-        for name, variant in listed:
+        for entry in listed:
+            if isinstance(entry, Component):
+                c = components.get(entry.name)
+                if not components_listed:
+                    if entry.name in known:
+                        members.append(known[entry.name])
+                elif c is None:  # not found: the member's outcome says so (run_tick)
+                    members.append(Member("", fs.variant_name, {}, entry.name))
+                else:
+                    members.append(Member(c.endpoint_name, c.variant_name,
+                                          _safe_tags(client, "inference component", c.name, c.arn) or {}, c.name))
+                continue
+            name, variant = entry
             info = endpoints.get(name)
             if info is not None and name not in tag_cache:
-                tag_cache[name] = _safe_tags(client, info) or {}
+                tag_cache[name] = _safe_tags(client, "endpoint", info.name, info.arn) or {}
             members.append(Member(name, variant, tag_cache.get(name, {})))
     else:
         for info in endpoints.values():
-            tags = _safe_tags(client, info)
+            tags = _safe_tags(client, "endpoint", info.name, info.arn)
             if tags is not None and _enabled(tags):
                 members.extend(Member(info.name, v, tags) for v in _tag_variants(tags, fs.variant_name))
+        for c in components.values():
+            tags = _safe_tags(client, "inference component", c.name, c.arn)
+            if tags is not None and _enabled(tags):
+                members.append(Member(c.endpoint_name, c.variant_name, tags, c.name))
+        if not components_listed:
+            members.extend(known.values())
+    if not components_listed:
+        return members, False
     previous = {m.resource_id for m in cached[1]} if cached else set()
     for gone in sorted(previous - {m.resource_id for m in members}):
         logger.info(f"{gone} left the fleet (untagged, unlisted or deleted): dropped", extra={"resource_id": gone})
@@ -230,10 +307,14 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
 # the tick
 
 
-def _dims(endpoint_name: str, variant_name: str, namespace: str) -> None:
+def _dims(member: Member, namespace: str) -> None:
+    """The member's EMF dimensions: its (hosting) endpoint and variant, plus ``InferenceComponentName``
+    for a component (the dashboard's fleet widgets search both dimension sets)."""
     metrics.namespace = namespace
-    metrics.add_dimension(name="EndpointName", value=endpoint_name)
-    metrics.add_dimension(name="VariantName", value=variant_name)
+    metrics.add_dimension(name="EndpointName", value=member.endpoint_name or "(not found)")
+    metrics.add_dimension(name="VariantName", value=member.variant_name)
+    if member.component:
+        metrics.add_dimension(name="InferenceComponentName", value=member.component)
 
 
 def _flush() -> None:
@@ -245,7 +326,7 @@ def _flush() -> None:
 
 
 def _member_result(function: str, member: Member, tick: service.Tick, outcome: str, reason: str) -> dict:
-    return {
+    out = {
         "function": function,
         "endpoint_name": member.endpoint_name,
         "variant_name": member.variant_name,
@@ -254,6 +335,9 @@ def _member_result(function: str, member: Member, tick: service.Tick, outcome: s
         "outcome": outcome,
         "reason": reason,
     }
+    if member.component:
+        out["inference_component_name"] = member.component
+    return out
 
 
 def _isolated(function: str, run: Run, member: Member, settings: ScalerSettings, tick: service.Tick,
@@ -268,7 +352,7 @@ def _isolated(function: str, run: Run, member: Member, settings: ScalerSettings,
     except Exception as exc:  # isolation: one endpoint's failure is its own outcome, never the fleet's
         logger.exception(f"{member.resource_id}: {type(exc).__name__}")
         outcome, reason = "error", f"hold: {type(exc).__name__}: {exc}; the other endpoints go on"
-    _dims(member.endpoint_name, member.variant_name, settings.metrics_namespace)
+    _dims(member, settings.metrics_namespace)
     metrics.add_metric(name="Throttled" if outcome == "throttled" else "EndpointError", unit="Count", value=1)
     logger.error(reason, extra={"outcome": outcome, "resource_id": member.resource_id})
     return _member_result(function, member, tick, outcome, reason)
@@ -316,7 +400,9 @@ def _histories(
     end = complete_end(tick.now)
     length = min(MAX_HISTORY, pd.Timedelta(days=max(s.history_days for s in settings)))
     lo = (end - length).floor("min")
-    pairs = [(s.endpoint_name, s.variant_name) for s in settings]
+    pairs = [service.metric_source(s) for s in settings]
+    # the heartbeat is the (hosting) variant's instance metric, for a component as in single mode
+    hosts: dict[MetricSource, Variant] = {service.metric_source(s): (s.endpoint_name, s.variant_name) for s in settings}
     since = {p: c.series.index[-1] + pd.Timedelta(minutes=1) - LATE_DATA
              for p in pairs if (c := _HISTORY.get(p)) is not None and len(c.series) and c.series.index[0] <= lo}
     warm = [p for p in pairs if p in since and lo < since[p] <= end]
@@ -324,10 +410,12 @@ def _histories(
     try:
         # the heartbeat each single tick reads on its own (service._heartbeat), batched the same way
         namespace, metric = service.HEARTBEAT_METRIC
-        beats = read_many(ad.cloudwatch, pairs, end - pd.Timedelta(minutes=service.HEARTBEAT_MINUTES), end,
+        beats = read_many(ad.cloudwatch, dict.fromkeys(hosts.values()),
+                          end - pd.Timedelta(minutes=service.HEARTBEAT_MINUTES), end,
                           metric=metric, namespace=namespace, stat="Average")
-        published = {p: h.newest.floor("min") + pd.Timedelta(minutes=1) if h.newest is not None else None
-                     for p, h in beats.items()}
+        edges = {v: h.newest.floor("min") + pd.Timedelta(minutes=1) if h.newest is not None else None
+                 for v, h in beats.items()}
+        published = {p: edges[hosts[p]] for p in pairs}
         out = read_many(ad.cloudwatch, cold, lo, end, published_until=published) if cold else {}
         if warm:
             start = min(since[p] for p in warm)
@@ -385,11 +473,20 @@ def _release_departed(ad: service.Adapters, members: list[Member], environ: Mapp
     current = {m.resource_id for m in members}
     out = []
     for entry in ad.ledger.owned():
-        parts = entry.scalable_target.split("/")
-        if entry.scalable_target in current or len(parts) != 4 or parts[0] != "endpoint":
+        rid = entry.scalable_target
+        parts = rid.split("/")
+        if rid in current:
+            continue
+        if rid.startswith(COMPONENT_PREFIX):
+            # only the stack's baseline for a component is read: the (gone) hosting endpoint does not matter
+            name = rid[len(COMPONENT_PREFIX):]
+            gone = Member(name, environ.get("VARIANT_NAME") or "AllTraffic", {}, name)
+        elif len(parts) == 4 and parts[0] == "endpoint":
+            gone = Member(parts[1], parts[3])
+        else:
             continue
         try:
-            baseline = member_settings(Member(parts[1], parts[3]), environ).baseline_min_capacity
+            baseline = member_settings(gone, environ).baseline_min_capacity
             out.append(release(ad, entry, baseline, tick))
         except (ClientError, BotoCoreError, SettingsError, ValueError) as exc:
             logger.error(f"release of {entry.scalable_target} failed: {exc}; tried again next refresh")
@@ -464,11 +561,20 @@ def run_tick(
 
     results: list[dict] = []
     valid: list[tuple[Member, ScalerSettings]] = []
+    namespace = env.get("METRICS_NAMESPACE", "SageMakerPrescaler")
     for m in ordered:
+        if m.component and not m.endpoint_name:  # a listed component ListInferenceComponents does not know
+            _dims(m, namespace)
+            metrics.add_metric(name="EndpointMissing", unit="Count", value=1)
+            _flush()
+            reason = f"hold: inference component {m.component} not found (ListInferenceComponents)"
+            logger.warning(reason, extra={"outcome": "endpoint_missing", "resource_id": m.resource_id})
+            results.append(_member_result(function, m, tick, "endpoint_missing", reason))
+            continue
         try:
             valid.append((m, member_settings(m, env)))
         except SettingsError as exc:
-            _dims(m.endpoint_name, m.variant_name, env.get("METRICS_NAMESPACE", "SageMakerPrescaler"))
+            _dims(m, namespace)
             metrics.add_metric(name="InvalidSettings", unit="Count", value=1)
             _flush()
             logger.error(str(exc), extra={"outcome": "invalid_settings", "resource_id": m.resource_id})

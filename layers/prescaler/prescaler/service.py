@@ -214,9 +214,15 @@ def _count(name: str, value: float = 1, unit: MetricUnit | str = MetricUnit.Coun
 
 
 def _metric_context(settings: FunctionSettings) -> None:
+    """The tick's EMF dimensions: ``EndpointName`` + ``VariantName``, plus ``InferenceComponentName``
+    when the tick scales an inference component (the template's alarms and dashboard query the
+    same set: two components on one endpoint stay two metrics)."""
     metrics.namespace = settings.metrics_namespace
     metrics.add_dimension(name="EndpointName", value=settings.endpoint_name)
     metrics.add_dimension(name="VariantName", value=settings.variant_name)
+    component = getattr(settings, "inference_component_name", None)
+    if component:
+        metrics.add_dimension(name="InferenceComponentName", value=component)
 
 
 def _hold(

@@ -10,7 +10,8 @@ changed:
   ``BASELINE_MIN_CAPACITY``), only when the ledger says the pre-scaler still owns the current value
   (an operator's value is left alone);
 - in own mode (``ManageScalableTarget=true``) the stack deletes the target and its policy right after,
-  so no scale-in would follow: the variant's desired instance count is lowered to that MinCapacity too.
+  so no scale-in would follow: the variant's desired instance count (an inference component's copy
+  count, with ``INFERENCE_COMPONENT_NAME``) is lowered to that MinCapacity too.
 
 ``Create`` and ``Update`` change nothing. Whatever happens, CloudFormation gets its answer (a PUT of
 the JSON response to the pre-signed ``ResponseURL``, as the CloudFormation user guide's "Custom
@@ -75,7 +76,15 @@ def restore_baseline(settings: ScalerSettings, adapters: Any, owns_target: bool,
                                     "at": now.isoformat(), "reason": "stack deleted: baseline restored"})
     reason = f"stack deleted: MinCapacity {target.min_capacity} -> {restore_to}"
     desired = None
-    if owns_target:
+    if owns_target and settings.inference_component_name:  # a component: its copy count, not the variant's
+        component = adapters.sagemaker.inference_component(settings.inference_component_name)
+        if component.desired_copies > restore_to:
+            result = adapters.sagemaker.set_desired_copies(component, restore_to, restore_to)
+            desired = restore_to if result.outcome == "applied" else None
+            reason += (f"; desired copies {component.desired_copies} -> {restore_to} (the stack deletes the "
+                       f"target and its policy: no scale-in would follow)" if desired is not None
+                       else f"; desired copies left at {component.desired_copies} ({result.outcome})")
+    elif owns_target:
         endpoint = adapters.sagemaker.endpoint(settings.endpoint_name)
         variant = endpoint.variants.get(settings.variant_name)
         if variant is not None and variant.desired_instances > restore_to:

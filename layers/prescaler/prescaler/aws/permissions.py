@@ -21,7 +21,10 @@ dimension is ``sagemaker:inference-component:DesiredCopyCount``, the tick reads
 ``sagemaker:UpdateInferenceComponentRuntimeConfig``, and Application Auto Scaling validates
 ``sagemaker:DescribeInferenceComponent`` and ``sagemaker:UpdateInferenceComponentRuntimeConfig`` on the
 caller instead of the endpoint actions. Each row says which kind of scalable target it is for
-(:attr:`Permission.target`).
+(:attr:`Permission.target`). A fleet (``FleetMode`` list or tag) may have both kinds of member, so
+its scalers get both kinds of row, on any endpoint and any inference component, plus discovery:
+``ListEndpoints`` and ``ListInferenceComponents`` (no resource type: ``*``) and ``ListTags`` on
+``endpoint/*`` and ``inference-component/*``.
 
 Resources are templates (``str.format`` fields, see :class:`Deployment`). Case: SageMaker writes
 its ARNs in lower case whatever the endpoint name's case (``Catalogue-Tagger`` ->
@@ -75,6 +78,7 @@ DOC_LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-conf
 ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
 COMPONENT_ARN = "arn:{partition}:sagemaker:{region}:{account}:inference-component/{component_arn_name}"
 ANY_ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/*"
+ANY_COMPONENT_ARN = "arn:{partition}:sagemaker:{region}:{account}:inference-component/*"
 ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-config/*"
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
 TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
@@ -161,8 +165,8 @@ class Deployment:
 
     ``endpoint_name`` is the name as SageMaker's API and CloudWatch's ``EndpointName`` dimension
     spell it; :attr:`endpoint_arn_name` is its lower-case form, as SageMaker writes it in ARNs. A
-    fleet (``fleet``: ``FleetMode`` list or tag; members found at run time) renders the endpoint of
-    :data:`FLEET_FUNCTIONS`' rows as ``*``.
+    fleet (``fleet``: ``FleetMode`` list or tag; members found at run time) renders the endpoint and
+    the inference component of :data:`FLEET_FUNCTIONS`' rows as ``*`` and has both kinds of target.
     """
 
     partition: str
@@ -185,8 +189,16 @@ class Deployment:
 
     @property
     def target(self) -> Target:
-        """``component`` when the deployment scales an inference component, else ``variant``."""
+        """``component`` when the deployment scales an inference component, else ``variant``
+        (a fleet has both: :meth:`targets`)."""
         return "component" if self.inference_component else "variant"
+
+    def targets(self, function: str) -> tuple[Target, ...]:
+        """The kinds of rows ``function`` has in this deployment: ``any`` plus :attr:`target`, or
+        plus both kinds for a fleet's scalers (its members may be variants and components)."""
+        if self.fleet and function in FLEET_FUNCTIONS:
+            return ("any", "variant", "component")
+        return ("any", self.target)
 
     def values(self, function: Function) -> dict[str, str]:
         return {
@@ -197,7 +209,8 @@ class Deployment:
             # the fleet's scalers act on any endpoint; the GPU metric stays on EndpointName's
             "endpoint_arn_name": "*" if self.fleet and function in FLEET_FUNCTIONS else self.endpoint_arn_name,
             "variant_name": self.variant_name,
-            "component_arn_name": self.inference_component.lower() or "*",
+            "component_arn_name": "*" if self.fleet and function in FLEET_FUNCTIONS
+            else self.inference_component.lower() or "*",
             "namespace": self.namespace,
             "ledger_table": self.ledger_table,
             "failure_queue": self.failure_queue,
@@ -282,7 +295,11 @@ def _fleet(function: Function) -> list[Permission]:
           for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
         Permission(function, "sagemaker:ListEndpoints", "sagemaker:ListEndpoints", ANY, DOC_SAGEMAKER,
                    fleet_only=True),
+        Permission(function, "sagemaker:ListInferenceComponents", "sagemaker:ListInferenceComponents", ANY,
+                   DOC_SAGEMAKER, fleet_only=True),
         Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_ENDPOINT_ARN, DOC_SAGEMAKER,
+                   fleet_only=True),
+        Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_COMPONENT_ARN, DOC_SAGEMAKER,
                    fleet_only=True),
         Permission(function, "dynamodb:Scan", "dynamodb:Scan", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
         Permission(function, "dynamodb:PutItem", "dynamodb:PutItem", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
@@ -310,13 +327,18 @@ PERMISSIONS: tuple[Permission, ...] = (
 
 def for_function(function: str, deployment: Deployment | None = None, target: Target | None = None) -> list[Permission]:
     """The rows of one function for one kind of scalable target (``target``; default: the
-    deployment's, else ``variant``), rendered for ``deployment`` when given.
+    deployment's kinds, :meth:`Deployment.targets`, else ``variant``), rendered for ``deployment``
+    when given.
 
     Raises:
         KeyError: ``function`` has no rows (not one of :data:`FUNCTIONS`).
     """
-    kind = target or (deployment.target if deployment else "variant")
-    rows = [p for p in PERMISSIONS if p.function == function and p.target in ("any", kind)]
+    kinds: tuple[Target, ...] = ("any", "variant")
+    if target is not None:
+        kinds = ("any", target)
+    elif deployment is not None:
+        kinds = deployment.targets(function)
+    rows = [p for p in PERMISSIONS if p.function == function and p.target in kinds]
     if not rows:
         raise KeyError(f"no permissions table entry for function {function!r}")
     if deployment is None:
@@ -327,8 +349,11 @@ def for_function(function: str, deployment: Deployment | None = None, target: Ta
 def api_calls(function: str, target: Target = "variant", fleet: bool = False) -> set[str]:
     """The ``service:Operation`` calls a function's code makes itself for a ``target`` kind of
     scalable target: not those Application Auto Scaling makes to validate a caller, nor the Lambda
-    service's logs, traces and failure queue (``fleet``: with those of a fleet tick)."""
-    return {p.call for p in for_function(function, target=target)
+    service's logs, traces and failure queue (``fleet``: with those of a fleet tick, whose members
+    may be of both kinds, so both kinds' calls)."""
+    rows = (for_function(function, target="variant") + for_function(function, target="component") if fleet
+            else for_function(function, target=target))
+    return {p.call for p in rows
             if not p.validated_by and not p.call.startswith(("lambda:", "logs:", "xray:"))
             and (fleet or not p.fleet_only)}
 
