@@ -38,11 +38,13 @@ def _first_tick_of_an_hour(history: pd.Series, state: TargetState, settings: Pla
     return decide(history, state, settings, now)
 
 
-@pytest.mark.parametrize("tick", ["first of the hour", "other"])
+@pytest.mark.parametrize("tick", ["first of the hour", "other", "holding a raise"])
 def test_forecast_and_plan_on_14_days_is_under_20_ms_median(benchmark, tick: str) -> None:
     history = fourteen_days_hourly_spikes()
     now = history.index[-1] + pd.Timedelta(minutes=3)
     state = TargetState(min_capacity=2, max_capacity=8, current_instances=2)
+    if tick == "holding a raise":  # decide() also forecasts the minutes CloudWatch shows last, for the relax
+        state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=now - pd.Timedelta(minutes=12))
     settings = PlannerSettings()
     run = _first_tick_of_an_hour if tick == "first of the hour" else decide
     decision = benchmark(run, history, state, settings, now)

@@ -343,20 +343,20 @@ def test_issue5_10_scheduler_empty_input_uses_the_current_time(
 
 def test_watchdog_relaxes_a_raise_held_too_long(
         world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a raise to 6 owned since 09:55 and a maximum hold of 10 minutes
+    # Given a raise to 6 owned since 09:55 and a maximum hold of 5 minutes
     monkeypatch.setenv("DRY_RUN", "false")
-    monkeypatch.setenv("MAX_HOLD_MINUTES", "10")
+    monkeypatch.setenv("MAX_HOLD_MINUTES", "5")
     seed_history(world, PRESCALE_TIME)
     invoke("prescale", event("prescale_scheduled.json"), lambda_context)
-    # When the relaxer ticks at 10:07, inside the spike's hour but 12 minutes after the raise
-    evt = dict(event("relax_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=12)).isoformat())
+    # When the relaxer ticks at 10:01, inside the spike (10:00-10:07) but 6 minutes after the raise
+    evt = dict(event("relax_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=6)).isoformat())
     result = invoke("relax", evt, lambda_context)
     # Then the watchdog puts MinCapacity back to the baseline
     assert result["action"] == "relax" and "watchdog" in result["reason"]
     assert world.target()["MinCapacity"] == 2
-    # And a pre-scaler tick a minute later (the spike is still forecast) does not undo it: the
-    # ledger recorded the watchdog, and its cool-off blocks forecast-driven raises
-    again = dict(event("prescale_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=13)).isoformat())
+    # And a pre-scaler tick a minute later (the rest of the spike is still forecast) does not undo it:
+    # the ledger recorded the watchdog, and its cool-off blocks forecast-driven raises
+    again = dict(event("prescale_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=7)).isoformat())
     after = invoke("prescale", again, lambda_context)
     assert after["action"] == "hold" and "watchdog" in after["reason"], after
     assert world.target()["MinCapacity"] == 2

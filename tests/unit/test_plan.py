@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from prescaler.forecast import Forecast
 from prescaler.history import MINUTE, SERIES_NAME, complete_end
@@ -207,6 +207,39 @@ def test_prompt_scale_in_is_never_below_min_capacity_and_only_after_low_demand(
     # and what remains covers the forecast peak (up to the cap)
     _, high = _bounds(state, s)
     assert d.desired_instances >= min(high, instances_for(peak, s))
+
+
+@PROPERTY
+@given(planner_settings(), st.integers(1, 25), st.integers(0, 30), st.floats(0, 5e4), st.booleans(),
+       st.lists(st.floats(0, 5e4), min_size=1, max_size=15).map(recent),
+       st.lists(st.floats(0, 5e4), min_size=1, max_size=14), st.booleans())
+def test_a_relax_below_the_observed_demand_only_follows_a_forecast_that_expected_it(
+        s, min_capacity, instances, peak, usable, hist, expected, follow) -> None:
+    # Given a raise of ours and what a pattern forecast for the newest minutes of history up to now:
+    # any values, or (follow) exactly the observed ones for the minutes CloudWatch shows
+    state = TargetState(min_capacity, 25, instances, min_capacity, NOW - 10 * MINUTE)
+    tail = hist.iloc[-s.scale_in_low_minutes:]
+    if follow:
+        expected = [*tail.tolist(), *expected]
+    first = tail.index[0] if len(tail) else NOW.floor("min")
+    index = pd.date_range(first, periods=len(expected), freq="min", name="minute")
+    expected_recent = pd.Series(expected, index=index, name=SERIES_NAME)
+    fc = make_forecast(peak, usable=usable)
+    d = plan(fc, hist, state, s, NOW, expected_recent)
+    if d.action != "relax" or not len(tail):
+        return
+    observed = instances_for(float(tail.max()), s)
+    lowest = min(d.min_capacity, d.desired_instances if d.desired_instances is not None else d.min_capacity)
+    if lowest >= min(observed, state.min_capacity, state.current_instances) or _watchdog_due(state, s):
+        return
+    # When a relax or a prompt scale-in goes below what the observed minutes needed, then the forecast
+    # is a usable pattern that expected exactly that need there, and what remains covers the forecast
+    # over the minute before now and the lookahead
+    event("relaxed below the observed demand")
+    assert usable and d.numbers.get("forecast_followed") is True
+    assert instances_for(float(expected_recent.iloc[: len(tail)].max()), s) == observed
+    ahead = max(float(expected_recent.iloc[-1]), float(fc.values.iloc[: s.lookahead_minutes].max()))
+    assert lowest >= min(instances_for(ahead, s), _bounds(state, s)[1])
 
 
 @PROPERTY

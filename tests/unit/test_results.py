@@ -12,12 +12,17 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _results_module():
-    spec = importlib.util.spec_from_file_location("results_script", ROOT / "scripts" / "results.py")
+def _script_module(name: str):
+    """``scripts/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _results_module():
+    return _script_module("results")
 
 
 def test_the_readme_table_is_replaced_between_the_markers_only(tmp_path: Path) -> None:
@@ -50,3 +55,16 @@ def test_make_results_covers_every_trace_in_data_traces() -> None:
     # and the committed README carries the markers the script writes between
     text = (ROOT / "README.md").read_text()
     assert text.count(results.BEGIN) == 1 and text.count(results.END) == 1
+
+
+def test_oracle_gap_puts_each_minute_in_its_phase_of_the_oracles_spikes() -> None:
+    import numpy as np
+
+    gap = _script_module("oracle_gap")
+    # Given the oracle at baseline 2, above it at minutes 5-7 and 12, with a 2-minute window
+    billed = np.array([2, 2, 2, 2, 2, 4, 5, 3, 2, 2, 2, 2, 6, 2, 2, 2], dtype=float)
+    names = [gap.PHASES[i] for i in gap.phases(billed, 2.0, 2)]
+    # Then the minutes before a spike are "before" (a later spike's "before" wins over an earlier
+    # one's "after"), its first minute "first", the rest "during", then "after", else "elsewhere"
+    assert names == ["elsewhere", "elsewhere", "elsewhere", "before", "before", "first", "during", "during",
+                     "after", "after", "before", "before", "first", "after", "after", "elsewhere"]

@@ -14,23 +14,32 @@ cost-aware backtest says acting pays:
    day, and every rhythm needs two sightings. Idle minutes are data (zero demand), not missing:
    the span is the window's calendar length, not its count of non-zero minutes.
 3. **Evidence, not one sighting.** A pattern's forecast for minute ``t`` is the *second* largest of
-   the values seen at ``t - k P`` (``k = 1 .. cycles``), each widened by ``drift_minutes`` either
-   side: the level that at least two of the recent cycles reached. A spike seen once is not
-   repeated; a spike missing once (a holiday) is survived; a drifting start is covered; a schedule
-   that moved is followed after two cycles. Daily and weekly lags are counted in wall-clock time of
-   ``timezone`` (daylight saving).
-4. **Cost-aware backtest.** Each candidate is replayed on the newest day (or the newest cycle of
-   the longest candidate, up to a week) against what the backstop alone (target tracking) would
-   have had: capacity that covers the demand it saw ``backstop_reaction_minutes`` ago, kept for
-   ``backstop_hold_minutes``. The loss is asymmetric: a minute whose demand exceeds what the
-   capacity serves at the target costs ``breach_minute_cost`` instance-minutes; every instance-minute
-   raised above the backstop costs one. A pattern is acted on only when the breach minutes it
-   prevents are worth more than the instance-minutes it spends early (net > 0); patterns are
-   combined greedily, each kept only if the combination's net grows.
-5. **Drift learned, not fixed.** The backtest is run with each drift from 0 to ``drift_minutes``
-   (the most spike-start jitter allowed) and the forecast uses the one whose combination saves the
-   most (ties: the smaller): a schedule that keeps its minute is not paid a minute early and late,
-   one that wanders is covered as far as the breach minutes it prevents are worth it.
+   the values seen at ``t - k P`` (``k = 1 .. cycles``; 4 for hourly, daily and discovered periods,
+   2 for weekly), each widened by the pattern's drift either side: the level that at least two of
+   the recent cycles reached. A spike seen once is not repeated; a spike missing once (a holiday)
+   is survived; a drifting start is covered; a schedule that moved is followed after two cycles; a
+   weekday-only burst is still seen twice on a Monday (Friday and Thursday). Daily and weekly lags
+   are counted in wall-clock time of ``timezone`` (daylight saving).
+4. **Cost-aware backtest.** Each candidate is replayed on the newest week (``SKILL_MINUTES``; less
+   when the history is shorter: all of it after the shortest candidate's first cycle) against what
+   the backstop alone (target tracking) would have had: capacity that covers the demand it saw
+   ``backstop_reaction_minutes`` ago, kept for ``backstop_hold_minutes``. The loss is asymmetric: a
+   minute whose demand exceeds what the capacity serves at the target costs ``breach_minute_cost``
+   instance-minutes; every instance-minute raised above the backstop costs one. A pattern is acted
+   on only when the breach minutes it prevents are worth more than the instance-minutes it spends
+   early (net > 0); patterns are combined greedily, each kept only if the combination's net grows.
+   A week, not a day: a daily burst is judged on seven sightings, so that one quiet Sunday or one
+   start that jittered does not decide for the next hour.
+5. **Learned drift.** Real recurring bursts (a cron job, a nightly batch, a shift change) start a
+   few minutes early or late from cycle to cycle; others keep their minute. Each candidate is
+   replayed with every drift from 0 to the caller's ``drift_minutes`` and with each wider drift of
+   ``DRIFT_CANDIDATES`` (3, 7, 15 minutes either side, at most ``P / MAX_DRIFT_FRACTION``: a start
+   that wanders over a quarter of the period is not that rhythm); the greedy combination takes the
+   drift that nets most, the narrower among equals (a spike that keeps its minute is not paid for a
+   minute early and a minute late, and its relax is not held a minute longer). A wider drift is a
+   further hypothesis fitted to the same data, so it is kept only when it also nets more than
+   nothing in the older and in the newer half of the span, each holding at least two periods: a
+   rhythm pays in both halves, a fit to a lucky burst in noise seldom does.
 
 Pure numpy/pandas, no clock, no AWS: ``forecast`` is called by both Lambdas and, once per simulated
 minute, by the simulator's ``predictive`` policy.
@@ -44,7 +53,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,9 +60,18 @@ import pandas as pd
 
 from prescaler.history import MINUTE, SERIES_NAME, as_minute_series, to_utc
 
-#: Backtest the candidates on at least this many of the newest minutes (and on a whole cycle of the
-#: longest candidate, up to a week, so that a once-a-week spike is in the backtest).
-SKILL_MINUTES = 1440
+#: Backtest the candidates on this many of the newest minutes, or on all the history allows after the
+#: shortest candidate's first cycle: a week of a daily burst is seven sightings to judge it by, where
+#: the newest day alone is one (a quiet Sunday, or one start that jittered past the drift, would
+#: decide for the whole next hour).
+SKILL_MINUTES = 7 * 1440
+#: Spike-start drifts (minutes either side) each candidate is also backtested with, beyond the
+#: caller's ``drift_minutes``: a burst whose start jitters by several minutes from cycle to cycle is
+#: caught by the drift the backtest finds pays best (the widening costs instance-minutes, so a
+#: punctual spike keeps the narrow one).
+DRIFT_CANDIDATES = (3, 7, 15)
+#: ... at most a ``1 / MAX_DRIFT_FRACTION`` of the period either side (7 minutes for an hourly spike).
+MAX_DRIFT_FRACTION = 8
 #: Periods discovered from the autocorrelation: at most this many, within these bounds (minutes).
 MAX_DISCOVERED = 3
 MIN_PERIOD = 15
@@ -81,6 +98,7 @@ class Pattern:
     cycles: int
     wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
     discovered: bool = False
+    drift_minutes: int | None = None  # the spike-start drift (min) the backtest chose; None: not chosen yet
 
     @property
     def min_span_minutes(self) -> int:
@@ -91,7 +109,8 @@ class Pattern:
 
 PATTERNS: tuple[Pattern, ...] = (
     Pattern("hourly", 60, cycles=4, wall_clock=False),
-    Pattern("daily", 1440, cycles=3, wall_clock=True),
+    # four days: a weekday burst is still seen twice on a Monday (Friday, Thursday; the weekend not)
+    Pattern("daily", 1440, cycles=4, wall_clock=True),
     Pattern("weekly", 10080, cycles=2, wall_clock=True),
 )
 
@@ -312,6 +331,17 @@ def _lag_matrix(
         times = origin + pd.to_timedelta(targets, unit="min")
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
     n = len(values)
+    if offsets_t is None and len(targets) and targets[-1] - targets[0] == len(targets) - 1:
+        # contiguous targets at a fixed lag: each cycle is a slice (the backtest's common case)
+        for k in range(1, cycles + 1):
+            a = int(targets[0]) - k * pattern.period_minutes
+            ok = (np.arange(a, a + len(targets)) + drift < observed_until)
+            lo, hi = max(0, -a), max(0, min(len(targets), n - a))
+            if lo < hi:
+                row = lagged[k - 1, lo:hi]
+                row[:] = values[a + lo: a + hi]
+                row[~ok[lo:hi]] = -np.inf
+        return lagged
     for k in range(1, cycles + 1):
         src = targets - k * pattern.period_minutes
         if offsets_t is not None:
@@ -358,21 +388,43 @@ class _Backtest:
     need: np.ndarray  # instances the demand needed each scored minute at saturation (fewer breach it)
     backstop: np.ndarray  # instances the backstop alone had each scored minute
     backstop_breaches: int
-    breached: np.ndarray  # each minute of history: the backstop breached within ±(drift + 1) min
+    breach: np.ndarray  # each minute of history: the backstop breached then (0/1)
     cost: CostModel
+    _widened: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def score(self, pred: np.ndarray) -> tuple[float, int, float]:
-        """(net instance-minutes saved, breach minutes prevented, instance-minutes spent)."""
+    def breached(self, drift: int) -> np.ndarray:
+        """Each minute of history: the backstop breached within ±(drift + 1) min (0/1)."""
+        if drift not in self._widened:
+            self._widened[drift] = _rolling_max(self.breach, drift + 1)
+        return self._widened[drift]
+
+    def score(self, pred: np.ndarray) -> tuple[float, int, np.ndarray]:
+        """(net instance-minutes saved, breach minutes prevented, each scored minute's net).
+
+        A minute's net is ``breach_minute_cost`` if acting prevented a backstop breach there, minus
+        the instance-minutes paid above the backstop there."""
         pred = np.where(np.isnan(pred), 0.0, pred)
-        cover = np.maximum(self.backstop, _instances(pred, self.cost))
-        prevented = self.backstop_breaches - int((self.need > cover).sum())
+        prevented = self.breaching & (self.need <= _instances(pred, self.cost))
         # a raise is paid from the tick that sees the spike in its lookahead until the spike passes
         paid = np.maximum(self.backstop, _instances(_leading_max(pred, self.cost.lookahead_minutes), self.cost))
-        spent = float((paid - self.backstop).sum())
-        return prevented * self.cost.breach_minute_cost - spent, prevented, spent
+        net = prevented * self.cost.breach_minute_cost - (paid - self.backstop)
+        return float(net.sum()), int(prevented.sum()), net
+
+    @property
+    def breaching(self) -> np.ndarray:
+        """Each scored minute: the backstop alone breaches."""
+        return self.need > self.backstop
+
+    @staticmethod
+    def pays_in_both_halves(net: np.ndarray, period: int) -> bool:
+        """The per-minute ``net`` of acting sums above zero in the older and in the newer half of the
+        span, each holding at least two ``period``: a rhythm pays in both, a lucky fit to noise (one
+        of many drifts, paid for by one burst) seldom does."""
+        half = len(net) // 2
+        return half >= MIN_CYCLES * period and bool(net[:half].sum() > 0 and net[half:].sum() > 0)
 
 
-def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtest:
+def _backtest(y: np.ndarray, span: int, cost: CostModel) -> _Backtest:
     n = len(y)
     need = np.ceil(y / (cost.target_invocations_per_instance * cost.saturation_ratio) - 1e-9)
     # target tracking scales out on 3 datapoints in a row above target: it sees sustained demand
@@ -384,8 +436,7 @@ def _backtest(y: np.ndarray, span: int, cost: CostModel, drift: int) -> _Backtes
     backstop = np.maximum(cost.baseline_instances, _instances(had, cost))
     breach = (need > backstop).astype(float)
     targets = np.arange(n - span, n)
-    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()),
-                     _rolling_max(breach, drift + 1), cost)
+    return _Backtest(targets, need[targets], backstop[targets], int(breach[targets].sum()), breach, cost)
 
 
 @dataclass(frozen=True)
@@ -397,8 +448,6 @@ class _Selection:
     periods: tuple[int, ...]
     span: int
     reason: str = ""
-    drift: int = 0  # the drift (minutes) the backtest was run with
-    net: float = 0.0  # the chosen combination's net instance-minutes saved
 
 
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
@@ -446,15 +495,8 @@ def _selection(
             f"candidate ({shortest.name}) needs "
             f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
             "but the first)"))
-    # the drift whose backtest saves most, the smallest among equals (module docstring, step 5)
-    best: _Selection | None = None
-    for d in range(drift + 1):
-        key = ("select", *data_key, eligible, cost, d, timezone)
-        sel: _Selection = _memo(key, partial(_backtest_patterns, y, origin, eligible, periods, cost, d, timezone))
-        if best is None or (sel.chosen is not None and (best.chosen is None or sel.net > best.net)):
-            best = sel
-    assert best is not None
-    return best
+    key = ("select", *data_key, eligible, cost, drift, timezone)
+    return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
 
 
 def _backtest_patterns(
@@ -467,26 +509,31 @@ def _backtest_patterns(
         return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
     longest = max(p.period_minutes for p in eligible)
     span = min(max(SKILL_MINUTES, longest), n - shortest)
-    ymax = _rolling_max(y, drift)
-    bt = _backtest(y, span, cost, drift)
+    bt = _backtest(y, span, cost)
     observed_until = bt.targets - cost.lookahead_minutes
-    preds: dict[str, np.ndarray] = {}
+    preds: dict[Pattern, np.ndarray] = {}
     skill: dict[str, float] = {"backstop_breach_minutes": float(bt.backstop_breaches)}
     scored: list[tuple[float, int, Pattern]] = []
-    for p in eligible:
-        preds[p.name] = _acted(*_evidence(
-            _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, drift),
-            _lag_matrix(bt.breached, bt.targets, origin, p, timezone, observed_until, drift + 1)))
-        net, prevented, _spent = bt.score(preds[p.name])
-        skill[p.name] = round(net, 1)
-        if net > 0 and prevented > 0:
-            scored.append((net, prevented, p))
-    # greedy combination: each further pattern must raise the combination's net
+    for d in sorted({*range(drift + 1), *(c for c in DRIFT_CANDIDATES if c > drift)}):
+        ymax = _rolling_max(y, d)
+        for p in eligible:
+            if d > drift and d > p.period_minutes // MAX_DRIFT_FRACTION:
+                continue  # a start that wanders over a quarter of the period is not this rhythm
+            pd_ = replace(p, drift_minutes=d)
+            preds[pd_] = _acted(*_evidence(
+                _lag_matrix(ymax, bt.targets, origin, p, timezone, observed_until, d),
+                _lag_matrix(bt.breached(d), bt.targets, origin, p, timezone, observed_until, d + 1)))
+            net, prevented, per_minute = bt.score(preds[pd_])
+            skill[p.name] = max(skill.get(p.name, -math.inf), round(net, 1))
+            # a wider drift is a further hypothesis: it must pay in both halves of the span
+            if net > 0 and prevented > 0 and (d <= drift or bt.pays_in_both_halves(per_minute, p.period_minutes)):
+                scored.append((net, prevented, pd_))
+    # greedy combination: each further pattern (at any drift) must raise the combination's net
     chosen: list[Pattern] = []
     combined: np.ndarray | None = None
     best_net = 0.0
-    for _net, _prev, p in sorted(scored, key=lambda s: -s[0]):
-        trial = preds[p.name] if combined is None else np.fmax(combined, preds[p.name])
+    for _net, _prev, p in sorted(scored, key=lambda s: (-s[0], s[2].drift_minutes or 0)):
+        trial = preds[p] if combined is None else np.fmax(combined, preds[p])
         net, _, _ = bt.score(trial)
         if net > best_net:
             chosen, combined, best_net = [*chosen, p], trial, net
@@ -496,7 +543,7 @@ def _backtest_patterns(
             f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
             f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
             f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"))
-    return _Selection(tuple(chosen), skill, periods, span, drift=drift, net=best_net)
+    return _Selection(tuple(chosen), skill, periods, span)
 
 
 def forecast(
@@ -515,8 +562,8 @@ def forecast(
             minutes only, at most 14 days; every minute in it is data (zero = idle). Its end may be
             before ``start`` (publication delay): the minutes in between are forecast too.
         start, end: the forecast range (whole UTC minutes; ``end`` exclusive).
-        drift_minutes: the most spike-start jitter to cover: each past minute is widened by the drift
-            (0 to this many minutes either side) whose backtest saves most.
+        drift_minutes: the spike-start jitter (minutes either side) each past minute may be widened
+            by; the backtest chooses per pattern from 0 to this, or a wider drift that pays (step 5).
         timezone: IANA name of the time zone whose wall clock daily and weekly jobs follow.
         cost: the asymmetric loss the backtest judges patterns by (default :class:`CostModel`).
 
@@ -559,16 +606,20 @@ def forecast(
                      timezone)
     if sel.chosen is None:
         return unusable(sel.reason, sel.skill, sel.periods)
-    chosen, skill, span, periods, drift = sel.chosen, sel.skill, sel.span, sel.periods, sel.drift
-    ymax = _rolling_max(y, drift)
+    chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     origin = history.index[0]
-    bt = _backtest(y, 0, cost, drift)
+    bt = _backtest(y, 0, cost)
     targets = (lo - origin) // MINUTE + np.arange(len(out_index), dtype=np.int64)
     observed = np.full(len(targets), n)
-    evidence = {p.name: _evidence(_lag_matrix(ymax, targets, origin, p, timezone, observed, drift),
-                                  _lag_matrix(bt.breached, targets, origin, p, timezone, observed, drift + 1))
-                for p in chosen}
-    votes = {name: level for name, (level, _act) in evidence.items()}
+    ymax: dict[int, np.ndarray] = {}
+    evidence: dict[Pattern, tuple[np.ndarray, np.ndarray]] = {}
+    for p in chosen:
+        d = drift_minutes if p.drift_minutes is None else p.drift_minutes
+        if d not in ymax:
+            ymax[d] = _rolling_max(y, d)
+        evidence[p] = _evidence(_lag_matrix(ymax[d], targets, origin, p, timezone, observed, d),
+                                _lag_matrix(bt.breached(d), targets, origin, p, timezone, observed, d + 1))
+    votes = {p: level for p, (level, _act) in evidence.items()}
     pred = np.fmax.reduce(list(votes.values()))
     pred = np.where(np.isnan(pred), float(y[-1]), pred)
     values = pd.Series(pred, index=out_index, name=SERIES_NAME)
@@ -576,10 +627,10 @@ def forecast(
     peak, w_start, w_end = _peak_window(values)
     # Named after the shortest cycle that forecasts (nearly) this peak: the simplest explanation.
     by_period = sorted(chosen, key=lambda p: p.period_minutes)
-    best = next((p for p in by_period if np.nanmax(votes[p.name], initial=-np.inf) >= 0.95 * peak), by_period[0])
-    others = [p.name for p in chosen if p is not best]
+    best = next((p for p in by_period if np.nanmax(votes[p], initial=-np.inf) >= 0.95 * peak), by_period[0])
+    others = [f"{p.name} (±{p.drift_minutes} min)" for p in chosen if p is not best]
     reason = (
-        f"{best.name} pattern ({best.cycles} cycles, drift ±{drift} min of ±{drift_minutes}; backtest saves "
+        f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min; backtest saves "
         f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days"
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"

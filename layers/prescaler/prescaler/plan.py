@@ -14,7 +14,10 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 - Stale history (its newest minute older than ``now`` minus the publication delay and a minute of
   slack) never lowers anything.
 - A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
-- A relax never goes below what the last ``scale_in_low_minutes`` complete minutes of demand needed.
+- A relax never goes below what demand needs now: what the last ``scale_in_low_minutes`` complete
+  minutes of demand needed or, only when those minutes needed exactly the instances a learned pattern
+  expected there (the spike under way is the forecast's), what that forecast needs over the minute
+  before now and the lead time + horizon (the forecast's fall, 3 minutes before CloudWatch shows it).
 - Prompt scale-in never asks for fewer instances than MinCapacity, and only after demand has been
   low for ``scale_in_low_minutes`` complete minutes with no spike forecast in lead time + horizon
   (the forecast needs no more than the new MinCapacity); only while the pre-scaler owns a raise, and
@@ -86,7 +89,9 @@ class PlannerSettings(BaseModel):
         120, ge=1, description="Watchdog: a raise older than this is relaxed whatever the forecast says.")
     watchdog_cooloff_minutes: int = Field(
         60, ge=0, description="After the watchdog fires, no forecast-driven raise for this long.")
-    drift_minutes: int = Field(1, ge=0, le=15, description="Spike-start jitter the forecast covers (min).")
+    drift_minutes: int = Field(
+        1, ge=0, le=15, description=("The most spike-start jitter the forecast covers (min); the forecaster's "
+                                     "backtest picks 0 to this many, whichever saves most."))
     timezone: str = Field("UTC", description="IANA time zone whose wall clock daily jobs follow.")
     breach_minute_cost: float = Field(
         30.0, gt=0, le=100000,
