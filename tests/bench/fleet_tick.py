@@ -3,6 +3,14 @@ measured part of ``make bench``'s fleet target. Run as ``python tests/bench/flee
 peak memory is then the child process's); prints one JSON line with the tick's wall time, the AWS
 calls it made per operation, and the outcomes.
 
+The fan-out (prescaler/fanout.py):
+
+- ``fleet_tick.py N --shard``: one worker's shard of N members (no discovery), cold then warm: what
+  ``FLEET_SHARD_SIZE`` is derived from (per-member seconds);
+- ``fleet_tick.py N --dispatch``: the dispatcher over N endpoints (cold discovery, then the shards
+  sent with SendMessageBatch);
+- ``--latency-ms L`` adds L ms to every AWS call (a model of the network, which the Stubber lacks).
+
 Every request goes through botocore's real parameter validation and every response through the
 Stubber's validation against the real output shape: the responses are built per request (the
 Stubber is fed on ``provide-client-params``) from a small model of N InService endpoints tagged
@@ -12,11 +20,11 @@ at most 100,800 datapoints, as GetMetricData returns).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
 import os
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -41,6 +49,8 @@ class FleetWorld:
         self.names = [f"bench-{i:04d}" for i in range(n)]
         self.min_capacity = {f"endpoint/{name}/variant/AllTraffic": 2 for name in self.names}
         self.calls: Counter[str] = Counter()
+        self.shards_sent = 0
+        self.latency_s = 0.0
         self.first_pages: Counter[str] = Counter()
         index = pd.date_range(NOW.floor("min") - pd.Timedelta(days=14), NOW.floor("min"), freq="min",
                               inclusive="left", tz="UTC")
@@ -100,6 +110,13 @@ class FleetWorld:
             return {"Items": [], "Count": 0, "ScannedCount": 0}
         raise AssertionError(f"dynamodb {op} not modelled")
 
+    def sqs(self, op: str, p: dict) -> dict:
+        if op != "SendMessageBatch":
+            raise AssertionError(f"sqs {op} not modelled")
+        self.shards_sent += len(p["Entries"])
+        return {"Successful": [{"Id": e["Id"], "MessageId": f"m-{e['Id']}", "MD5OfMessageBody": "0" * 32}
+                               for e in p["Entries"]], "Failed": []}
+
     def cloudwatch(self, op: str, p: dict) -> dict:
         if op != "GetMetricData":
             raise AssertionError(f"cloudwatch {op} not modelled")
@@ -137,6 +154,8 @@ def stubbed(service: str, world: FleetWorld) -> tuple[Any, Stubber]:
 
     def feed(params: dict, model: Any, **_: Any) -> None:
         world.calls[f"{service}:{model.name}"] += 1
+        if world.latency_s:
+            time.sleep(world.latency_s)
         stub.add_response(xform_name(model.name), answer(model.name, params))
 
     client.meta.events.register("provide-client-params", feed)
@@ -144,7 +163,9 @@ def stubbed(service: str, world: FleetWorld) -> tuple[Any, Stubber]:
     return client, stub
 
 
-def run(n: int) -> dict:
+def run(n: int, mode: str = "tick", latency_ms: float = 0.0) -> dict:
+    """``mode``: ``tick`` (one invocation over the whole fleet), ``shard`` (a worker's shard of ``n``)
+    or ``dispatch`` (the dispatcher over ``n`` endpoints)."""
     os.environ.update({"FLEET_MODE": "tag", "LEDGER_TABLE_NAME": "ledger", "DRY_RUN": "false",
                        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING",
                        "AWS_DEFAULT_REGION": "us-east-1"})
@@ -155,20 +176,25 @@ def run(n: int) -> dict:
     from prescaler.settings import load
 
     world = FleetWorld(n)
-    clients = {s: stubbed(s, world)[0] for s in ("cloudwatch", "application-autoscaling", "sagemaker", "dynamodb")}
+    world.latency_s = latency_ms / 1000
+    clients = {s: stubbed(s, world)[0]
+               for s in ("cloudwatch", "application-autoscaling", "sagemaker", "dynamodb", "sqs")}
     ad = service.Adapters(clients["cloudwatch"], AutoScaling(clients["application-autoscaling"]),
                           SageMaker(clients["sagemaker"]), Ledger(clients["dynamodb"], "ledger"))
     fs = load(fleet.FleetSettings)
+    if mode == "dispatch":
+        return dispatch(n, world, fs, ad, clients["sqs"], latency_ms)
+    shard = [fleet.Member(name, "AllTraffic", {"prescaler:enabled": "true"}) for name in world.names]
 
     def one_tick(now: pd.Timestamp) -> dict:
         world.calls.clear()
         world.first_pages.clear()
         emf = io.StringIO()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(emf):
             result = fleet.run_tick("prescale", service.prescale, fs, service.Tick(now, "bench", "event"), ad,
-                                    remaining_ms=lambda: 900_000)
-        seconds = time.perf_counter() - started
+                                    remaining_ms=lambda: 900_000, members=shard if mode == "shard" else None)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
         blobs = [json.loads(line) for line in emf.getvalue().splitlines() if line.startswith('{"_aws"')]
         return {
             "seconds": round(seconds, 2),
@@ -178,12 +204,40 @@ def run(n: int) -> dict:
             "outcomes": result["outcomes"],
             "not_reached": len(result["not_reached"]),
             "emf_blobs_with_endpoint": sum("EndpointName" in b for b in blobs),
+            "ms_per_member": round(seconds * 1000 / n, 2),
+            "cpu_ms_per_member": round(cpu_seconds * 1000 / n, 2),
         }
 
     cold = one_tick(NOW)  # a cold process: discovery and 14 days of history for every endpoint
     raised = sum(v == 6 for v in world.min_capacity.values())
     warm = one_tick(NOW + pd.Timedelta(minutes=1))  # the next minute, same warm process
-    return {"endpoints": n, "cold": cold, "warm": warm, "raised_to_6": raised}
+    return {"endpoints": n, "mode": mode, "latency_ms": latency_ms, "cold": cold, "warm": warm, "raised_to_6": raised}
+
+
+def dispatch(n: int, world: FleetWorld, fs: Any, ad: Any, sqs: Any, latency_ms: float) -> dict:
+    """The dispatcher of a cold process over ``n`` tagged endpoints: discovery (ListEndpoints, one
+    ListTags each), then the ordered members sent as shards of ``FLEET_SHARD_SIZE``."""
+    from prescaler import fanout, fleet, service
+
+    tick = service.Tick(NOW, "bench", "event")
+    started = time.perf_counter()
+    members, refreshed = fleet.discover(ad.sagemaker.client, fs)
+    discovered = time.perf_counter()
+    out = fanout.dispatch("prescale", fs, tick, ad, sqs, "https://sqs.us-east-1.amazonaws.com/1/q", members,
+                          refreshed, os.environ)
+    done = time.perf_counter()
+    return {"endpoints": n, "mode": "dispatch", "latency_ms": latency_ms, "shard_size": fs.fleet_shard_size,
+            "shards": out["dispatched"]["shards"], "shards_sent": world.shards_sent,
+            "send_message_batch_calls": world.calls["sqs:SendMessageBatch"],
+            "discovery_seconds": round(discovered - started, 2), "send_seconds": round(done - discovered, 2),
+            "seconds": round(done - started, 2), "calls": dict(sorted(world.calls.items()))}
+
 
 if __name__ == "__main__":
-    print(json.dumps(run(int(sys.argv[1]))))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, help="endpoints")
+    parser.add_argument("--shard", action="store_true", help="a worker's shard of n members (no discovery)")
+    parser.add_argument("--dispatch", action="store_true", help="the dispatcher over n endpoints")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every AWS call (network model)")
+    args = parser.parse_args()
+    print(json.dumps(run(args.n, "shard" if args.shard else "dispatch" if args.dispatch else "tick", args.latency_ms)))

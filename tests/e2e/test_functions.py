@@ -252,15 +252,20 @@ def test_a_bad_event_or_a_missing_endpoint_is_a_clean_error_and_changes_nothing(
     assert _ledger(moto, seeded) == {}
 
 
+def _seed_tagged(moto: infra.Moto, tags: dict[str, str]) -> Seeded:
+    """The seed with history up to the relax tick, its endpoint carrying ``tags``."""
+    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
+    sm = client("sagemaker", moto.url)
+    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return seeded
+
+
 def test_the_fleet_tick_runs_in_the_container_with_each_endpoints_tags(
     moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
 ) -> None:
     # Given the seeded endpoint tagged into the fleet with its own prescale cap (4, the stack's is 8)
-    seeded = _seed(moto, _event_time("relax_scheduled.json") + timedelta(minutes=1))
-    sm = client("sagemaker", moto.url)
-    arn = sm.describe_endpoint(EndpointName=seeded.endpoint_name)["EndpointArn"]
-    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "prescaler:enabled", "Value": "true"},
-                                       {"Key": "prescaler:prescale-cap", "Value": "4"}])
+    seeded = _seed_tagged(moto, {"prescaler:enabled": "true", "prescaler:prescale-cap": "4"})
     env = _env_vars(moto, dry_run=False)
     env["PrescaleFunction"].update(FLEET_MODE="tag")
 
@@ -276,3 +281,42 @@ def test_the_fleet_tick_runs_in_the_container_with_each_endpoints_tags(
         seeded.endpoint_name, "applied", 4), member
     assert _min_capacity(moto, seeded) == 4
     assert fleet["not_reached"] == [] and fleet["outcomes"] == {"applied": 1}
+
+
+def test_a_fleet_over_the_shard_size_fans_out_on_sqs_and_the_container_runs_each_shard(
+    moto: infra.Moto, e2e_images: infra.Images, project_build: Path, sam_work_dir: Path
+) -> None:
+    # Given a two-member fleet (the seeded endpoint with its own cap, and a listed endpoint that does
+    # not exist) over FLEET_SHARD_SIZE=1, and the shard queue in moto
+    seeded = _seed_tagged(moto, {"prescaler:prescale-cap": "4"})
+    sqs = client("sqs", moto.url)
+    url = sqs.create_queue(QueueName="prescale-shards", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    env = _env_vars(moto, dry_run=False)
+    env["PrescaleFunction"].update(FLEET_MODE="list", FLEET_ENDPOINTS=f"{seeded.endpoint_name}, no-such-endpoint",
+                                   FLEET_SHARD_SIZE="1", FLEET_SHARD_QUEUE_URL=url)
+
+    # When the scheduled pre-scaler tick runs in the Lambda container
+    result = infra.sam_local_invoke(project_build, "PrescaleFunction", image=e2e_images.lambda_python311,
+                                    event=EVENTS / "prescale_scheduled.json", env_vars=env, work_dir=sam_work_dir)
+    assert result.returncode == 0 and not result.function_error, result.stderr[-3000:]
+    # Then it sent two shards and ticked nothing itself
+    assert isinstance(result.response, dict) and result.response["dispatched"]["shards"] == 2, result.response
+    assert _min_capacity(moto, seeded) == BASELINE_MIN
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    assert len(messages) == 2
+
+    # When the container gets the shards as the SQS event source mapping delivers them
+    shard_event = sam_work_dir / "shard-event.json"
+    shard_event.write_text(json.dumps({"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": {k: m["Attributes"][k] for k in ("ApproximateReceiveCount", "SentTimestamp", "SenderId",
+                                                       "ApproximateFirstReceiveTimestamp")},
+        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn, "awsRegion": "us-east-1"} for m in messages]}))
+    worker = infra.sam_local_invoke(project_build, "PrescaleFunction", image=e2e_images.lambda_python311,
+                                    event=shard_event, env_vars=env, work_dir=sam_work_dir)
+    assert worker.returncode == 0 and not worker.function_error, worker.stderr[-3000:]
+    # Then no shard failed, and the real endpoint was raised to its own cap in moto
+    assert worker.response == {"batchItemFailures": []}, worker.response
+    assert _min_capacity(moto, seeded) == 4

@@ -68,6 +68,10 @@ def function_env(logical_id: str, **overrides: str) -> dict[str, str]:
             if ref not in params:
                 raise KeyError(f"{key} refers to resource {ref}: pass it in overrides")
             out[key] = str(params[ref].get("Default", ""))
+        elif isinstance(value, dict) and value.get("Fn::If", [None])[0] == "IsFleet":
+            out[key] = str(value["Fn::If"][2])  # the default FleetMode is single: IsFleet is false
+        elif isinstance(value, dict):
+            raise KeyError(f"{key}: {value} cannot be resolved from the defaults: pass it in overrides")
         else:
             out[key] = str(value)
     out.update({k: v for k, v in overrides.items() if k not in out})

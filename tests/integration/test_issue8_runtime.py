@@ -381,7 +381,7 @@ def _queried(component: str = "") -> dict[str, Metric]:
 def lambda_like_observability(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Build Powertools' objects the way Lambda does: AFTER the template's environment is set
     (POWERTOOLS_SERVICE_NAME included), and hand them to the service and freshly loaded handlers."""
-    from prescaler import fleet, observability, service
+    from prescaler import fanout, fleet, observability, service
 
     def build(function_logical_id: str) -> dict[str, Any]:
         env = function_env(function_logical_id, ENDPOINT_NAME=ENDPOINT, LEDGER_TABLE_NAME=TABLE, AWS_ENDPOINT_URL="",
@@ -393,6 +393,7 @@ def lambda_like_observability(monkeypatch: pytest.MonkeyPatch) -> Any:
             monkeypatch.setattr(service, attr, getattr(fresh, attr))
         for attr in ("logger", "metrics"):
             monkeypatch.setattr(fleet, attr, getattr(fresh, attr))
+            monkeypatch.setattr(fanout, attr, getattr(fresh, attr))
         return {name: load_handler(name) for name in ("prescale", "relax", "gpu_metric")}
 
     yield build
@@ -452,6 +453,18 @@ def test_issue8_every_alarm_and_widget_queries_a_metric_a_function_emits(
     fleet.clear_cache()
     run("PrescaleFunction", "prescale", _tick(PRESCALE_TIME, 10), DRY_RUN="false", FLEET_MODE="list",
         FLEET_ENDPOINTS=ENDPOINT)
+    # the same fleet of two over FLEET_SHARD_SIZE=1, fanned out on SQS: the dispatcher's totals, and a
+    # shard that reaches its worker too late (refused as stale)
+    from test_fanout import make_queue, receive, sqs_event
+
+    url, arn, _ = make_queue()
+    fleet.clear_cache()
+    scheduled = {k: v for k, v in _tick(PRESCALE_TIME, 11).items() if k != "prescaler-replay"}
+    fanned = {"DRY_RUN": "false", "FLEET_MODE": "list", "FLEET_ENDPOINTS": f"{ENDPOINT}, {ENDPOINT}/Blue",
+              "FLEET_SHARD_SIZE": "1", "FLEET_SHARD_QUEUE_URL": url}
+    assert run("PrescaleFunction", "prescale", scheduled, **fanned)["dispatched"]["shards"] == 2
+    at_wall_clock(monkeypatch, PRESCALE_TIME + pd.Timedelta(minutes=5))
+    assert run("PrescaleFunction", "prescale", sqs_event(receive(url)[:1], arn), **fanned)["batchItemFailures"]
 
     # a single-component stack (InferenceComponentName) on the same endpoint: a DryRun tick and a raise
     world.components.add("tagger-copies", ENDPOINT, copies=1, min_capacity=1)

@@ -33,16 +33,18 @@ SERVICES = ("sagemaker", "application-autoscaling", "cloudwatch", "dynamodb")
 class Recorder:
     def __init__(self) -> None:
         self.calls: set[str] = set()
+        self.watched: set[str] = set()
 
     def __call__(self, model: Any, **_: Any) -> None:
         self.calls.add(f"{model.service_model.service_name}:{model.name}")
 
-    def attach(self) -> None:
-        for service in SERVICES:
+    def attach(self, services: tuple[str, ...] = SERVICES) -> None:
+        for service in services:
             clients.client(service).meta.events.register("before-parameter-build", self)
+            self.watched.add(service)
 
     def check_no_other_client(self) -> None:
-        assert clients.client.cache_info().currsize == len(SERVICES), "a client the recorder does not watch"
+        assert clients.client.cache_info().currsize == len(self.watched), "a client the recorder does not watch"
 
 
 @pytest.fixture
@@ -105,6 +107,36 @@ def test_a_fleet_tick_makes_only_the_calls_in_the_fleet_table(
         recorder.calls.clear()
     # and the relax's prompt scale-in of the component's copies is one of them
     assert "sagemaker:UpdateInferenceComponentRuntimeConfig" in made
+
+
+def test_a_fanned_out_fleet_tick_makes_only_the_calls_in_the_fleet_table(
+        world: World, recorder: Recorder, scaler_env: dict, lambda_context: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prescaler import fleet
+    from test_fanout import make_queue, receive, sqs_event
+
+    # Given a two-member fleet over FLEET_SHARD_SIZE=1: the dispatcher sends two shards
+    url, arn, _ = make_queue()
+    monkeypatch.setenv("DRY_RUN", "false")
+    monkeypatch.setenv("FLEET_MODE", "list")
+    monkeypatch.setenv("FLEET_ENDPOINTS", f"{ENDPOINT}, {ENDPOINT}/Blue")
+    monkeypatch.setenv("FLEET_SHARD_SIZE", "1")
+    monkeypatch.setenv("FLEET_SHARD_QUEUE_URL", url)
+    put_invocations(world.cloudwatch, hourly_spikes(pd.Timestamp(event("relax_scheduled.json")["time"])))
+    for name, file in (("prescale", "prescale_scheduled.json"), ("relax", "relax_scheduled.json")):
+        fleet.clear_cache()
+        recorder.calls.clear()
+        recorder.attach(("sqs",))  # the fan-out's own client
+        # When the scheduled tick dispatches and the same function runs each shard
+        dispatched = _tick(name, file, lambda_context)
+        assert dispatched["dispatched"]["shards"] == 2
+        messages = receive(url)
+        recorder.calls.discard("sqs:ReceiveMessage")  # the test's poller, as the event source mapping
+        for m in messages:
+            assert load_handler(name).lambda_handler(sqs_event([m], arn), lambda_context) == {"batchItemFailures": []}
+        # Then every call is in the table's fleet rows (SendMessageBatch among them)
+        assert "sqs:SendMessageBatch" in recorder.calls
+        assert recorder.calls <= permissions.api_calls(name, fleet=True), recorder.calls
 
 
 def test_gpu_metric_makes_only_the_calls_in_the_table(aws: None, lambda_context: Any,

@@ -60,7 +60,7 @@ def test_the_dashboard_shows_the_fleet_from_metrics_the_code_emits(source: dict)
     totals = {m[1] for w in board["widgets"] for m in w["properties"]["metrics"]
               if isinstance(m[0], str) and m[1].startswith("Fleet")}
     assert totals == {"FleetMembers", "FleetNotReached", "FleetInvalidSettings", "FleetErrors", "FleetThrottled",
-                      "FleetReleased"}
+                      "FleetReleased", "FleetShards", "FleetShardsUnsent", "FleetShardStale"}
     emitted = emitted_metric_names()
     assert searched <= emitted, searched - emitted
     assert totals <= emitted, totals - emitted
@@ -117,3 +117,57 @@ def test_baseline_zero_is_refused_by_a_rule_unless_the_stack_scales_a_component(
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "InferenceComponentName"}, ""]}
     (assertion,) = rule["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "BaselineMinCapacity"}, "0"]}]}
+
+
+# --------------------------------------------------------------------------------------------------
+# fan-out on SQS beyond FleetShardSize (prescaler/fanout.py)
+
+SCALERS = {"PrescaleFunction": "PrescaleShard", "RelaxFunction": "RelaxShard"}
+
+
+def test_each_scaler_consumes_its_own_shard_queue_one_shard_at_a_time_with_partial_batch_responses(
+        cfn: dict, source: dict) -> None:  # noqa: F811
+    timeout = source["Globals"]["Function"]["Timeout"]
+    for function, prefix in SCALERS.items():
+        queue = cfn["Resources"][f"{prefix}Queue"]
+        assert queue["Condition"] == "IsFleet"
+        q = queue["Properties"]
+        # Lambda developer guide: the visibility timeout at least 6 x the function's timeout
+        assert q["VisibilityTimeout"] >= 6 * timeout
+        assert q["MessageRetentionPeriod"] > q["VisibilityTimeout"]  # refused messages reach the DLQ
+        assert q["SqsManagedSseEnabled"] is True
+        assert q["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["ShardDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": 1}
+        mapping = cfn["Resources"][f"{prefix}Mapping"]
+        assert (mapping["Type"], mapping["Condition"]) == ("AWS::Lambda::EventSourceMapping", "IsFleet")
+        m = mapping["Properties"]
+        assert m["FunctionName"] == {"Ref": function}
+        assert m["EventSourceArn"] == {"Fn::GetAtt": [f"{prefix}Queue", "Arn"]}
+        assert m["BatchSize"] == 1 and m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert m["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "FleetWorkerConcurrency"}}
+        env = cfn["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert env["FLEET_SHARD_SIZE"] == {"Ref": "FleetShardSize"}
+        assert env["FLEET_SHARD_QUEUE_URL"] == {"Fn::If": ["IsFleet", {"Ref": f"{prefix}Queue"}, ""]}
+
+
+def test_the_shard_parameters_default_to_the_measured_size_and_a_valid_maximum_concurrency(source: dict) -> None:  # noqa: F811
+    from prescaler import fleet
+
+    size = source["Parameters"]["FleetShardSize"]
+    assert size["Default"] == fleet.DEFAULT_SHARD_SIZE == fleet.FleetSettings().fleet_shard_size
+    concurrency = source["Parameters"]["FleetWorkerConcurrency"]
+    # ScalingConfig.MaximumConcurrency: 2 to 1,000 (Lambda API reference)
+    assert (concurrency["MinValue"], concurrency["MaxValue"]) == (2, 1000)
+    assert 2 <= concurrency["Default"] <= 1000
+
+
+def test_a_shard_that_did_not_run_is_alarmed(cfn: dict) -> None:  # noqa: F811
+    dlq = cfn["Resources"]["ShardDeadLetterQueue"]
+    assert dlq["Condition"] == "IsFleet" and dlq["Properties"]["MessageRetentionPeriod"] == 1209600
+    alarm = cfn["Resources"]["ShardDeadLetterAlarm"]
+    assert alarm["Condition"] == "IsFleet"
+    p = alarm["Properties"]
+    assert (p["Namespace"], p["MetricName"], p["Threshold"], p["ComparisonOperator"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", 1, "GreaterThanOrEqualToThreshold")
+    assert p["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ShardDeadLetterQueue", "QueueName"]}}]
+    assert p["AlarmActions"] == [{"Ref": "AlertTopic"}]

@@ -43,6 +43,7 @@ DEPLOY = Deployment(
     ledger_table="prescaler-LedgerTable-1Q2W3E4R5T6Y",
     failure_queue="prescaler-FailureQueue-7U8I9O0P",
     stack="prescaler",
+    shard_queues={"prescale": "prescaler-PrescaleShardQueue-A1S2D3", "relax": "prescaler-RelaxShardQueue-F4G5H6"},
 )
 #: The same stack in FleetMode tag: its roles act on every endpoint and inference component and add
 #: the fleet's rows.
@@ -89,10 +90,13 @@ def _get_att(resource: str, attribute: str) -> str:
     known = {
         ("LedgerTable", "Arn"): perms.TABLE_ARN,
         ("FailureQueue", "Arn"): perms.QUEUE_ARN,
+        ("PrescaleShardQueue", "Arn"): perms.SHARD_QUEUE_ARN,
+        ("RelaxShardQueue", "Arn"): perms.SHARD_QUEUE_ARN,
     }
     if (resource, attribute) not in known:
         raise AssertionError(f"the test cannot resolve Fn::GetAtt {resource}.{attribute}: add it")
-    return known[(resource, attribute)].format(**DEPLOY.values("prescale"))
+    function = "relax" if resource.startswith("Relax") else "prescale"  # each scaler's own shard queue
+    return known[(resource, attribute)].format(**DEPLOY.values(function))
 
 
 NO_VALUE = object()

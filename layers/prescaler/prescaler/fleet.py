@@ -61,7 +61,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from prescaler import service
-from prescaler.aws import discovery
+from prescaler.aws import clients, discovery
 from prescaler.aws.autoscaling import COMPONENT_PREFIX, component_resource_id, resource_id
 from prescaler.aws.cloudwatch import Component, MetricHistory, MetricReadError, MetricSource, Variant, read_many
 from prescaler.aws.errors import THROTTLING_CODES
@@ -89,6 +89,10 @@ COMPONENT_ENTRY = "inference-component:"
 
 #: :func:`prescaler.service.prescale` or :func:`prescaler.service.relax`: (settings, tick, adapters) -> result.
 Run = Callable[..., dict]
+#: Members one invocation ticks before the tick fans out on SQS (``FLEET_SHARD_SIZE``). Measured with
+#: ``tests/bench/fleet_tick.py --shards`` (README "Deploy for a fleet"): a cold shard of this size
+#: fits the 60 s timeout less the reserve with a margin for a loaded machine and network latency.
+DEFAULT_SHARD_SIZE = 100
 
 
 class FleetSettings(BaseSettings):
@@ -103,6 +107,11 @@ class FleetSettings(BaseSettings):
     fleet_discovery_ttl_seconds: int = Field(300, ge=0, le=3600, description="FLEET_DISCOVERY_TTL_SECONDS")
     fleet_reserve_seconds: float = Field(10.0, ge=1, le=600, description="FLEET_RESERVE_SECONDS to record")
     ledger_table_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$", description="LEDGER_TABLE_NAME")
+    fleet_shard_size: int = Field(
+        DEFAULT_SHARD_SIZE, ge=1, le=5000,
+        description="FLEET_SHARD_SIZE: members one invocation ticks; a larger fleet fans out on SQS (prescaler.fanout)")
+    fleet_shard_queue_url: str = Field(
+        "", description="FLEET_SHARD_QUEUE_URL: the function's shard queue (empty: never fan out)")
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetSettings:
@@ -490,6 +499,30 @@ def pending_key(function: str) -> str:
     return f"fleet#{function}#not-reached"
 
 
+def bookkeeping(function: str, ad: service.Adapters, members: list[Member], refreshed: bool,
+                environ: Mapping[str, str], tick: service.Tick, *,
+                take: bool = False) -> tuple[list[dict], dict[str, int]]:
+    """The fleet's own bookkeeping before a tick: departed members released (on a discovery refresh),
+    and the members the last tick did not reach, in their order (``take``: read and cleared at once,
+    for a dispatcher whose shards append to it). A ledger failure costs the order or a release,
+    never the tick.
+
+    Returns:
+        (the releases, {resource id: its place in the not-reached order}).
+    """
+    assert ad.ledger is not None
+    released: list[dict] = []
+    first: dict[str, int] = {}
+    try:
+        released = _release_departed(ad, members, environ, tick) if refreshed else []
+        key = pending_key(function)
+        order = ad.ledger.take_pending(key) if take else ad.ledger.pending(key)
+        first = {rid: i for i, rid in reversed(list(enumerate(order)))}
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(f"fleet ledger unreadable ({exc}): departures and the not-reached order wait a tick")
+    return released, first
+
+
 def run_tick(
     function: str,
     run: Run,
@@ -499,12 +532,18 @@ def run_tick(
     *,
     environ: Mapping[str, str] | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    members: list[Member] | None = None,
+    discovered: tuple[list[Member], bool] | None = None,
 ) -> dict:
     """One fleet tick of ``run`` (:func:`prescaler.service.prescale` or ``relax``) over every member.
 
     Args:
         environ: the stack's variables (default ``os.environ``): each member's defaults.
         remaining_ms: the Lambda context's ``get_remaining_time_in_millis`` (None: no budget).
+        members: one shard's members, in order (:mod:`prescaler.fanout`'s worker): no discovery, no
+            releases (the dispatcher's), and the members not reached are appended to the fleet's
+            not-reached list; ``FleetMembers`` is the dispatcher's to count. None: the whole fleet.
+        discovered: :func:`discover`'s answer when the caller already asked (None: ask).
 
     Returns:
         ``{"function", "fleet_mode", "now", "members", "outcomes": {outcome: count},
@@ -512,14 +551,12 @@ def run_tick(
     """
     assert ad.ledger is not None
     env = os.environ if environ is None else environ
-    members, refreshed = discover(ad.sagemaker.client, fs)
+    shard = members is not None
     released: list[dict] = []
     first: dict[str, int] = {}
-    try:  # the fleet's own bookkeeping: a failure here costs the order or a release, never the tick
-        released = _release_departed(ad, members, env, tick) if refreshed else []
-        first = {rid: i for i, rid in enumerate(ad.ledger.pending(pending_key(function)))}
-    except (ClientError, BotoCoreError) as exc:
-        logger.warning(f"fleet ledger unreadable ({exc}): departures and the not-reached order wait a tick")
+    if members is None:
+        members, refreshed = discovered or discover(ad.sagemaker.client, fs)
+        released, first = bookkeeping(function, ad, members, refreshed, env, tick)
     ordered = sorted(members, key=lambda m: first.get(m.resource_id, len(first)))
 
     results: list[dict] = []
@@ -558,7 +595,10 @@ def run_tick(
 
     if not_reached or first:
         try:
-            ad.ledger.set_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
+            if shard:
+                ad.ledger.add_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
+            else:
+                ad.ledger.set_pending(pending_key(function), [m.resource_id for m in not_reached], tick.now)
         except (ClientError, BotoCoreError) as exc:
             logger.warning(f"not-reached order not stored ({exc}): the next tick takes the usual order")
     for m in not_reached:
@@ -567,7 +607,7 @@ def run_tick(
     outcomes = Counter(r["outcome"] for r in results)
     outcomes.update({"not_reached": len(not_reached)} if not_reached else {})
     totals = {
-        "FleetMembers": len(members),
+        **({} if shard else {"FleetMembers": len(members)}),
         "FleetNotReached": len(not_reached),
         "FleetInvalidSettings": outcomes["invalid_settings"],
         "FleetErrors": outcomes["error"],
@@ -587,13 +627,17 @@ def run_tick(
         "released": released,
         "results": results,
     }
-    logger.info(f"fleet {function} tick: {len(members)} members, {dict(outcomes)}", extra={"totals": totals})
+    logger.info(f"fleet {function} tick: {len(members)} members, {dict(outcomes)}",
+                extra={"totals": totals, "outcomes": dict(outcomes)})
     return summary
 
 
 def handle(function: str, run: Run, event: Any, context: Any = None) -> dict:
     """The handlers' entry point: ``FLEET_MODE=single`` (default) is exactly :func:`service.handle`;
-    ``list`` / ``tag`` run :func:`run_tick` with the Lambda context's remaining time as the budget.
+    ``list`` / ``tag`` run :func:`run_tick` with the Lambda context's remaining time as the budget,
+    or, for a fleet of more than ``FLEET_SHARD_SIZE`` members with a shard queue, send it to the
+    queue in shards (:func:`prescaler.fanout.dispatch`). An SQS event is one shard to run
+    (:func:`prescaler.fanout.work`; returns ``{"batchItemFailures": [...]}``).
 
     Raises:
         SettingsError, InvalidEvent: as :func:`service.handle` (logged once, counted, the invocation
@@ -610,10 +654,23 @@ def handle(function: str, run: Run, event: Any, context: Any = None) -> dict:
         missing = SettingsError("invalid settings: LEDGER_TABLE_NAME: missing (the fleet keeps its state there)")
         service.invalid_settings(function, missing)
         raise mark_logged(missing)
+    from prescaler import fanout  # it builds on this module
+
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    ad = service.Adapters.default(fs.ledger_table_name)
+    if fanout.is_sqs_event(event):
+        response, _ = fanout.work(function, run, fs, event, ad, remaining_ms=remaining, environ=os.environ)
+        return response
     try:
         parsed = service.parse_tick(event)
     except service.InvalidEvent as exc:
         service.invalid_event(function, exc)
         raise mark_logged(exc) from None
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    return run_tick(function, run, fs, parsed, service.Adapters.default(fs.ledger_table_name), remaining_ms=remaining)
+    members, refreshed = discover(ad.sagemaker.client, fs)
+    if len(members) > fs.fleet_shard_size:
+        if fs.fleet_shard_queue_url:
+            return fanout.dispatch(function, fs, parsed, ad, clients.client("sqs"), fs.fleet_shard_queue_url,
+                                   members, refreshed, os.environ)
+        logger.warning(f"{len(members)} members, more than FLEET_SHARD_SIZE={fs.fleet_shard_size}, and no "
+                       "FLEET_SHARD_QUEUE_URL: one invocation ticks them within its time budget")
+    return run_tick(function, run, fs, parsed, ad, remaining_ms=remaining, discovered=(members, refreshed))

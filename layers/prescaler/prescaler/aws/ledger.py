@@ -223,6 +223,36 @@ class Ledger:
             },
         )
 
+    def add_pending(self, key: str, ids: list[str], now: pd.Timestamp) -> None:
+        """Append ``ids`` to the list under ``key`` in one ``UpdateItem`` (``list_append``): the
+        shards of a fanned-out tick, running at once, each add theirs and none is lost."""
+        if not ids:
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key={PARTITION_KEY: _s(key)},
+            UpdateExpression="SET pending = list_append(if_not_exists(pending, :empty), :ids), updated_at = :now",
+            ExpressionAttributeValues={":empty": {"L": []}, ":ids": {"L": [_s(i) for i in ids]},
+                                       ":now": _s(to_utc(now).isoformat())},
+        )
+
+    def take_pending(self, key: str) -> list[str]:
+        """The list under ``key``, read and removed in one conditional ``UpdateItem`` (``REMOVE``,
+        ``ReturnValues=ALL_OLD``): what shards appended after it goes to the next tick, not lost."""
+        try:
+            got = self.client.update_item(
+                TableName=self.table,
+                Key={PARTITION_KEY: _s(key)},
+                UpdateExpression="REMOVE pending",
+                ConditionExpression="attribute_exists(pending)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return []
+            raise
+        return [v["S"] for v in got.get("Attributes", {}).get("pending", {}).get("L", [])]
+
     def record(
         self,
         entry: LedgerEntry,

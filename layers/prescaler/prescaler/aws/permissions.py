@@ -34,6 +34,7 @@ API calls and CloudWatch dimensions use the name as given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Literal
@@ -70,6 +71,9 @@ DOC_DYNAMODB = f"{_SAR}/list_amazondynamodb.html"
 DOC_LAMBDA_DESTINATION = "https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html"
 DOC_LAMBDA_LOGS = "https://docs.aws.amazon.com/lambda/latest/dg/permissions-executionrole.html"
 DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html"
+DOC_SQS = f"{_SAR}/list_amazonsqs.html"
+#: The event source mapping polls the queue with the function's execution role.
+DOC_LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html"
 
 ENDPOINT_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint/{endpoint_arn_name}"
 COMPONENT_ARN = "arn:{partition}:sagemaker:{region}:{account}:inference-component/{component_arn_name}"
@@ -79,6 +83,8 @@ ENDPOINT_CONFIG_ARN = "arn:{partition}:sagemaker:{region}:{account}:endpoint-con
 ALARM_ARN = "arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
 TABLE_ARN = "arn:{partition}:dynamodb:{region}:{account}:table/{ledger_table}"
 QUEUE_ARN = "arn:{partition}:sqs:{region}:{account}:{failure_queue}"
+#: The function's own fleet shard queue (prescaler.fanout): the dispatcher sends, the worker receives.
+SHARD_QUEUE_ARN = "arn:{partition}:sqs:{region}:{account}:{shard_queue}"
 LOG_STREAM_ARN = "arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{stack}-{log_suffix}:log-stream:*"
 ANY = "*"
 
@@ -174,6 +180,8 @@ class Deployment:
     stack: str = "*"
     inference_component: str = ""
     fleet: bool = False
+    #: function -> the name of its fleet shard queue ("*" when not given)
+    shard_queues: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def endpoint_arn_name(self) -> str:
@@ -206,6 +214,7 @@ class Deployment:
             "namespace": self.namespace,
             "ledger_table": self.ledger_table,
             "failure_queue": self.failure_queue,
+            "shard_queue": self.shard_queues.get(function, "*"),
             "stack": self.stack,
             "log_suffix": function.replace("_", "-"),
         }
@@ -276,8 +285,14 @@ def _scaler(function: Function) -> list[Permission]:
 
 
 def _fleet(function: Function) -> list[Permission]:
-    """What a fleet tick adds (``prescaler.fleet``): discovery, departed entries, the not-reached order."""
+    """What a fleet tick adds (``prescaler.fleet``): discovery, departed entries, the not-reached order;
+    and its fan-out (``prescaler.fanout``): the dispatcher sends shards to the function's own queue
+    (``SendMessageBatch`` is authorised as ``sqs:SendMessage``), whose event source mapping receives
+    and deletes them with the function's role."""
     return [
+        Permission(function, "sqs:SendMessageBatch", "sqs:SendMessage", SHARD_QUEUE_ARN, DOC_SQS, fleet_only=True),
+        *(Permission(function, "lambda:EventSourceMapping", action, SHARD_QUEUE_ARN, DOC_LAMBDA_SQS, fleet_only=True)
+          for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
         Permission(function, "sagemaker:ListEndpoints", "sagemaker:ListEndpoints", ANY, DOC_SAGEMAKER,
                    fleet_only=True),
         Permission(function, "sagemaker:ListInferenceComponents", "sagemaker:ListInferenceComponents", ANY,
