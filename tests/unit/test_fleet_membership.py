@@ -227,3 +227,91 @@ def test_a_failed_component_listing_keeps_the_known_components_and_departs_nothi
     assert not refreshed
     assert [m.resource_id for m in members] == ["endpoint/a/variant/AllTraffic", "inference-component/llama"]
     assert "ListInferenceComponents failed" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------------
+# FLEET_DISCOVERY=tagging-api: the Resource Groups Tagging API's GetResources
+
+GET_RESOURCES = {"ResourceTypeFilters": ["sagemaker:endpoint", "sagemaker:inference-component"],
+                 "TagFilters": [{"Key": "prescaler:enabled"}], "ResourcesPerPage": 100}
+
+
+def _tagging() -> Any:
+    return boto3.client("resourcegroupstaggingapi", region_name="us-east-1", aws_access_key_id="x",
+                        aws_secret_access_key="x")
+
+
+def _mapping(arn: str, tags: dict[str, str]) -> dict:
+    """A ResourceTagMapping (Resource Groups Tagging API reference): the ARN and ALL its tags."""
+    return {"ResourceARN": arn, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+def test_tagging_api_discovery_pages_get_resources_and_never_calls_list_tags(caplog: pytest.LogCaptureFixture) -> None:
+    fleet.clear_cache()
+    sm, rgt = _sagemaker(), _tagging()
+    fs = load(FleetSettings, {"FLEET_MODE": "tag", "FLEET_DISCOVERY": "tagging-api", "LEDGER_TABLE_NAME": "ledger"})
+    with Stubber(sm) as stub, Stubber(rgt) as tag_stub:  # no list_tags response queued: a ListTags call fails
+        stub.add_response("list_endpoints", {"Endpoints": [_endpoint("a"), _endpoint("b"), _endpoint("c")]},
+                          {"MaxResults": 100})
+        stub.add_response("list_inference_components", {"InferenceComponents": [_component("llama")]},
+                          {"MaxResults": 100})
+        # page 1: a enabled in mixed case on two variants, b disabled; page 2: the component, and
+        # "gone", still known to the Tagging API but deleted (not in ListEndpoints)
+        tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
+            _mapping(ARN.format("a"), {"prescaler:enabled": "True", "prescaler:variant": "Blue,Green",
+                                       "prescaler:headroom": "0.3"}),
+            _mapping(ARN.format("b"), {"prescaler:enabled": "false"})], "PaginationToken": "p2"}, GET_RESOURCES)
+        tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
+            _mapping(IC_ARN.format("llama"), {"prescaler:enabled": "TRUE", "prescaler:baseline": "0"}),
+            _mapping(ARN.format("gone"), {"prescaler:enabled": "true"})], "PaginationToken": ""},
+            {**GET_RESOURCES, "PaginationToken": "p2"})
+        members, refreshed = fleet.discover(sm, fs, Clock(), tagging=rgt)
+        stub.assert_no_pending_responses()
+        tag_stub.assert_no_pending_responses()
+    assert refreshed and [(m.resource_id, dict(m.tags).get("prescaler:headroom")) for m in members] == [
+        ("endpoint/a/variant/Blue", "0.3"), ("endpoint/a/variant/Green", "0.3"), ("inference-component/llama", None)]
+    assert (members[-1].endpoint_name, members[-1].tags["prescaler:baseline"]) == ("llm", "0")
+    assert f"{ARN.format('gone')} is tagged prescaler:enabled but SageMaker does not list it" in caplog.text
+    assert "endpoint/b" not in caplog.text  # disabled: quietly not a member
+
+
+def test_tagging_api_matches_sagemakers_lower_case_arns_to_mixed_case_names() -> None:
+    fleet.clear_cache()
+    sm, rgt = _sagemaker(), _tagging()
+    fs = load(FleetSettings, {"FLEET_MODE": "tag", "FLEET_DISCOVERY": "tagging-api", "LEDGER_TABLE_NAME": "ledger"})
+    endpoint = {**_endpoint("Catalogue-Tagger"), "EndpointArn": ARN.format("catalogue-tagger")}
+    with Stubber(sm) as stub, Stubber(rgt) as tag_stub:
+        stub.add_response("list_endpoints", {"Endpoints": [endpoint]}, {"MaxResults": 100})
+        stub.add_response("list_inference_components", {"InferenceComponents": []}, {"MaxResults": 100})
+        tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
+            _mapping(ARN.format("catalogue-tagger"), {"prescaler:enabled": "true"})]}, GET_RESOURCES)
+        members, _ = fleet.discover(sm, fs, Clock(), tagging=rgt)
+    assert [m.resource_id for m in members] == ["endpoint/Catalogue-Tagger/variant/AllTraffic"]
+
+
+def test_a_failed_get_resources_keeps_the_known_members_and_departs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    fleet.clear_cache()
+    sm, rgt, clock = _sagemaker(), _tagging(), Clock()
+    fs = load(FleetSettings, {"FLEET_MODE": "tag", "FLEET_DISCOVERY": "tagging-api", "LEDGER_TABLE_NAME": "ledger",
+                              "FLEET_DISCOVERY_TTL_SECONDS": "0"})
+    with Stubber(sm) as stub, Stubber(rgt) as tag_stub:
+        stub.add_response("list_endpoints", {"Endpoints": [_endpoint("a")]}, {"MaxResults": 100})
+        stub.add_response("list_inference_components", {"InferenceComponents": []}, {"MaxResults": 100})
+        tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
+            _mapping(ARN.format("a"), {"prescaler:enabled": "true"})]}, GET_RESOURCES)
+        first, _ = fleet.discover(sm, fs, clock, tagging=rgt)
+    clock.t += 1
+    with Stubber(sm) as stub, Stubber(rgt) as tag_stub:  # no tag:GetResources grant
+        stub.add_response("list_endpoints", {"Endpoints": []}, {"MaxResults": 100})
+        stub.add_response("list_inference_components", {"InferenceComponents": []}, {"MaxResults": 100})
+        tag_stub.add_client_error("get_resources", "AccessDeniedException", "not authorized: tag:GetResources", 400)
+        members, refreshed = fleet.discover(sm, fs, clock, tagging=rgt)
+    assert not refreshed and members == first == [Member("a", "AllTraffic", {"prescaler:enabled": "true"})]
+    assert "GetResources failed" in caplog.text and "AccessDeniedException" in caplog.text
+    assert "left the fleet" not in caplog.text
+
+
+def test_fleet_discovery_accepts_only_its_two_modes() -> None:
+    assert load(FleetSettings, {}).fleet_discovery == "list-tags"
+    with pytest.raises(SettingsError, match="FLEET_DISCOVERY"):
+        load(FleetSettings, {"FLEET_DISCOVERY": "resource-groups", "LEDGER_TABLE_NAME": "ledger"})

@@ -104,6 +104,10 @@ class FleetSettings(BaseSettings):
     fleet_endpoints: str = Field(
         "", description="FLEET_ENDPOINTS: 'a, b/VariantB, inference-component:c' (wins over tags)")
     variant_name: str = Field("AllTraffic", pattern=SAGEMAKER_NAME, description="VARIANT_NAME default")
+    fleet_discovery: Literal["list-tags", "tagging-api"] = Field(
+        "list-tags", description="FLEET_DISCOVERY: how tag mode reads tags: SageMaker ListTags per endpoint, or the "
+                                 "Resource Groups Tagging API's GetResources, 100 tagged resources a call "
+                                 "(prescaler.aws.discovery)")
     fleet_discovery_ttl_seconds: int = Field(300, ge=0, le=3600, description="FLEET_DISCOVERY_TTL_SECONDS")
     fleet_reserve_seconds: float = Field(10.0, ge=1, le=600, description="FLEET_RESERVE_SECONDS to record")
     ledger_table_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9_.-]{3,255}$", description="LEDGER_TABLE_NAME")
@@ -206,7 +210,7 @@ def member_settings(member: Member, environ: Mapping[str, str]) -> ScalerSetting
 # --------------------------------------------------------------------------------------------------
 # discovery (cached across warm invocations)
 
-_CACHE: dict[tuple[str, str, str], tuple[float, list[Member]]] = {}
+_CACHE: dict[tuple[str, str, str, str], tuple[float, list[Member]]] = {}
 
 
 def clear_cache() -> None:
@@ -235,16 +239,22 @@ def _safe_tags(client: Any, kind: str, name: str, arn: str) -> dict[str, str] | 
         return None
 
 
-def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.monotonic) -> tuple[list[Member], bool]:
+def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.monotonic,
+             tagging: Any = None) -> tuple[list[Member], bool]:
     """The fleet's members, from the cache when younger than the TTL.
+
+    ``client`` is a SageMaker client; ``tagging`` a ``resourcegroupstaggingapi`` client, used in tag
+    mode when ``FLEET_DISCOVERY=tagging-api`` (None: :func:`prescaler.aws.clients.client`'s). An
+    explicit list always reads its members' tags with ``ListTags`` (it names them; no search).
 
     Returns:
         (members, refreshed): ``refreshed`` is True when SageMaker was asked this time and answered
         in full. When ``ListInferenceComponents`` fails, the components of the last discovery stay
         members, ``refreshed`` is False (no departures on a partial view) and nothing is cached, so
-        the next tick asks again.
+        the next tick asks again. When ``GetResources`` fails (tagging-api), the last discovery's
+        members stay (none on a cold start), ``refreshed`` is False and nothing is cached.
     """
-    key = (fs.fleet_mode, fs.fleet_endpoints, fs.variant_name)
+    key = (fs.fleet_mode, fs.fleet_endpoints, fs.variant_name, fs.fleet_discovery)
     cached = _CACHE.get(key)
     if cached is not None and clock() - cached[0] < fs.fleet_discovery_ttl_seconds:
         return cached[1], False
@@ -283,14 +293,33 @@ def discover(client: Any, fs: FleetSettings, clock: Callable[[], float] = time.m
                 tag_cache[name] = _safe_tags(client, "endpoint", info.name, info.arn) or {}
             members.append(Member(name, variant, tag_cache.get(name, {})))
     else:
+        tagged: dict[str, dict[str, str]] = {}
+        if fs.fleet_discovery == "tagging-api":
+            try:
+                tagged = discovery.tagged_resources(tagging or clients.client("resourcegroupstaggingapi"), ENABLED_TAG)
+            except (ClientError, BotoCoreError) as exc:  # never a guess: nothing joins, nothing departs
+                kept = cached[1] if cached else []
+                logger.warning(f"GetResources failed ({exc}): the fleet keeps its {len(kept)} known members this "
+                               f"tick; departures wait for a complete discovery")
+                return kept, False
+
+        def read(kind: str, name: str, arn: str) -> dict[str, str] | None:
+            if fs.fleet_discovery == "tagging-api":
+                return tagged.pop(arn.lower(), None)
+            return _safe_tags(client, kind, name, arn)
+
         for info in endpoints.values():
-            tags = _safe_tags(client, "endpoint", info.name, info.arn)
+            tags = read("endpoint", info.name, info.arn)
             if tags is not None and _enabled(tags):
                 members.extend(Member(info.name, v, tags) for v in _tag_variants(tags, fs.variant_name))
         for c in components.values():
-            tags = _safe_tags(client, "inference component", c.name, c.arn)
+            tags = read("inference component", c.name, c.arn)
             if tags is not None and _enabled(tags):
                 members.append(Member(c.endpoint_name, c.variant_name, tags, c.name))
+        for arn in sorted(tagged):  # the Tagging API still lists a resource deleted since (eventually consistent)
+            if components_listed or ":endpoint/" in arn:
+                logger.info(f"{arn} is tagged {ENABLED_TAG} but SageMaker does not list it (deleted): skipped",
+                            extra={"resource_arn": arn})
         if not components_listed:
             members.extend(known.values())
     if not components_listed:

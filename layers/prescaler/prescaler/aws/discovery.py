@@ -1,15 +1,31 @@
 """Fleet discovery: which SageMaker endpoints and inference components exist, and their tags.
 
-Three SageMaker calls, all paginated: ``ListEndpoints`` (up to 100 endpoints a page; IAM
-``sagemaker:ListEndpoints`` on ``*``: the action has no resource type), ``ListInferenceComponents``
-(up to 100 a page; each summary names the component, its ARN and the endpoint and variant hosting
-it; IAM ``sagemaker:ListInferenceComponents`` on ``*``, no resource type either) and ``ListTags``
-on each endpoint's or component's ARN (IAM ``sagemaker:ListTags`` on ``endpoint/*`` and
-``inference-component/*``; SageMaker API reference and Service Authorization Reference). The Resource Groups Tagging API
-(``tag:GetResources``) would fetch the tags of 100 endpoints per call, but it is eventually
-consistent with the tags and its only IAM resource is ``*``; since discovery is cached for minutes
-(:mod:`prescaler.fleet`), one ``ListTags`` per endpoint and refresh costs little and keeps the IAM
-grant on the endpoints themselves.
+Two ways to read the tags (``FLEET_DISCOVERY``, template parameter ``FleetDiscovery``); both first
+list what exists with ``ListEndpoints`` (up to 100 endpoints a page; IAM ``sagemaker:ListEndpoints``
+on ``*``: the action has no resource type) and ``ListInferenceComponents`` (up to 100 a page; each
+summary names the component, its ARN and the endpoint and variant hosting it; IAM
+``sagemaker:ListInferenceComponents`` on ``*``, no resource type either):
+
+- ``list-tags`` (default): one SageMaker ``ListTags`` per endpoint and per component (:func:`tags`;
+  IAM ``sagemaker:ListTags`` on ``endpoint/*`` and ``inference-component/*``). Calls grow with the
+  account's endpoints: N endpoints cost N/100 + N calls, which limits a cold dispatcher to about
+  2,000-3,500 endpoints within the 60 s timeout (README "Where it switches, measured").
+- ``tagging-api``: the Resource Groups Tagging API ``GetResources`` (:func:`tagged_resources`) with
+  ``ResourceTypeFilters`` ``sagemaker:endpoint`` and ``sagemaker:inference-component`` (the
+  ``service:resourceType`` form of the ARN) and a ``TagFilters`` entry for the key
+  ``prescaler:enabled`` without values (any value; a filter's values are matched case-sensitively,
+  so the value "true" is checked case-insensitively by :mod:`prescaler.fleet` itself). Each page
+  carries up to 100 tagged resources with ALL their tags, so N endpoints cost about 3 x N/100 calls.
+  The trade-off: the Tagging API is eventually consistent with the tags (a tag change shows after
+  a delay; discovery is cached for minutes anyway, :mod:`prescaler.fleet`), it returns resources
+  that were tagged and no longer exist (an ARN absent from ``ListEndpoints`` is skipped with a log
+  line), and its IAM action ``tag:GetResources`` has no resource type: it is granted on ``*`` only
+  (Service Authorization Reference, Resource Groups Tagging API), i.e. the function may read the
+  tags of every resource in the account and region.
+
+Sources: SageMaker API reference (ListEndpoints, ListInferenceComponents, ListTags); Resource Groups
+Tagging API reference (GetResources: ``ResourceTagMappingList``, ``PaginationToken``,
+``ResourcesPerPage`` at most 100).
 """
 
 from __future__ import annotations
@@ -63,4 +79,26 @@ def tags(client: Any, arn: str) -> dict[str, str]:
     for page in client.get_paginator("list_tags").paginate(ResourceArn=arn):
         for t in page.get("Tags", []):
             out[t["Key"]] = t.get("Value", "")
+    return out
+
+
+#: ``GetResources`` resource types (``service:resourceType``) of the fleet's members.
+TAGGED_TYPES = ("sagemaker:endpoint", "sagemaker:inference-component")
+
+
+def tagged_resources(client: Any, key: str) -> dict[str, dict[str, str]]:
+    """Every endpoint and inference component carrying the tag ``key`` (any value), with all its
+    tags: ``{arn in lower case: {tag key: value}}``, from every ``GetResources`` page.
+
+    ``client`` is a ``resourcegroupstaggingapi`` client. ARNs are lower-cased because SageMaker
+    writes them in lower case and callers match them against ``ListEndpoints``'s. Raises botocore's
+    ``ClientError`` / ``BotoCoreError`` (for example ``AccessDeniedException`` without
+    ``tag:GetResources``) to the caller.
+    """
+    out: dict[str, dict[str, str]] = {}
+    pages = client.get_paginator("get_resources").paginate(
+        ResourceTypeFilters=list(TAGGED_TYPES), TagFilters=[{"Key": key}], ResourcesPerPage=100)
+    for page in pages:
+        for mapping in page.get("ResourceTagMappingList", []):
+            out[mapping["ResourceARN"].lower()] = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
     return out
