@@ -50,8 +50,10 @@ DEPLOY = Deployment(
 FLEET = dataclasses.replace(DEPLOY, fleet=True)
 #: A single-component stack (InferenceComponentName, mixed case): the component's rows, no variant's.
 COMPONENT = dataclasses.replace(DEPLOY, inference_component="Llama-3-8B")
-DEPLOYS = [DEPLOY, FLEET, COMPONENT]
-DEPLOY_IDS = ["single", "fleet", "component"]
+#: The fleet with FleetDiscovery tagging-api: tag:GetResources on "*" as well.
+TAGGING = dataclasses.replace(FLEET, fleet_discovery="tagging-api")
+DEPLOYS = [DEPLOY, FLEET, COMPONENT, TAGGING]
+DEPLOY_IDS = ["single", "fleet", "component", "tagging-api"]
 FUNCTION_OF = {logical_id: name for name, logical_id in perms.LOGICAL_IDS.items()}
 LAMBDA_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 EVALUATED_OPERATORS = {"StringEquals"}
@@ -75,6 +77,7 @@ def _refs(src: dict, deploy: Deployment = DEPLOY) -> dict[str, str]:
     values = {name: str(p.get("Default", "")) for name, p in src["Parameters"].items()}
     values.update({
         "FleetMode": "tag" if deploy.fleet else "single",
+        "FleetDiscovery": deploy.fleet_discovery,
         "EndpointName": DEPLOY.endpoint_name, "VariantName": DEPLOY.variant_name,
         "InferenceComponentName": deploy.inference_component,
         "MetricsNamespace": DEPLOY.namespace,
@@ -303,6 +306,15 @@ def test_a_fleet_role_may_act_on_any_endpoint_a_single_role_on_its_own_only(cfn:
     assert not allowed(single, "sagemaker:DescribeEndpoint", other, {})
     assert not allowed(single, "sagemaker:ListEndpoints", "*", {})
     assert allowed(fleet, "sagemaker:ListEndpoints", "*", {})
+
+
+def test_only_a_tagging_api_fleet_may_call_get_resources(cfn: dict, source: dict) -> None:  # noqa: F811
+    for logical_id in ("PrescaleFunction", "RelaxFunction"):
+        for deploy, expected in ((DEPLOY, False), (FLEET, False), (TAGGING, True)):
+            inline, managed = deployed(cfn, source, logical_id, deploy)
+            assert allowed(inline + managed, "tag:GetResources", "*", {}) is expected, (logical_id, deploy.fleet_discovery)
+    gpu, _ = deployed(cfn, source, "GpuMetricFunction", TAGGING)
+    assert not allowed(gpu, "tag:GetResources", "*", {})
 
 
 def test_a_fleet_role_may_act_on_any_inference_component_and_a_component_stack_on_its_own_only(

@@ -24,7 +24,9 @@ caller instead of the endpoint actions. Each row says which kind of scalable tar
 (:attr:`Permission.target`). A fleet (``FleetMode`` list or tag) may have both kinds of member, so
 its scalers get both kinds of row, on any endpoint and any inference component, plus discovery:
 ``ListEndpoints`` and ``ListInferenceComponents`` (no resource type: ``*``) and ``ListTags`` on
-``endpoint/*`` and ``inference-component/*``.
+``endpoint/*`` and ``inference-component/*``; with ``FleetDiscovery`` tagging-api also
+``tag:GetResources``, which has no resource type (``*`` only: the tags of every resource in the
+account and region; granted only then, by a template Condition).
 
 Resources are templates (``str.format`` fields, see :class:`Deployment`). Case: SageMaker writes
 its ARNs in lower case whatever the endpoint name's case (``Catalogue-Tagger`` ->
@@ -72,6 +74,7 @@ DOC_LAMBDA_DESTINATION = "https://docs.aws.amazon.com/lambda/latest/dg/invocatio
 DOC_LAMBDA_LOGS = "https://docs.aws.amazon.com/lambda/latest/dg/permissions-executionrole.html"
 DOC_LAMBDA_XRAY = "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html"
 DOC_SQS = f"{_SAR}/list_amazonsqs.html"
+DOC_TAGGING = f"{_SAR}/list_resourcegroupstaggingapi.html"
 #: The event source mapping polls the queue with the function's execution role.
 DOC_LAMBDA_SQS = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html"
 
@@ -119,6 +122,7 @@ class Permission:
         granted_by: ``inline`` (the function's ``Policies:``) or the AWS managed policy's name.
         target: ``any``, or the kind of scalable target the row is for (``variant``, ``component``).
         fleet_only: the row applies to a fleet deployment only (``FleetMode`` list or tag).
+        discovery: ``any``, or the ``FleetDiscovery`` the row applies to only (``tagging-api``).
     """
 
     function: Function
@@ -131,6 +135,7 @@ class Permission:
     granted_by: str = "inline"
     target: Target = "any"
     fleet_only: bool = False
+    discovery: Literal["any", "tagging-api"] = "any"
 
     def render(self, deployment: Deployment) -> Permission:
         """This row with its resource and context filled in for one deployment."""
@@ -146,6 +151,7 @@ class Permission:
             self.granted_by,
             self.target,
             self.fleet_only,
+            self.discovery,
         )
 
     def covers(self, action: str, resource: str, context: dict[str, str]) -> bool:
@@ -180,6 +186,8 @@ class Deployment:
     stack: str = "*"
     inference_component: str = ""
     fleet: bool = False
+    #: ``FleetDiscovery``: how tag mode reads tags (``list-tags`` or ``tagging-api``)
+    fleet_discovery: str = "list-tags"
     #: function -> the name of its fleet shard queue ("*" when not given)
     shard_queues: Mapping[str, str] = field(default_factory=dict)
 
@@ -301,6 +309,8 @@ def _fleet(function: Function) -> list[Permission]:
                    fleet_only=True),
         Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_COMPONENT_ARN, DOC_SAGEMAKER,
                    fleet_only=True),
+        Permission(function, "tag:GetResources", "tag:GetResources", ANY, DOC_TAGGING, fleet_only=True,
+                   discovery="tagging-api"),
         Permission(function, "dynamodb:Scan", "dynamodb:Scan", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
         Permission(function, "dynamodb:PutItem", "dynamodb:PutItem", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
     ]
@@ -343,7 +353,8 @@ def for_function(function: str, deployment: Deployment | None = None, target: Ta
         raise KeyError(f"no permissions table entry for function {function!r}")
     if deployment is None:
         return rows
-    return [p.render(deployment) for p in rows if deployment.fleet or not p.fleet_only]
+    return [p.render(deployment) for p in rows if (deployment.fleet or not p.fleet_only)
+            and p.discovery in ("any", deployment.fleet_discovery)]
 
 
 def api_calls(function: str, target: Target = "variant", fleet: bool = False) -> set[str]:
