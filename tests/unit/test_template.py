@@ -72,12 +72,14 @@ def cfn(source: dict) -> dict:
         mp.undo()
 
 
-def statements(cfn: dict, function: str, fleet: bool = False, component: bool = False) -> list[dict]:
+def statements(cfn: dict, function: str, fleet: bool = False, component: bool = False,
+               tagging: bool = False) -> list[dict]:
     """The role's statements in single mode (``fleet``: FleetMode list/tag; ``component``: an
     InferenceComponentName): a statement under ``Fn::If [condition, statement, AWS::NoValue]`` exists
     when its condition holds (IsFleet; ScalesVariants: a fleet or no component; ScalesComponents: a
-    fleet or a component)."""
-    holds = {"IsFleet": fleet, "ScalesVariants": fleet or not component, "ScalesComponents": fleet or component}
+    fleet or a component; UsesTaggingApi: a fleet with ``tagging``, FleetDiscovery tagging-api)."""
+    holds = {"IsFleet": fleet, "ScalesVariants": fleet or not component, "ScalesComponents": fleet or component,
+             "UsesTaggingApi": fleet and tagging}
     role = cfn["Resources"][f"{function}Role"]["Properties"]
     out = []
     for s in (s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]):
@@ -91,9 +93,9 @@ def statements(cfn: dict, function: str, fleet: bool = False, component: bool = 
     return out
 
 
-def actions(cfn: dict, function: str, fleet: bool = False, component: bool = False) -> set[str]:
+def actions(cfn: dict, function: str, fleet: bool = False, component: bool = False, tagging: bool = False) -> set[str]:
     out: set[str] = set()
-    for s in statements(cfn, function, fleet, component):
+    for s in statements(cfn, function, fleet, component, tagging):
         out.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     return out
 
@@ -203,6 +205,10 @@ def test_least_privilege_only_the_actions_each_function_calls(cfn: dict) -> None
             "dynamodb:PutItem", *component_actions,
             # its fan-out: receiving shards from its queue (sqs:SendMessage is already the failure queue's)
             "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+        # FleetDiscovery tagging-api adds the Tagging API's GetResources, only to a fleet
+        assert actions(cfn, function, fleet=True, tagging=True) - actions(cfn, function, fleet=True) == {
+            "tag:GetResources"}
+        assert actions(cfn, function, tagging=True) == actions(cfn, function)
         # a single-component stack swaps the endpoint's actions for the component's
         assert actions(cfn, function, component=True) == actions(cfn, function) - {
             "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
