@@ -9,7 +9,9 @@ The fan-out (prescaler/fanout.py):
   ``FLEET_SHARD_SIZE`` is derived from (per-member seconds);
 - ``fleet_tick.py N --dispatch``: the dispatcher over N endpoints (cold discovery, then the shards
   sent with SendMessageBatch);
-- ``--latency-ms L`` adds L ms to every AWS call (a model of the network, which the Stubber lacks).
+- ``--latency-ms L`` adds L ms to every AWS call (a model of the network, which the Stubber lacks);
+- ``--discovery tagging-api`` discovers with the Resource Groups Tagging API's GetResources (100
+  tagged endpoints a page) instead of one ListTags per endpoint (``FLEET_DISCOVERY``).
 
 Every request goes through botocore's real parameter validation and every response through the
 Stubber's validation against the real output shape: the responses are built per request (the
@@ -83,6 +85,16 @@ class FleetWorld:
                         {"VariantName": "AllTraffic", "CurrentWeight": 1.0, "DesiredWeight": 1.0,
                          "CurrentInstanceCount": 2, "DesiredInstanceCount": 2}]}
         raise AssertionError(f"sagemaker {op} not modelled")
+
+    def resourcegroupstaggingapi(self, op: str, p: dict) -> dict:
+        assert op == "GetResources", op
+        start = int(p.get("PaginationToken") or 0)
+        page = self.names[start:start + p.get("ResourcesPerPage", 100)]
+        more = start + len(page) < len(self.names)
+        return {"ResourceTagMappingList": [
+            {"ResourceARN": f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:endpoint/{n}",
+             "Tags": [{"Key": "prescaler:enabled", "Value": "true"}]} for n in page],
+            "PaginationToken": str(start + len(page)) if more else ""}
 
     def autoscaling(self, op: str, p: dict) -> dict:
         if op == "DescribeScalableTargets":
@@ -163,10 +175,10 @@ def stubbed(service: str, world: FleetWorld) -> tuple[Any, Stubber]:
     return client, stub
 
 
-def run(n: int, mode: str = "tick", latency_ms: float = 0.0) -> dict:
+def run(n: int, mode: str = "tick", latency_ms: float = 0.0, discovery: str = "list-tags") -> dict:
     """``mode``: ``tick`` (one invocation over the whole fleet), ``shard`` (a worker's shard of ``n``)
-    or ``dispatch`` (the dispatcher over ``n`` endpoints)."""
-    os.environ.update({"FLEET_MODE": "tag", "LEDGER_TABLE_NAME": "ledger", "DRY_RUN": "false",
+    or ``dispatch`` (the dispatcher over ``n`` endpoints); ``discovery``: ``FLEET_DISCOVERY``."""
+    os.environ.update({"FLEET_MODE": "tag", "FLEET_DISCOVERY": discovery, "LEDGER_TABLE_NAME": "ledger", "DRY_RUN": "false",
                        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING",
                        "AWS_DEFAULT_REGION": "us-east-1"})
     from prescaler import fleet, service
@@ -177,8 +189,11 @@ def run(n: int, mode: str = "tick", latency_ms: float = 0.0) -> dict:
 
     world = FleetWorld(n)
     world.latency_s = latency_ms / 1000
-    clients = {s: stubbed(s, world)[0]
-               for s in ("cloudwatch", "application-autoscaling", "sagemaker", "dynamodb", "sqs")}
+    clients = {s: stubbed(s, world)[0] for s in ("cloudwatch", "application-autoscaling", "sagemaker", "dynamodb",
+                                                  "sqs", "resourcegroupstaggingapi")}
+    from prescaler.aws import clients as factory
+
+    factory.client = clients.__getitem__  # type: ignore[assignment]  # discovery's GetResources client
     ad = service.Adapters(clients["cloudwatch"], AutoScaling(clients["application-autoscaling"]),
                           SageMaker(clients["sagemaker"]), Ledger(clients["dynamodb"], "ledger"))
     fs = load(fleet.FleetSettings)
@@ -215,8 +230,8 @@ def run(n: int, mode: str = "tick", latency_ms: float = 0.0) -> dict:
 
 
 def dispatch(n: int, world: FleetWorld, fs: Any, ad: Any, sqs: Any, latency_ms: float) -> dict:
-    """The dispatcher of a cold process over ``n`` tagged endpoints: discovery (ListEndpoints, one
-    ListTags each), then the ordered members sent as shards of ``FLEET_SHARD_SIZE``."""
+    """The dispatcher of a cold process over ``n`` tagged endpoints: discovery (ListEndpoints, then
+    one ListTags each or GetResources' pages), then the ordered members sent as shards of ``FLEET_SHARD_SIZE``."""
     from prescaler import fanout, fleet, service
 
     tick = service.Tick(NOW, "bench", "event")
@@ -226,7 +241,8 @@ def dispatch(n: int, world: FleetWorld, fs: Any, ad: Any, sqs: Any, latency_ms: 
     out = fanout.dispatch("prescale", fs, tick, ad, sqs, "https://sqs.us-east-1.amazonaws.com/1/q", members,
                           refreshed, os.environ)
     done = time.perf_counter()
-    return {"endpoints": n, "mode": "dispatch", "latency_ms": latency_ms, "shard_size": fs.fleet_shard_size,
+    return {"endpoints": n, "mode": "dispatch", "discovery": fs.fleet_discovery, "latency_ms": latency_ms,
+            "shard_size": fs.fleet_shard_size,
             "shards": out["dispatched"]["shards"], "shards_sent": world.shards_sent,
             "send_message_batch_calls": world.calls["sqs:SendMessageBatch"],
             "discovery_seconds": round(discovered - started, 2), "send_seconds": round(done - discovered, 2),
@@ -239,5 +255,8 @@ if __name__ == "__main__":
     parser.add_argument("--shard", action="store_true", help="a worker's shard of n members (no discovery)")
     parser.add_argument("--dispatch", action="store_true", help="the dispatcher over n endpoints")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every AWS call (network model)")
+    parser.add_argument("--discovery", choices=["list-tags", "tagging-api"], default="list-tags",
+                        help="FLEET_DISCOVERY: one ListTags per endpoint, or GetResources (100 a page)")
     args = parser.parse_args()
-    print(json.dumps(run(args.n, "shard" if args.shard else "dispatch" if args.dispatch else "tick", args.latency_ms)))
+    print(json.dumps(run(args.n, "shard" if args.shard else "dispatch" if args.dispatch else "tick", args.latency_ms,
+                         args.discovery)))
