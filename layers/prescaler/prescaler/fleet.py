@@ -11,7 +11,9 @@ run unchanged for each member):
    one) or ``tag`` (every endpoint tagged ``prescaler:enabled = true``, the ``prescaler:variant`` tag
    naming its variant(s), comma-separated; and every inference component tagged
    ``prescaler:enabled = true``). An explicit list wins: when ``FLEET_ENDPOINTS`` is set, ``tag``
-   mode uses it. Discovery (``ListEndpoints``, ``ListInferenceComponents`` + ``ListTags``) is cached
+   mode uses it. Discovery (``ListEndpoints``, ``ListInferenceComponents`` + ``ListTags`` per
+   resource, or in tag mode with ``FLEET_DISCOVERY=tagging-api`` the Tagging API's ``GetResources``,
+   100 resources a call: :mod:`prescaler.aws.discovery`) is cached
    for ``FLEET_DISCOVERY_TTL_SECONDS`` (default 300 s) across warm invocations. A component member
    scales ``inference-component/<name>`` (its copy count) and reads ``Invocations`` by
    ``InferenceComponentName``, exactly as a single-mode tick with ``INFERENCE_COMPONENT_NAME`` does;
