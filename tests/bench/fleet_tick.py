@@ -178,7 +178,8 @@ def stubbed(service: str, world: FleetWorld) -> tuple[Any, Stubber]:
 def run(n: int, mode: str = "tick", latency_ms: float = 0.0, discovery: str = "list-tags") -> dict:
     """``mode``: ``tick`` (one invocation over the whole fleet), ``shard`` (a worker's shard of ``n``)
     or ``dispatch`` (the dispatcher over ``n`` endpoints); ``discovery``: ``FLEET_DISCOVERY``."""
-    os.environ.update({"FLEET_MODE": "tag", "FLEET_DISCOVERY": discovery, "LEDGER_TABLE_NAME": "ledger", "DRY_RUN": "false",
+    os.environ.update({"FLEET_MODE": "tag", "FLEET_DISCOVERY": discovery, "LEDGER_TABLE_NAME": "ledger",
+                       "DRY_RUN": "false",
                        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_LOG_LEVEL": "WARNING",
                        "AWS_DEFAULT_REGION": "us-east-1"})
     from prescaler import fleet, service

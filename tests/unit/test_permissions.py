@@ -312,7 +312,8 @@ def test_only_a_tagging_api_fleet_may_call_get_resources(cfn: dict, source: dict
     for logical_id in ("PrescaleFunction", "RelaxFunction"):
         for deploy, expected in ((DEPLOY, False), (FLEET, False), (TAGGING, True)):
             inline, managed = deployed(cfn, source, logical_id, deploy)
-            assert allowed(inline + managed, "tag:GetResources", "*", {}) is expected, (logical_id, deploy.fleet_discovery)
+            granted = allowed(inline + managed, "tag:GetResources", "*", {})
+            assert granted is expected, (logical_id, deploy.fleet_discovery)
     gpu, _ = deployed(cfn, source, "GpuMetricFunction", TAGGING)
     assert not allowed(gpu, "tag:GetResources", "*", {})
 
