@@ -309,8 +309,8 @@ def _fleet(function: Function) -> list[Permission]:
                    fleet_only=True),
         Permission(function, "sagemaker:ListTags", "sagemaker:ListTags", ANY_COMPONENT_ARN, DOC_SAGEMAKER,
                    fleet_only=True),
-        Permission(function, "tag:GetResources", "tag:GetResources", ANY, DOC_TAGGING, fleet_only=True,
-                   discovery="tagging-api"),
+        Permission(function, "resourcegroupstaggingapi:GetResources", "tag:GetResources", ANY, DOC_TAGGING,
+                   fleet_only=True, discovery="tagging-api"),
         Permission(function, "dynamodb:Scan", "dynamodb:Scan", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
         Permission(function, "dynamodb:PutItem", "dynamodb:PutItem", TABLE_ARN, DOC_DYNAMODB, fleet_only=True),
     ]
