@@ -232,7 +232,7 @@ def test_a_failed_component_listing_keeps_the_known_components_and_departs_nothi
 # --------------------------------------------------------------------------------------------------
 # FLEET_DISCOVERY=tagging-api: the Resource Groups Tagging API's GetResources
 
-GET_RESOURCES = {"ResourceTypeFilters": ["sagemaker:endpoint", "sagemaker:inference-component"],
+GET_RESOURCES = {"ResourceTypeFilters": ["sagemaker"],
                  "TagFilters": [{"Key": "prescaler:enabled"}], "ResourcesPerPage": 100}
 
 
@@ -260,7 +260,10 @@ def test_tagging_api_discovery_pages_get_resources_and_never_calls_list_tags(cap
         tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
             _mapping(ARN.format("a"), {"prescaler:enabled": "True", "prescaler:variant": "Blue,Green",
                                        "prescaler:headroom": "0.3"}),
-            _mapping(ARN.format("b"), {"prescaler:enabled": "false"})], "PaginationToken": "p2"}, GET_RESOURCES)
+            _mapping(ARN.format("b"), {"prescaler:enabled": "false"}),
+            # another SageMaker resource with the tag: not a member, and not "tagged but not listed"
+            _mapping("arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/a", {"prescaler:enabled": "true"}),
+        ], "PaginationToken": "p2"}, GET_RESOURCES)
         tag_stub.add_response("get_resources", {"ResourceTagMappingList": [
             _mapping(IC_ARN.format("llama"), {"prescaler:enabled": "TRUE", "prescaler:baseline": "0"}),
             _mapping(ARN.format("gone"), {"prescaler:enabled": "true"})], "PaginationToken": ""},
@@ -273,6 +276,7 @@ def test_tagging_api_discovery_pages_get_resources_and_never_calls_list_tags(cap
     assert (members[-1].endpoint_name, members[-1].tags["prescaler:baseline"]) == ("llm", "0")
     assert f"{ARN.format('gone')} is tagged prescaler:enabled but SageMaker does not list it" in caplog.text
     assert "endpoint/b" not in caplog.text  # disabled: quietly not a member
+    assert "endpoint-config" not in caplog.text
 
 
 def test_tagging_api_matches_sagemakers_lower_case_arns_to_mixed_case_names() -> None:

@@ -11,8 +11,10 @@ summary names the component, its ARN and the endpoint and variant hosting it; IA
   account's endpoints: N endpoints cost N/100 + N calls, which limits a cold dispatcher to about
   2,000-3,500 endpoints within the 60 s timeout (README "Where it switches, measured").
 - ``tagging-api``: the Resource Groups Tagging API ``GetResources`` (:func:`tagged_resources`) with
-  ``ResourceTypeFilters`` ``sagemaker:endpoint`` and ``sagemaker:inference-component`` (the
-  ``service:resourceType`` form of the ARN) and a ``TagFilters`` entry for the key
+  ``ResourceTypeFilters`` ``sagemaker`` (the service alone, a form the API reference documents for
+  ``service[:resourceType]``; we found no AWS page listing the resource-type strings of an endpoint
+  or an inference component, so the ARNs are narrowed to ``endpoint/`` and ``inference-component/``
+  here rather than by a guessed filter that AWS could refuse) and a ``TagFilters`` entry for the key
   ``prescaler:enabled`` without values (any value; a filter's values are matched case-sensitively,
   so the value "true" is checked case-insensitively by :mod:`prescaler.fleet` itself). Each page
   carries up to 100 tagged resources with ALL their tags, so N endpoints cost about 3 x N/100 calls.
@@ -82,8 +84,10 @@ def tags(client: Any, arn: str) -> dict[str, str]:
     return out
 
 
-#: ``GetResources`` resource types (``service:resourceType``) of the fleet's members.
-TAGGED_TYPES = ("sagemaker:endpoint", "sagemaker:inference-component")
+#: ``GetResources`` resource type filter: the service alone (``service[:resourceType]``).
+TAGGED_TYPES = ("sagemaker",)
+#: The ARN resource types (``arn:aws:sagemaker:region:account:<type>/<name>``) of the fleet's members.
+MEMBER_ARN_TYPES = ("endpoint", "inference-component")
 
 
 def tagged_resources(client: Any, key: str) -> dict[str, dict[str, str]]:
@@ -100,5 +104,8 @@ def tagged_resources(client: Any, key: str) -> dict[str, dict[str, str]]:
         ResourceTypeFilters=list(TAGGED_TYPES), TagFilters=[{"Key": key}], ResourcesPerPage=100)
     for page in pages:
         for mapping in page.get("ResourceTagMappingList", []):
-            out[mapping["ResourceARN"].lower()] = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
+            arn = mapping["ResourceARN"].lower()
+            if arn.split(":", 5)[-1].split("/", 1)[0] not in MEMBER_ARN_TYPES:
+                continue  # another SageMaker resource carrying the tag (a model, an endpoint config)
+            out[arn] = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
     return out
