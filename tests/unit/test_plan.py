@@ -55,6 +55,7 @@ def recent(values: list[float], now: pd.Timestamp = NOW) -> pd.Series:
 
 
 LOW = recent([2000.0] * 10)  # an hour's baseline: 1 instance's worth at 2,400/instance
+IDLE = recent([0.0] * 10)  # no demand: needs no instance whatever the target
 
 
 # --- strategies ----------------------------------------------------------------------------------
@@ -98,11 +99,16 @@ def _bounds(state: TargetState, s: PlannerSettings) -> tuple[int, int]:
     return min(s.baseline_min_capacity, cap), cap
 
 
-def _watchdog_due(state: TargetState, s: PlannerSettings) -> bool:
+def _watchdog_due(state: TargetState, s: PlannerSettings, hist: pd.Series) -> bool:
     low, _ = _bounds(state, s)
-    return (state.owned_min_capacity == state.min_capacity and state.min_capacity > low
-            and state.owned_since is not None
-            and (NOW - state.owned_since) / MINUTE > s.max_hold_minutes)
+    if not (state.owned_min_capacity == state.min_capacity and state.min_capacity > low
+            and state.owned_since is not None):
+        return False
+    # held since the raise, or since the end of the newest minute whose demand needed it
+    needed = [t for t, v in hist.items() if t >= state.owned_since.floor("min")
+              and instances_for(float(v), s) >= state.min_capacity]
+    since = max([state.owned_since, *(t + MINUTE for t in needed)])
+    return (NOW - since) / MINUTE > s.max_hold_minutes
 
 
 # --- invariants (properties) ---------------------------------------------------------------------
@@ -147,7 +153,7 @@ def test_unusable_forecast_never_lowers_capacity(s, state, peak, usable, hist) -
     # Given missing, short or patternless history (an unusable forecast)
     d = plan(make_forecast(peak, usable=False), hist, state, s, NOW)
     # Then the tick holds, unless the watchdog's max hold has passed (its documented exception)
-    if _watchdog_due(state, s):
+    if _watchdog_due(state, s, hist):
         assert d.action == "relax"
         assert d.reason.startswith("watchdog")
     else:
@@ -178,8 +184,8 @@ def test_watchdog_relaxes_a_raise_held_longer_than_max_hold(s, state, extra) -> 
     current = min(max(state.min_capacity, low + 1), high)
     since = NOW - (s.max_hold_minutes + extra / 10) * MINUTE
     state = TargetState(current, state.max_capacity, state.current_instances, current, since)
-    # When a tick forecasts a spike that needs even more
-    d = plan(make_forecast(1e9), LOW, state, s, NOW)
+    # When a tick forecasts a spike that needs even more, demand never having needed the raise
+    d = plan(make_forecast(1e9), IDLE, state, s, NOW)
     # Then the watchdog relaxes it to the baseline anyway
     assert d.action == "relax"
     assert d.min_capacity == low
@@ -230,7 +236,7 @@ def test_a_relax_below_the_observed_demand_only_follows_a_forecast_that_expected
         return
     observed = instances_for(float(tail.max()), s)
     lowest = min(d.min_capacity, d.desired_instances if d.desired_instances is not None else d.min_capacity)
-    if lowest >= min(observed, state.min_capacity, state.current_instances) or _watchdog_due(state, s):
+    if lowest >= min(observed, state.min_capacity, state.current_instances) or _watchdog_due(state, s, hist):
         return
     # When a relax or a prompt scale-in goes below what the observed minutes needed, then the forecast
     # is a usable pattern that expected exactly that need there, and what remains covers the forecast
@@ -427,6 +433,27 @@ def test_watchdog_fires_only_after_max_hold(held: int, fires: bool) -> None:
         assert "watchdog" in d.reason and "121" in d.reason
     else:
         assert (d.action, d.min_capacity) == ("hold", 6)
+
+
+def test_watchdog_counts_a_raise_from_when_demand_last_needed_it() -> None:
+    # Given MinCapacity 6 owned for 200 min: an hourly spike raised for every hour, relaxed between
+    # spikes only to the 4 instances demand needs there (so the adapters' owned_since never moved),
+    # and the last spike needed the 6 (13,200 invocations/min) 50 minutes ago
+    s = PlannerSettings(max_hold_minutes=120)
+    hist = recent([13200.0] * 10 + [9000.0] * 50)
+    state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 200 * MINUTE)
+    # When the next spike is forecast
+    d = plan(make_forecast(13200.0), hist, state, s, NOW)
+    # Then the watchdog does not relax it (nor start its cool-off) before a spike demand confirms
+    assert not d.watchdog_fired
+    assert d.action == "hold" and d.min_capacity == 6
+    # While a raise demand never reached is relaxed after the max hold, as before
+    stuck = plan(make_forecast(13200.0), recent([9000.0] * 60), state, s, NOW)
+    assert stuck.watchdog_fired and (stuck.action, stuck.min_capacity) == ("relax", 2)
+    assert "without demand needing it" in stuck.reason
+    # And one demand last needed longer ago than the max hold is relaxed too
+    old = recent([13200.0] * 10 + [9000.0] * 125)
+    assert plan(make_forecast(13200.0), old, state, s, NOW).watchdog_fired
 
 
 def test_watchdog_leaves_an_operators_min_capacity_alone() -> None:

@@ -333,12 +333,13 @@ def plan(
 
     # The watchdog: a raise held too long is relaxed whatever the forecast says.
     if owned and current > baseline and state.owned_since is not None:
-        held = (now - to_utc(state.owned_since)) / MINUTE
+        held, needed_at = _held_minutes(history, to_utc(state.owned_since), current, settings, now)
         numbers["held_minutes"] = round(held, 1)
         if held > settings.max_hold_minutes:
             return decision("relax", baseline, f"watchdog: MinCapacity {current} has been held "
-                            f"{held:.0f} min (> {settings.max_hold_minutes}); back to baseline {baseline}",
-                            watchdog=True)
+                            f"{held:.0f} min (> {settings.max_hold_minutes}) "
+                            f"{'since demand last needed it' if needed_at else 'without demand needing it'}; "
+                            f"back to baseline {baseline}", watchdog=True)
 
     if not fc.usable:
         return decision("hold", current, f"hold: {fc.reason}")
@@ -411,6 +412,29 @@ def plan(
         reason = f"{reason}; {scale_in}" if action == "relax" else f"relax: {scale_in} (MinCapacity {new_min})"
         action = "relax"
     return decision(action, new_min, reason, desired)
+
+
+def _held_minutes(
+    history: pd.Series, owned_since: pd.Timestamp, current: int, settings: PlannerSettings, now: pd.Timestamp,
+) -> tuple[float, bool]:
+    """Minutes the watchdog counts a raise to ``current`` as held, and whether observed demand
+    needed it meanwhile: from ``owned_since``, or from the end of the newest minute of ``history``
+    since then whose invocations needed ``current`` instances or more (``instances_for``), if later.
+
+    The adapters keep ``owned_since`` for as long as the pre-scaler owns a MinCapacity above the
+    baseline, and a relax floored at what demand needs (an endpoint whose demand between spikes is
+    above the baseline) keeps owning. A recurring spike raised for every hour is then one long
+    "raise": counted from ``owned_since`` the watchdog would relax it (and block raises for its
+    cool-off) just before a spike demand keeps confirming. A stuck raise, one demand never reaches,
+    is still relaxed ``max_hold_minutes`` after it was made."""
+    since = history[history.index >= owned_since.floor("min")].to_numpy(dtype=float)
+    per_instance = settings.target_invocations_per_instance / (1 + settings.headroom)
+    # instances_for(x) >= current  <=>  x > (current - 1) x per instance (ceil, rounded as it does)
+    reached = np.flatnonzero(np.round(since / per_instance, 9) > current - 1)
+    start = owned_since
+    if len(reached):
+        start = max(owned_since, history.index[len(history) - len(since) + int(reached[-1])] + MINUTE)
+    return (now - start) / MINUTE, bool(len(reached))
 
 
 def _prompt_scale_in(
