@@ -32,6 +32,7 @@ Tagging API reference (GetResources: ``ResourceTagMappingList``, ``PaginationTok
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +46,16 @@ class EndpointInfo:
     status: str
 
 
+def _items(client: Any, operation: str, key: str, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item under ``key`` of every page of ``operation`` (botocore's paginator)."""
+    for page in client.get_paginator(operation).paginate(**request):
+        yield from page.get(key, [])
+
+
 def list_endpoints(client: Any) -> list[EndpointInfo]:
     """Every endpoint in the account and region (every ``ListEndpoints`` page)."""
-    out = []
-    for page in client.get_paginator("list_endpoints").paginate(PaginationConfig={"PageSize": 100}):
-        for e in page.get("Endpoints", []):
-            out.append(EndpointInfo(e["EndpointName"], e["EndpointArn"], e.get("EndpointStatus", "")))
-    return out
+    return [EndpointInfo(e["EndpointName"], e["EndpointArn"], e.get("EndpointStatus", ""))
+            for e in _items(client, "list_endpoints", "Endpoints", PaginationConfig={"PageSize": 100})]
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,15 @@ class ComponentInfo:
 
 def list_inference_components(client: Any) -> list[ComponentInfo]:
     """Every inference component in the account and region (every ``ListInferenceComponents`` page)."""
-    out = []
-    for page in client.get_paginator("list_inference_components").paginate(PaginationConfig={"PageSize": 100}):
-        for c in page.get("InferenceComponents", []):
-            out.append(ComponentInfo(c["InferenceComponentName"], c["InferenceComponentArn"], c["EndpointName"],
-                                     c["VariantName"], c.get("InferenceComponentStatus", "")))
-    return out
+    return [ComponentInfo(c["InferenceComponentName"], c["InferenceComponentArn"], c["EndpointName"],
+                          c["VariantName"], c.get("InferenceComponentStatus", ""))
+            for c in _items(client, "list_inference_components", "InferenceComponents",
+                            PaginationConfig={"PageSize": 100})]
 
 
 def tags(client: Any, arn: str) -> dict[str, str]:
     """The endpoint's or inference component's tags (every ``ListTags`` page), key -> value."""
-    out: dict[str, str] = {}
-    for page in client.get_paginator("list_tags").paginate(ResourceArn=arn):
-        for t in page.get("Tags", []):
-            out[t["Key"]] = t.get("Value", "")
-    return out
+    return {t["Key"]: t.get("Value", "") for t in _items(client, "list_tags", "Tags", ResourceArn=arn)}
 
 
 #: ``GetResources`` resource type filter: the service alone (``service[:resourceType]``).
@@ -100,12 +98,11 @@ def tagged_resources(client: Any, key: str) -> dict[str, dict[str, str]]:
     ``tag:GetResources``) to the caller.
     """
     out: dict[str, dict[str, str]] = {}
-    pages = client.get_paginator("get_resources").paginate(
-        ResourceTypeFilters=list(TAGGED_TYPES), TagFilters=[{"Key": key}], ResourcesPerPage=100)
-    for page in pages:
-        for mapping in page.get("ResourceTagMappingList", []):
-            arn = mapping["ResourceARN"].lower()
-            if arn.split(":", 5)[-1].split("/", 1)[0] not in MEMBER_ARN_TYPES:
-                continue  # another SageMaker resource carrying the tag (a model, an endpoint config)
-            out[arn] = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
+    mappings = _items(client, "get_resources", "ResourceTagMappingList", ResourceTypeFilters=list(TAGGED_TYPES),
+                      TagFilters=[{"Key": key}], ResourcesPerPage=100)
+    for mapping in mappings:
+        arn = mapping["ResourceARN"].lower()
+        if arn.split(":", 5)[-1].split("/", 1)[0] not in MEMBER_ARN_TYPES:
+            continue  # another SageMaker resource carrying the tag (a model, an endpoint config)
+        out[arn] = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
     return out

@@ -114,6 +114,17 @@ def gpus_per_instance(instance_type: str) -> int:
         ) from None
 
 
+def _described(describe: Callable[[], dict[str, Any]], missing: EndpointMissing) -> dict[str, Any]:
+    """``describe()``'s answer; ``missing`` raised when SageMaker says it could not find the resource
+    (a ``ValidationException`` "Could not find ...", for endpoints and inference components alike)."""
+    try:
+        return describe()
+    except ClientError as exc:
+        if "Could not find" in exc.response.get("Error", {}).get("Message", ""):
+            raise missing from None
+        raise
+
+
 class SageMaker:
     """Adapter over a boto3 ``sagemaker`` client."""
 
@@ -126,12 +137,8 @@ class SageMaker:
         Raises:
             EndpointMissing: no such endpoint.
         """
-        try:
-            d = self.client.describe_endpoint(EndpointName=name)
-        except ClientError as exc:
-            if "Could not find" in exc.response.get("Error", {}).get("Message", ""):
-                raise EndpointMissing(f"endpoint {name!r} not found") from None
-            raise
+        d = _described(lambda: self.client.describe_endpoint(EndpointName=name),
+                       EndpointMissing(f"endpoint {name!r} not found"))
         variants = {
             v["VariantName"]: Variant(
                 v["VariantName"],
@@ -149,12 +156,8 @@ class SageMaker:
             ComponentMissing: no such inference component (SageMaker answers ``ValidationException``
                 "Could not find inference component ...").
         """
-        try:
-            d = self.client.describe_inference_component(InferenceComponentName=name)
-        except ClientError as exc:
-            if "Could not find" in exc.response.get("Error", {}).get("Message", ""):
-                raise ComponentMissing(f"inference component {name!r} not found") from None
-            raise
+        d = _described(lambda: self.client.describe_inference_component(InferenceComponentName=name),
+                       ComponentMissing(f"inference component {name!r} not found"))
         runtime = d.get("RuntimeConfig") or {}
         current = int(runtime.get("CurrentCopyCount", 0))
         return InferenceComponent(

@@ -267,11 +267,10 @@ class _Fleet:
     def request(self, n: int, t: float) -> bool:
         """A scaling activity (UpdateEndpointWeightsAndCapacities): desired count ``n`` clamped to
         [MinCapacity, MaxCapacity]. Refused (False) while the endpoint is ``Updating``."""
-        n = max(self.min_capacity, min(self.max_capacity, n))
+        n = self._clamped(n)
         if n == self.desired:
             return True
-        if self.updating(t):
-            self.refused += 1
+        if self._refused(t):
             return False
         if n > self.desired:
             before = self.desired
@@ -285,6 +284,17 @@ class _Fleet:
             del self.ready_at[n:]
             self.updating_until = t if self.instant else t + self.model.scale_in_update_s
         return True
+
+    def _clamped(self, n: int) -> int:
+        """A requested count within [MinCapacity, MaxCapacity]."""
+        return max(self.min_capacity, min(self.max_capacity, n))
+
+    def _refused(self, t: float) -> bool:
+        """A change asked for while ``Updating`` is refused (and counted)."""
+        if self.updating(t):
+            self.refused += 1
+            return True
+        return False
 
     def _delay(self, t: float, position: int, lo: float, hi: float) -> float:
         """Provisioning delay (s) of the instance at ``position`` in the fleet, asked for at ``t``."""
@@ -335,11 +345,10 @@ class _ComponentFleet(_Fleet):
     def request(self, n: int, t: float) -> bool:
         """UpdateInferenceComponentRuntimeConfig (or Application Auto Scaling's): copy count ``n``
         clamped to [MinCapacity, MaxCapacity]; instances follow. Refused while ``Updating``."""
-        n = max(self.min_capacity, min(self.max_capacity, n))
+        n = self._clamped(n)
         if n == self.desired:
             return True
-        if self.updating(t):
-            self.refused += 1
+        if self._refused(t):
             return False
         per = self.component.copies_per_instance
         if n > self.desired:
