@@ -175,7 +175,27 @@ def _check_sim_options(args: argparse.Namespace) -> None:
         _check_plot_path(args.plot)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    _policies(args)
     _planner_settings(args, _endpoint_model(args))
+
+
+def _policies(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--policies a,b`` as the twin's policy names in the twin's order (all of them by default).
+
+    Raises:
+        UsageError: an unknown or empty name.
+    """
+    from prescaler.sim import twin
+
+    given = getattr(args, "policies", None)
+    if given is None:
+        return twin.POLICIES
+    names = [n.strip() for n in given.split(",")]
+    unknown = [n for n in names if n not in twin.POLICIES]
+    if unknown or not names:
+        raise UsageError(f"--policies: unknown policy {unknown[0] if unknown else given!r}; "
+                         f"choose from {', '.join(twin.POLICIES)}")
+    return tuple(p for p in twin.POLICIES if p in names)
 
 
 def _endpoint_model(args: argparse.Namespace) -> Any:
@@ -351,7 +371,8 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     settings = _planner_settings(args, model)
     _check_events_window(settings, demand, args)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
-    total = demand.minutes * (len(twin.POLICIES))
+    policies = _policies(args)
+    total = demand.minutes * len(policies)
     started = time.perf_counter()
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True,
@@ -361,7 +382,8 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
         def tick(name: str, n: int) -> None:
             progress.update(task, advance=n, description=f"simulating {name}")
 
-        results = twin.run(demand, model=model, settings=settings, seed=args.seed, progress=tick)
+        results = twin.run(demand, policies=policies, model=model, settings=settings, seed=args.seed,
+                           progress=tick)
     elapsed = time.perf_counter() - started
     data = report.to_dict(demand, results, model, {
         "model": model_summary(model),
@@ -754,6 +776,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
         sp.add_argument("--plot", metavar="PNG", help="write a plot of demand and capacity per policy")
         sp.add_argument("--slo-ms", type=float, default=500.0, help="p99 latency SLO in ms (default 500)")
+        sp.add_argument("--policies", metavar="NAME[,NAME...]", help=(
+            "simulate only these policies, comma-separated (default: all seven; keep oracle for the "
+            "'vs oracle' column), e.g. predictive,concurrency-target-tracking for a faster comparison"))
         m = sp.add_argument_group("endpoint model (measure these for your own model: see the README)")
         m.add_argument("--capacity-rps", type=float, default=50.0,
                        help="requests/s one instance serves at saturation, from a load test (default 50)")
