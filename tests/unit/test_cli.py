@@ -82,6 +82,30 @@ def test_backtest_takes_the_endpoint_model_as_options(capsys) -> None:
     assert small["policies"]["oracle"]["breach_minutes"] > 0 == reference["policies"]["oracle"]["breach_minutes"]
 
 
+def test_policies_replays_only_the_named_policies_with_the_same_scores(capsys) -> None:
+    common = ["backtest", "--trace", "data/traces/AzureLLMInferenceTrace_code.csv", "--requests", "--peak-rps", "220",
+              "--json"]
+    # Given the full run of all seven policies
+    _, out, _ = run(capsys, *common)
+    full = json.loads(out)
+    # When only predictive and its backstop are asked for (named out of the twin's order)
+    code, out, _ = run(capsys, *common, "--policies", "predictive,concurrency-target-tracking")
+    assert code == 0
+    some = json.loads(out)
+    # Then only those two are simulated, in the twin's order, with the very scores of the full run
+    assert list(some["policies"]) == ["concurrency-target-tracking", "predictive"]
+    assert some["policies"] == {n: full["policies"][n] for n in some["policies"]}
+    # and without the oracle there is no ratio to it (rather than a wrong one)
+    assert "instance_hours_vs_oracle" not in some
+
+
+@pytest.mark.parametrize("value", ["predictive,nonsense", "", "predictive,"])
+def test_an_unknown_policy_is_one_line_and_exit_2(capsys, value: str) -> None:
+    code, out, err = run(capsys, "backtest", "--trace", ELB, "--policies", value)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--policies: unknown policy" in err and "choose from" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
