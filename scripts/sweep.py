@@ -40,10 +40,13 @@ from pathlib import Path
 
 import pandas as pd
 from prescaler.cli import main
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 #: Issue 10: predictive may cost at most this many times its backstop's instance-hours.
 COST_LIMIT = 1.05
+#: Runs within the limits but costing more than this are listed as near misses.
+NEAR_COST = 1.03
 BACKSTOP_POLICY = {"concurrency": "concurrency-target-tracking", "invocations": "invocations-target-tracking"}
 T = "data/traces/"
 
@@ -175,8 +178,9 @@ def _job(v: Variant, command: str) -> dict:
     return row(v, command, backtest(command))
 
 
-def sweep(runs: list[Variant], cache: Path, jobs: int) -> Iterator[dict]:
-    """Run (or read from ``cache``) every variant; yields each finished row, appending new ones to ``cache``."""
+def sweep(runs: list[Variant], cache: Path, jobs: int, run: bool = True) -> Iterator[dict]:
+    """Run (or read from ``cache``) every variant; yields each finished row, appending new ones to ``cache``
+    (with ``run`` False, only the cached rows: a report of a sweep still under way)."""
     traces = {t.key: t for t in TRACES}
     done = _cached(cache)
     todo = []
@@ -184,11 +188,11 @@ def sweep(runs: list[Variant], cache: Path, jobs: int) -> Iterator[dict]:
         command = v.command(traces)
         if f"prescaler {command}" in done:
             yield done[f"prescaler {command}"]
-        else:
+        elif run:
             todo.append((v, command))
     cache.parent.mkdir(parents=True, exist_ok=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as progress, cache.open("a") as f:
+                  console=Console(stderr=True), disable=not todo) as progress, cache.open("a") as f:
         task = progress.add_task("sweeping", total=len(todo))
 
         def finished(r: dict) -> dict:
@@ -230,7 +234,11 @@ def markdown(rows: pd.DataFrame, elapsed: float | None) -> str:
              + (f" in {elapsed:.0f} s." if elapsed is not None else "."), "",
              "## Violations", ""]
     lines += table(bad) if len(bad) else ["none"]
-    lines += ["", "Commands of the violations:", "", "```", *bad["command"], "```", "", "## Every run", ""]
+    lines += ["", "Commands of the violations:", "", "```", *bad["command"], "```", ""]
+    near = rows[(rows["violation"] == "") & (rows["cost_ratio"] > NEAR_COST)]
+    lines += [f"## Near misses (cost above {NEAR_COST}x, within the limit)", ""]
+    lines += table(near.sort_values("cost_ratio", ascending=False)) if len(near) else ["none"]
+    lines += ["", "## Every run", ""]
     lines += table(rows)
     return "\n".join(lines)
 
@@ -242,14 +250,15 @@ def main_(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path("out/sweep.jsonl"),
                    help="finished runs, one JSON line each; reused on the next call (default out/sweep.jsonl)")
     p.add_argument("--json", type=Path, help="also write every row to this JSON file")
+    p.add_argument("--cached", action="store_true", help="report the cached runs only, run nothing")
     p.add_argument("--only", help="run only the traces whose key contains this text (e.g. nasa)")
     args = p.parse_args(argv)
     runs = [v for v in variants(args.quick) if not args.only or args.only in v.trace]
     started = time.perf_counter()
-    rows = pd.DataFrame(list(sweep(runs, args.cache, args.jobs)))
+    rows = pd.DataFrame(list(sweep(runs, args.cache, args.jobs, run=not args.cached)))
     elapsed = time.perf_counter() - started
     print(f"{len(rows)} runs in {elapsed:.0f} s", file=sys.stderr)
-    print(markdown(rows, elapsed))
+    print(markdown(rows, None if args.cached else elapsed))
     if args.json:
         args.json.write_text(json.dumps(rows.to_dict(orient="records"), indent=1))
 
