@@ -106,6 +106,12 @@ def test_an_unknown_policy_is_one_line_and_exit_2(capsys, value: str) -> None:
     assert err.count("\n") == 1 and "--policies: unknown policy" in err and "choose from" in err
 
 
+def test_policies_with_a_fleet_is_refused_not_ignored(capsys, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "backtest", "--fleet", str(tmp_path), "--policies", "predictive")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "--policies does not apply to --fleet" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -544,6 +544,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     _check_sim_options(args)
     if args.fleet is not None:
+        if args.policies is not None:
+            raise UsageError("--policies does not apply to --fleet: a fleet backtest compares predictive with "
+                             "its backstop on each endpoint")
         return _backtest_fleet(args)
     if bool(args.trace) == bool(args.endpoint):
         raise UsageError("give exactly one of --trace CSV, --endpoint NAME or --fleet [FOLDER]")
