@@ -112,6 +112,18 @@ def test_policies_with_a_fleet_is_refused_not_ignored(capsys, tmp_path: Path) ->
     assert err.count("\n") == 1 and "--policies does not apply to --fleet" in err
 
 
+def test_a_target_above_what_an_instance_serves_gets_one_note(capsys) -> None:
+    common = ["backtest", "--trace", "data/traces/AzureLLMInferenceTrace_code.csv", "--requests", "--json"]
+    # Given a slower model (30 req/s per instance) and the default target (2400/min = 40 req/s)
+    code, out, err = run(capsys, *common, "--capacity-rps", "30")
+    # Then it still runs, with one note naming the problem and a target that fits
+    assert code == 0 and json.loads(out)["model"]["capacity_rps_per_instance"] == 30
+    assert err.count("note: --target 2400") == 1 and "e.g. 1440" in err
+    # And a target under the saturation gets no note
+    code, out, err = run(capsys, *common, "--capacity-rps", "30", "--target", "1440")
+    assert code == 0 and "--target" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

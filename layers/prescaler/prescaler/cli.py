@@ -361,6 +361,17 @@ def _check_events_window(settings: PlannerSettings, demand: Any, args: argparse.
               f"UTC), not scored: {events.describe(unscored)}")
 
 
+def _note_saturated_target(model: Any) -> None:
+    """A note when ``--target`` is at or above what one instance serves: a model, not a product, mistake."""
+    per_minute = model.capacity_rps_per_instance * 60
+    if model.target_invocations_per_instance >= per_minute:
+        t = model.target_invocations_per_instance
+        _note(f"note: --target {t:g} invocations/instance/min is {t / 60:g} req/s, at or above what one instance "
+              f"serves (--capacity-rps {model.capacity_rps_per_instance:g}): target tracking keeps every instance "
+              f"saturated and every policy breaches; set --target below --capacity-rps x 60, e.g. "
+              f"{0.8 * per_minute:g} (20% under saturation, as the reference's 2400 is for 50 req/s)")
+
+
 def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -370,6 +381,7 @@ def _run_policies(demand: Any, args: argparse.Namespace, title: str) -> int:
     model = _endpoint_model(args)
     settings = _planner_settings(args, model)
     _check_events_window(settings, demand, args)
+    _note_saturated_target(model)
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 110)
     policies = _policies(args)
     total = demand.minutes * len(policies)
