@@ -589,10 +589,15 @@ def _backtest_patterns(
             chosen, combined, best_net = [*chosen, p], trial, net
     if not chosen:
         best = max(eligible, key=lambda p: skill[p.name])
+        unconvincing = (
+            f", but not like a rhythm: it prevented less than {RHYTHM_COVERAGE:.0%} of the backstop's breach "
+            f"minutes at less than {cost.min_return:g}x what it spent, or not in both halves of the span "
+            "(a fit to bursts at random times)") if skill[best.name] > 0 else ""
         return _Selection(None, skill, periods, span, (
             f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
             f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
-            f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"))
+            f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"
+            f"{unconvincing}"))
     return _Selection(tuple(chosen), skill, periods, span)
 
 
