@@ -3,7 +3,8 @@
 - No lookahead: the predictive policy's decisions up to minute ``m`` never change when the demand
   after ``m`` changes (the forecast at ``t`` reads only what CloudWatch shows at ``t``).
 - Never worse than the backstop: on bursty traffic with no pattern, ``predictive`` breaches no more
-  minutes than target tracking alone and costs at most 5% more.
+  minutes than target tracking alone and costs at most 5% more (hypothesis examples, plus the seeds
+  where 35941c0 acted on a fit to noise, with either backstop).
 
 Each example simulates hours of traffic minute by minute, so the example counts are small.
 """
@@ -65,20 +66,46 @@ def test_no_lookahead_decisions_before_m_ignore_demand_after_m(seed: int, cut: i
     assert any(d.action == "raise" for t, d in a.decisions if t < a.capacity.index[cut])
 
 
-@SLOW
+def _assert_never_worse(values: np.ndarray, backstop: str = "concurrency") -> None:
+    demand = scenarios.from_minutes(_minutes(values), "bursts")
+    # When target tracking alone and the pre-scaler on top of it run on the same demand
+    peer = f"{backstop}-target-tracking"
+    r = twin.run(demand, (peer, "predictive"), model=twin.EndpointModel(backstop=backstop))
+    alone, predictive = r[peer], r["predictive"]
+    # Then the pre-scaler breaches no more minutes and costs at most 5% more
+    assert predictive.breach_minutes <= alone.breach_minutes
+    assert predictive.instance_hours <= 1.05 * alone.instance_hours, (
+        f"{predictive.instance_hours:.2f} h against {alone.instance_hours:.2f} h: "
+        f"{[(t.strftime('%H:%M'), d.reason[:80]) for t, d in predictive.decisions[:3]]}")
+    # (the traffic does breach the backstop: there is something to be worse at)
+    assert alone.breach_minutes > 0
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(seed=st.integers(0, 2**31 - 1), rate=st.floats(2.0, 12.0))
 def test_never_worse_than_the_backstop_on_pattern_free_bursts(seed: int, rate: float) -> None:
     # Given 10 hours of bursts at Poisson times (no recurring structure)
-    values = _bursts(np.random.default_rng(seed), 600, rate)
-    demand = scenarios.from_minutes(_minutes(values), "bursts")
-    # When target tracking alone and the pre-scaler on top of it run on the same demand
-    r = twin.run(demand, ("concurrency-target-tracking", "predictive"))
-    backstop, predictive = r["concurrency-target-tracking"], r["predictive"]
-    # Then the pre-scaler breaches no more minutes and costs at most 5% more
-    assert predictive.breach_minutes <= backstop.breach_minutes
-    assert predictive.instance_hours <= 1.05 * backstop.instance_hours
-    # (the traffic does breach the backstop: there is something to be worse at)
-    assert backstop.breach_minutes > 0
+    _assert_never_worse(_bursts(np.random.default_rng(seed), 600, rate))
+
+
+#: Seeds (rate = 2 + seed % 11 bursts an hour) on which 35941c0 acted on a fit to noise: it cost up
+#: to 32% more than the backstop alone, or breached more (157, 233, 301, 345 with the concurrency
+#: backstop); found by a sweep of seeds 100-399, 17 of 298 failing with the concurrency backstop and
+#: 36 with the invocations one (those listed under "invocations" are the ones not already listed
+#: under "concurrency"). 244 is a noise fit (a 35-minute period on 4 hours of history) that a
+#: draft of the rule let through.
+NOISE_FITS = {
+    "concurrency": (101, 110, 157, 176, 201, 209, 214, 220, 233, 244, 254, 297, 301, 345, 352, 353, 363, 377),
+    "invocations": (102, 128, 134, 145, 155, 158, 166, 179, 232, 242, 286, 310, 396),
+}
+
+
+@pytest.mark.parametrize(("seed", "backstop"), [(s, b) for b, seeds in NOISE_FITS.items() for s in seeds])
+def test_never_worse_than_the_backstop_where_noise_once_looked_like_a_pattern(seed: int, backstop: str) -> None:
+    # Given 10 hours of bursts at Poisson times on which an hourly or a discovered period once seemed
+    # to pay in the backtest
+    _assert_never_worse(_bursts(np.random.default_rng(seed), 600, 2.0 + seed % 11), backstop)
 
 
 def _jittered_bursts(rng: np.random.Generator, days: int) -> np.ndarray:
