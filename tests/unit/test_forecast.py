@@ -364,6 +364,29 @@ def test_the_seventh_hourly_spike_is_raised_for_once_six_are_seen(synth) -> None
     assert "too little history" in early.reason
 
 
+def test_a_young_endpoints_cron_spikes_act_in_the_zero_filled_window_the_lambda_reads() -> None:
+    # Given the Azure Functions sample's first 7 hours (hourly and half-hourly cron spikes from 07:59)
+    # as the Lambda reads them at 14:55: a 14-day window, zero-filled before the first invocation
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    now = pd.Timestamp("1970-01-01 14:55", tz="UTC")
+    seen = minutes[minutes.index < now]
+    window = pd.date_range(now - pd.Timedelta(days=14), now - MINUTE, freq="min", name=seen.index.name)
+    zero_filled = seen.reindex(window, fill_value=0.0)
+    # (the target on the file's own scale that `backtest --peak-rps 220` amounts to: 2,400 x 348 / 13,200)
+    cost = CostModel(target_invocations_per_instance=63.0)
+    # When forecast from it and from the same minutes without the zeros (the simulator's view)
+    lambda_view = forecast(zero_filled, now, now + 36 * MINUTE, cost=cost)
+    twin_view = forecast(seen, now, now + 36 * MINUTE, cost=cost)
+    # Then both act on the hourly pattern for the 15:00 spike: the backstop's breaches as the traffic
+    # starts (no cycle before them to repeat) do not make a young endpoint's rhythm look like noise
+    for fc in (lambda_view, twin_view):
+        assert fc.usable, fc.reason
+        assert fc.pattern == "hourly"
+        assert fc.window_start == pd.Timestamp("1970-01-01 15:00", tz="UTC")
+
+
 def test_a_silent_window_is_data_and_one_sighting_is_not_repeated(synth) -> None:
     # Given a 14-day window whose first 13 days and 1 hour are silent (endpoint just created), then
     # hourly spikes and one extra spike at 12:30 yesterday

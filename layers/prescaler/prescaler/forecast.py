@@ -446,12 +446,22 @@ class _Backtest:
         """Each scored minute: the backstop alone breaches."""
         return self.need > self.backstop
 
-    def convincing(self, net: float, prevented: int, breaches: int | None = None) -> bool:
+    def preventable(self, period: int, a: int = 0, b: int | None = None) -> int:
+        """The backstop's breach minutes in scored minutes ``[a, b)`` that a rhythm of ``period``
+        minutes could have prevented. When the traffic starts inside the span (a young endpoint: the
+        Lambda's 14-day window is zero-filled before its first invocation), those in its first
+        :data:`EVIDENCE_CYCLES` cycles are not: there is no level two cycles reached to repeat, and
+        the backstop breaches as traffic jumps from zero. Counted, they would judge a young
+        endpoint's rhythm unconvincing where the same minutes without the zeros convince."""
+        first = self.active_from + EVIDENCE_CYCLES * period if self.active_from > 0 else 0
+        return int(self.breaching[max(a, first):b].sum())
+
+    def convincing(self, net: float, prevented: int, breaches: int) -> bool:
         """Whether acting nets more than nothing and looks like a rhythm rather than a fit to noise: it
-        prevents at least :data:`RHYTHM_COVERAGE` of the backstop's ``breaches`` (default: all of the
-        span's), or the breach minutes it prevents (worth ``breach_minute_cost`` each) are worth at
-        least ``min_return`` times the instance-minutes it spends for them (``prevented x cost - net``)."""
-        breaches = self.backstop_breaches if breaches is None else breaches
+        prevents at least :data:`RHYTHM_COVERAGE` of the backstop's ``breaches`` (those it could have
+        prevented: :meth:`preventable`), or the breach minutes it prevents (worth
+        ``breach_minute_cost`` each) are worth at least ``min_return`` times the instance-minutes it
+        spends for them (``prevented x cost - net``)."""
         value = prevented * self.cost.breach_minute_cost
         return net > 0 and prevented > 0 and (
             prevented >= RHYTHM_COVERAGE * breaches or value >= self.cost.min_return * (value - net))
@@ -466,8 +476,7 @@ class _Backtest:
         half = (len(net) - start) // 2
         if half < MIN_CYCLES * period:
             return False
-        breaching = self.breaching
-        return all(self.convincing(float(net[a:b].sum()), int(prevented[a:b].sum()), int(breaching[a:b].sum()))
+        return all(self.convincing(float(net[a:b].sum()), int(prevented[a:b].sum()), self.preventable(period, a, b))
                    for a, b in ((start, start + half), (start + half, len(net))))
 
 
@@ -580,7 +589,7 @@ def _backtest_patterns(
             # a wider drift is a further hypothesis, and a sub-daily rhythm one of many (hourly and the
             # discovered periods, each at several drifts): each must convince in both halves of the span
             out_of_sample = d > drift or p.period_minutes < DAY_MINUTES
-            if bt.convincing(net, prevented) and (
+            if bt.convincing(net, prevented, bt.preventable(p.period_minutes)) and (
                     not out_of_sample or bt.convincing_in_both_halves(per_minute, prevented_at, p.period_minutes)):
                 scored.append((net, prevented, pd_))
     # greedy combination: each further pattern (at any drift) must raise the combination's net, and
@@ -591,7 +600,8 @@ def _backtest_patterns(
     for _net, _prev, p in sorted(scored, key=lambda s: (-s[0], s[2].drift_minutes or 0)):
         trial = preds[p] if combined is None else np.fmax(combined, preds[p])
         net, prevented, _, _ = bt.score(trial)
-        if net > best_net and bt.convincing(net, prevented):
+        shortest = min(q.period_minutes for q in (*chosen, p))
+        if net > best_net and bt.convincing(net, prevented, bt.preventable(shortest)):
             chosen, combined, best_net = [*chosen, p], trial, net
     if not chosen:
         best = max(eligible, key=lambda p: skill[p.name])
