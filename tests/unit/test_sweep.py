@@ -3,28 +3,17 @@ missed, and a finished run is read back from the cache instead of being replayed
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _scripts import script_module as _script_module
 from prescaler.cli import _parser
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script_module(name: str):
-    """``scripts/<name>.py`` as a module (registered: its dataclasses resolve their annotations)."""
-    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _report(p_breach: int, b_breach: int, p_hours: float, b_hours: float, backstop: str) -> dict:
