@@ -577,7 +577,8 @@ def test_one_tick_requests_the_metrics_the_readmes_cost_table_bills(
     queries: list[str] = []
     world.cloudwatch.meta.events.register(
         "before-parameter-build.cloudwatch.GetMetricData",
-        lambda params, **_: queries.extend(q["MetricStat"]["Metric"]["MetricName"] for q in params["MetricDataQueries"]))
+        lambda params, **_: queries.extend(q["MetricStat"]["Metric"]["MetricName"]
+                                           for q in params["MetricDataQueries"]))
     # When one scaler ticks
     invoke(function, event(event_file), lambda_context)
     # Then it requests two metrics, billed per metric requested ("Cost per month": 2 functions x 2

@@ -37,8 +37,8 @@ def fleet_policies(model: Any) -> tuple[str, str]:
 class FleetBacktest:
     """Per-endpoint scores (``{endpoint: {policy: scores}}``), skipped endpoints with their reason,
     notes on endpoints scored over a shortened span (``{endpoint: why}``: a trace shorter than the
-    warm-up, :func:`prescaler.sim.scenarios.warmup_note`), and the totals per policy (breach minutes, requests over the SLO and instance-hours summed;
-    peak queue the largest)."""
+    warm-up, :func:`prescaler.sim.scenarios.warmup_note`), and the totals per policy (breach minutes,
+    requests over the SLO and instance-hours summed; peak queue the largest)."""
 
     policies: tuple[str, ...] = ()
     endpoints: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
