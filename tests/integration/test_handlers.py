@@ -565,3 +565,22 @@ def test_a_bad_event_is_a_clean_error_and_changes_nothing(
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and errors[0].exc_info is None
     assert world.target()["MinCapacity"] == before
+
+
+@pytest.mark.parametrize(("function", "event_file"), [("prescale", "prescale_scheduled.json"),
+                                                      ("relax", "relax_scheduled.json")])
+def test_one_tick_requests_the_metrics_the_readmes_cost_table_bills(
+        function: str, event_file: str, world: World, scaler_env: dict, lambda_context: Any) -> None:
+    # Given 14 days of hourly spikes (one GetMetricData page) and the instances' heartbeat
+    seed_history(world, PRESCALE_TIME)
+    put_heartbeat(world.cloudwatch, PRESCALE_TIME - pd.Timedelta(minutes=30), PRESCALE_TIME)
+    queries: list[str] = []
+    world.cloudwatch.meta.events.register(
+        "before-parameter-build.cloudwatch.GetMetricData",
+        lambda params, **_: queries.extend(q["MetricStat"]["Metric"]["MetricName"]
+                                           for q in params["MetricDataQueries"]))
+    # When one scaler ticks
+    invoke(function, event(event_file), lambda_context)
+    # Then it requests two metrics, billed per metric requested ("Cost per month": 2 functions x 2
+    # metrics x 43,800 ticks): the variant's Invocations and its instances' CPUUtilization heartbeat
+    assert sorted(queries) == ["CPUUtilization", "Invocations"]

@@ -148,3 +148,30 @@ def test_forecast_owned_needs_a_raise_above_the_baseline(capsys: pytest.CaptureF
     history = write_csv(tmp_path / "h.csv", times, values)
     code, _, err = run(capsys, "forecast", "--history", str(history), "--at", "2026-11-03T09:55Z", "--owned")
     assert code == 2 and "--owned" in err
+
+
+AZURE_FUNCTIONS = str(Path(__file__).resolve().parents[2] / "data" / "traces"
+                      / "azure_functions_2019_sample500_timer_8h_1min.csv")
+
+
+def test_the_readmes_azure_functions_forecast_example_prints_what_the_readme_says(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the README's command: the raw Azure Functions sample at 14:55, target 63 on its own scale
+    code = main(["forecast", "--history", AZURE_FUNCTIONS, "--at", "1970-01-01T14:55:00", "--target", "63"])
+    out = capsys.readouterr().out
+    # Then it prints the raise for the hourly spike at 15:00-15:01, as the README says
+    assert code == 0
+    assert out.splitlines()[0] == "RAISE MinCapacity 2 -> 6"
+    assert "hourly pattern" in out and "15:00-15:01 UTC" in out
+
+
+def test_a_hold_on_a_young_endpoint_says_how_much_of_the_span_had_traffic_in_a_sentence_of_its_own(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the same sample at 12:56, five hours into its traffic (read as the Lambda reads it: 14
+    # days, zero-filled), where the hourly fit is not yet a rhythm
+    code = main(["forecast", "--history", AZURE_FUNCTIONS, "--at", "1970-01-01T12:56:00", "--target", "63", "--json"])
+    reason = json.loads(capsys.readouterr().out)["forecast"]["reason"]
+    # Then the hold's reason ends naming the span the traffic is counted in, not a dangling "of
+    # them" after the reason's long parenthesis
+    assert code == 0 and reason.startswith("no pattern worth acting on")
+    assert reason.endswith("; 4 h 55 min of those 7.0 days had traffic"), reason

@@ -62,6 +62,22 @@ def test_backtest_fleet_prints_a_table_with_a_total_row(fleet_folder: Path, caps
                                    for c in (cells[1], cells[3])), cells
 
 
+def test_backtest_fleet_says_which_endpoint_had_its_warm_up_shortened(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a 3-day trace and a 12-hour one, replayed with the default 2-day warm-up
+    _slice("nasa_http_jul1995_1min.csv", tmp_path / "nasa.csv", 3 * 1440)
+    _slice("nasa_http_jul1995_1min.csv", tmp_path / "short.csv", 720)
+    code = cli.main(["backtest", "--fleet", str(tmp_path), "--json", "--peak-rps", "100"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    # Then the short one is named, as `backtest --trace` would name it, and the long one is not:
+    # its 11 scored hours are not read as a 2-day warm-up's
+    assert code == 0 and sorted(report["endpoints"]) == ["nasa", "short"]
+    assert report["notes"] == {"short": "the trace is 0.50 days long: warm-up shortened from 2 to 0.46 days "
+                                        "(at least the last hour is scored)"}
+    assert "note: short: the trace is 0.50 days long" in err and "note: nasa" not in err
+
+
 def test_backtest_fleet_compares_with_the_backstop_it_was_given(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # Given one endpoint's trace and --backstop invocations

@@ -595,13 +595,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         end = minutes.index[0] + pd.Timedelta(days=min(args.warmup_days + args.days, span_days + 1))
         minutes = minutes[minutes.index < end]
     demand = scenarios.from_minutes(minutes, name, peak_rps=args.peak_rps, warmup_days=args.warmup_days)
-    warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
-    if len(minutes) <= 60:
-        _note(f"note: the replayed trace is only {len(minutes)} minute(s) long: warm-up shortened to none, "
-              "every minute scored, and no forecast can act on it (the pre-scaler needs hours to days of history)")
-    elif warm_days + 1e-9 < args.warmup_days:
-        _note(f"note: the trace is {len(minutes) / 1440:.2f} days long: warm-up shortened from "
-              f"{args.warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
+    shortened = scenarios.warmup_note(demand, args.warmup_days)
+    if shortened:
+        _note(f"note: {shortened}")
     scale = f", scaled to p99.9 minute = {args.peak_rps:g} req/s" if args.peak_rps else ""
     return _run_policies(demand, args, f"backtest: {name}{scale}")
 
@@ -670,6 +666,8 @@ def _backtest_fleet(args: argparse.Namespace) -> int:
         result = fleet_backtest.replay(sources, model=model, settings=settings, seed=args.seed,
                                        warmup_days=args.warmup_days, peak_rps=args.peak_rps, progress=step)
     elapsed = time.perf_counter() - started
+    for name, why in result.notes.items():
+        _note(f"note: {name}: {why}")
     for name, why in result.skipped.items():
         _note(f"skipped {name}: {why}")
     if not result.endpoints:

@@ -679,7 +679,9 @@ def forecast(
     # short trace): say how much of it had traffic, so "7.0 days" is not read as a week of data.
     traffic = f"{_duration(active)} of them with traffic" if 0 < active < sel.span else ""
     if sel.chosen is None:
-        return unusable(f"{sel.reason}; {traffic}" if traffic and sel.span else sel.reason, sel.skill, sel.periods)
+        # The reason ends in a long parenthesis: name the span again rather than "of them".
+        return unusable(f"{sel.reason}; {_duration(active)} of those {sel.span / 1440:.1f} days had traffic"
+                        if traffic and sel.span else sel.reason, sel.skill, sel.periods)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     origin = history.index[0]
     bt = _backtest(y, 0, cost)

@@ -36,12 +36,14 @@ def fleet_policies(model: Any) -> tuple[str, str]:
 @dataclass
 class FleetBacktest:
     """Per-endpoint scores (``{endpoint: {policy: scores}}``), skipped endpoints with their reason,
-    and the totals per policy (breach minutes, requests over the SLO and instance-hours summed;
-    peak queue the largest)."""
+    notes on endpoints scored over a shortened span (``{endpoint: why}``: a trace shorter than the
+    warm-up, :func:`prescaler.sim.scenarios.warmup_note`), and the totals per policy (breach minutes,
+    requests over the SLO and instance-hours summed; peak queue the largest)."""
 
     policies: tuple[str, ...] = ()
     endpoints: dict[str, dict[str, dict[str, float | int]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def totals(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -57,7 +59,7 @@ class FleetBacktest:
 
     def to_dict(self) -> dict[str, Any]:
         return {"policies": list(self.policies), "endpoints": self.endpoints, "skipped": self.skipped,
-                "total": self.totals()}
+                "notes": self.notes, "total": self.totals()}
 
 
 def traces_in(folder: str | Path) -> list[Path]:
@@ -88,7 +90,8 @@ def replay(
     """Replay each (name, loader of its per-minute invocations) through the twin.
 
     A loader that raises :class:`HistoryError` / ``ValueError`` / ``OSError``, or a series without
-    traffic, makes that endpoint skipped (with the reason), never the run failed.
+    traffic, makes that endpoint skipped (with the reason), never the run failed. An endpoint whose
+    history is shorter than ``warmup_days`` is scored on what is left and named in ``notes``.
     """
     from prescaler.sim import scenarios, twin
 
@@ -106,6 +109,9 @@ def replay(
             out.skipped[name] = "no traffic in its history"
             continue
         demand = scenarios.from_minutes(minutes, name, peak_rps=peak_rps, warmup_days=warmup_days)
+        shortened = scenarios.warmup_note(demand, warmup_days)
+        if shortened:
+            out.notes[name] = shortened
         results = twin.run(demand, policies=policies, model=model, settings=settings, seed=seed)
         out.endpoints[name] = {p: r.scores() for p, r in results.items()}
     return out

@@ -302,3 +302,20 @@ def from_minutes(invocations: pd.Series, name: str, peak_rps: float | None = Non
     if start != start.floor("min"):
         raise HistoryError("trace minutes must be whole UTC minutes")
     return Demand(name, start, rps, STEP_S, warm_minutes * k)
+
+
+def warmup_note(demand: Demand, warmup_days: float) -> str | None:
+    """Why fewer days are scored than asked, or ``None`` when the warm-up is the ``warmup_days`` asked.
+
+    :func:`from_minutes` clamps the warm-up so that at least the last hour is scored, and a trace of
+    an hour or less gets none; ``backtest --trace`` and ``--fleet`` print this note so that a short
+    trace's numbers are not read as a full replay's.
+    """
+    if demand.minutes <= 60:
+        return (f"the replayed trace is only {demand.minutes} minute(s) long: warm-up shortened to none, "
+                "every minute scored, and no forecast can act on it (the pre-scaler needs hours to days of history)")
+    warm_days = demand.warmup_steps / demand.steps_per_minute / 1440
+    if warm_days + 1e-9 < warmup_days:
+        return (f"the trace is {demand.minutes / 1440:.2f} days long: warm-up shortened from "
+                f"{warmup_days:g} to {warm_days:.2f} days (at least the last hour is scored)")
+    return None
