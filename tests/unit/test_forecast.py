@@ -344,26 +344,6 @@ def test_six_hourly_cycles_prove_an_hourly_spike(synth) -> None:
     assert (fc.window_start, fc.window_end) == (end + 10 * MINUTE, end + 20 * MINUTE)
 
 
-def test_the_seventh_hourly_spike_is_raised_for_once_six_are_seen(synth) -> None:
-    # Given history from 07:59 to 13:53 (the Azure Functions sample's shape, read at a 13:55 tick
-    # with CloudWatch's delay): six hourly spikes seen, at 08:00 .. 13:00, in 5 h 55 min of calendar
-    start = synth.MONDAY + (7 * 60 + 59) * MINUTE
-    hist = synth.history(355, synth.top_of_hour, start=start)
-    end = _end(hist)
-    # When the next minutes are forecast (the raise's lookahead: lead time + horizon = 6 min)
-    fc = forecast(hist, end + 2 * MINUTE, end + 25 * MINUTE, drift_minutes=0)
-    # Then the seventh spike, at 14:00, is forecast: it is the raise's minute whose six cycles must
-    # be in the history, not the history's own end (the old rule waited until 13:59 and so raised
-    # first for 15:00, the eighth)
-    assert fc.usable, fc.reason
-    assert fc.pattern == "hourly"
-    assert fc.window_start == synth.MONDAY + 14 * 60 * MINUTE
-    # And five minutes less of history is not yet six cycles before the raise's minute
-    early = forecast(hist.iloc[:-5], end - 3 * MINUTE, end + 20 * MINUTE, drift_minutes=0)
-    assert not early.usable
-    assert "too little history" in early.reason
-
-
 def test_a_young_endpoints_cron_spikes_act_in_the_zero_filled_window_the_lambda_reads() -> None:
     # Given the Azure Functions sample's first 7 hours (hourly and half-hourly cron spikes from 07:59)
     # as the Lambda reads them at 14:55: a 14-day window, zero-filled before the first invocation

@@ -8,12 +8,11 @@ cost-aware backtest says acting pays:
    removing its day-long moving average, so that a 30-minute, 2-hour or 8-hour rhythm stands out
    from the daily swell), at minute resolution, between ``MIN_PERIOD`` and ``MAX_DISCOVERED_PERIOD``
    minutes (computed with numpy's FFT: Wiener-Khinchin).
-2. **Eligibility by calendar span.** A period ``P`` is a candidate once the history, up to the
-   minute a raise is for (its end plus the cost model's ``lookahead_minutes``), spans
-   ``max(2 P, min(6 P, 24 h))``: six cycles prove a short rhythm (six hourly spikes seen at 08:00 ..
-   13:00 prove the seventh, at 14:00; six 30-minute cycles prove a half-hourly one), no rhythm needs
-   more than a day, and every rhythm needs two sightings. Idle minutes are data (zero demand), not
-   missing: the span is the window's calendar length, not its count of non-zero minutes.
+2. **Eligibility by calendar span.** A period ``P`` is a candidate once the history spans
+   ``max(2 P, min(6 P, 24 h))``: six cycles prove a short rhythm (six hourly cycles prove an hourly
+   spike, three half-hours of six 30-minute cycles a half-hourly one), no rhythm needs more than a
+   day, and every rhythm needs two sightings. Idle minutes are data (zero demand), not missing:
+   the span is the window's calendar length, not its count of non-zero minutes.
 3. **Evidence, not one sighting.** A pattern's forecast for minute ``t`` is the *second* largest of
    the values seen at ``t - k P`` (``k = 1 .. cycles``; 4 for hourly, daily and discovered periods,
    2 for weekly), each widened by the pattern's drift either side: the level that at least two of
@@ -544,18 +543,15 @@ def _selection(
                   for lag in found if all(abs(lag - s) > 1 for s in standard)]
     candidates = [*PATTERNS, *discovered]
     periods = tuple(p.period_minutes for p in candidates)
-    # the raise is for a minute ``lookahead_minutes`` past the history's end: it is that minute's
-    # cycles the history must hold (an hourly spike seen at 08:00 .. 13:00 is raised for at 14:00)
-    ahead = cost.lookahead_minutes
-    eligible = tuple(p for p in candidates if span_minutes + ahead >= p.min_span_minutes
-                     and active_minutes + ahead >= p.min_span_minutes - p.period_minutes)
+    eligible = tuple(p for p in candidates if span_minutes >= p.min_span_minutes
+                     and active_minutes >= p.min_span_minutes - p.period_minutes)
     if not eligible:
         shortest = min(candidates, key=lambda p: p.min_span_minutes)
         return _Selection(None, {}, periods, 0, (
             f"too little history: {_duration(min(span_minutes, active_minutes))} of traffic, the shortest "
             f"candidate ({shortest.name}) needs "
-            f"{_duration(shortest.min_span_minutes)} up to the minute a raise is for, {ahead} min past the "
-            "history (six cycles, at most 24 h, at least two; traffic in all but the first)"))
+            f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
+            "but the first)"))
     key = ("select", *data_key, eligible, cost, drift, timezone)
     return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
 
