@@ -39,9 +39,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sweep as _sweep  # noqa: E402  (scripts/ is not a package)
-
-from prescaler.sim.scenarios import load_trace  # noqa: E402
+import sweep as _sweep  # scripts/ is not a package: found through the path above
+from prescaler.sim.scenarios import load_trace
 
 #: Issue 10, traces with recurring structure: predictive's breach minutes at most this share of the best
 #: reactive peer's, at most this multiple of its instance-hours.

@@ -112,7 +112,6 @@ def test_every_case_is_distinct_and_its_command_is_one_the_cli_takes(fc, tmp_pat
 
 
 def test_a_case_is_replayed_then_read_back_from_the_cache(fc, tmp_path: Path, monkeypatch) -> None:
-    case = fc.Case("nasa", "1h")
     calls: list[str] = []
 
     def backtest(command: str) -> dict:
@@ -125,7 +124,8 @@ def test_a_case_is_replayed_then_read_back_from_the_cache(fc, tmp_path: Path, mo
     for _ in range(2):
         with out.open("w") as f, pytest.MonkeyPatch.context() as m:
             m.setattr("sys.stdout", f)
-            fc.main_(["--quick", "--only", "nasa 1h", "--dir", str(tmp_path / "cases"), "--cache", str(tmp_path / "c.jsonl")])
+            fc.main_(["--quick", "--only", "nasa 1h", "--dir", str(tmp_path / "cases"),
+                      "--cache", str(tmp_path / "c.jsonl")])
     assert len(calls) == 1  # the second run read the case from the cache
     md = out.read_text()
     assert "| nasa 1h | 10 | 80 |" in md and "0 miss issue 10's target" in md

@@ -23,7 +23,8 @@ def _ask(trace: pd.Series, at: pd.Timestamp) -> tuple[float, float, str]:
     """(prepared peak over the next LEAD + 10 minutes in instances, the burst's need in instances, reason)."""
     target = TARGET_SHARE * float(np.quantile(trace.to_numpy() / 60, 0.999))
     history = trace[(trace.index < at) & (trace.index >= at - pd.Timedelta(days=14))]
-    fc = forecast(history, at, at + pd.Timedelta(minutes=LEAD + 10), cost=CostModel(target_invocations_per_instance=target))
+    cost = CostModel(target_invocations_per_instance=target)
+    fc = forecast(history, at, at + pd.Timedelta(minutes=LEAD + 10), cost=cost)
     came = trace[(trace.index >= at) & (trace.index < at + pd.Timedelta(minutes=LEAD + 10))]
     prepared = float(fc.prepared.max()) if fc.usable else 0.0
     return prepared / target, float(came.max()) / target, fc.reason
