@@ -723,3 +723,48 @@ def test_a_one_off_burst_in_jittered_traffic_is_not_repeated(synth) -> None:
     fc = forecast(hist, once + DAY * MINUTE - 30 * MINUTE, once + DAY * MINUTE + 30 * MINUTE)
     # Then the one sighting is not repeated, whatever drift was learned
     assert fc.values.max() < synth.SPIKE
+
+
+# --- judged: "no pattern" as a finding, not as a lack of data ------------------------------------
+
+
+def _judged_case(kind: str, synth) -> pd.Series:
+    hist = synth.history(3 * DAY, synth.top_of_hour)
+    if kind == "empty":
+        hist[:] = 0.0
+    elif kind == "flat":
+        hist[:] = synth.BASELINE
+    elif kind == "flat after a zero-filled start":
+        hist[:] = 0.0
+        hist.iloc[-600:] = synth.BASELINE
+    elif kind == "unreadable":
+        hist.iloc[-5] = float("nan")
+    elif kind == "short":
+        hist = hist.iloc[-5 * 60:]
+    elif kind == "patternless":
+        hist[:] = synth.BASELINE
+        hist.iloc[::97] = 13200.0  # bursts every 97 minutes: no cycle the backtest keeps
+        hist.iloc[-DAY:] = synth.BASELINE + np.arange(DAY) % 7
+    return hist
+
+
+@pytest.mark.parametrize(("kind", "usable", "judged", "reason"), [
+    ("empty", False, False, "no data"),
+    ("flat", False, False, "flat history"),
+    ("flat after a zero-filled start", False, False, "flat history"),
+    ("unreadable", False, False, "unreadable data"),
+    ("short", False, False, "too little history"),
+    ("patternless", False, True, "no pattern worth acting on"),
+    ("hourly", True, True, "hourly pattern"),
+])
+def test_a_forecast_says_whether_no_pattern_was_judged_or_the_data_was_lacking(
+        kind: str, usable: bool, judged: bool, reason: str, synth) -> None:
+    # Given missing, flat, unreadable, short, backtested-patternless or hourly history
+    hist = _judged_case(kind, synth)
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end, end + 15 * MINUTE)
+    # Then only a backtest's finding is judged (the planner relaxes a raise whose pattern is gone on it)
+    assert (fc.usable, fc.judged) == (usable, judged), fc.reason
+    assert fc.reason.startswith(reason), fc.reason
+    assert fc.to_dict()["judged"] is judged

@@ -444,7 +444,7 @@ def _relax_pattern_gone(
     instances are left to target tracking's own scale-in (15 low datapoints), exactly what the
     backstop alone would keep."""
     numbers["pattern_gone"] = True
-    gone = f"no pattern worth acting on any more ({fc.reason})"
+    gone = f"no pattern worth acting on any more ({fc.reason.removeprefix('no pattern worth acting on: ')})"
     if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
         return decision("hold", current, f"hold MinCapacity {current}: {gone}; but the history is stale (newest "
                         f"minute {newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
