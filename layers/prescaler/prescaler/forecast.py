@@ -544,7 +544,10 @@ def _selection(
     endpoint's life loses at most part of one cycle.
     """
     data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
-    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y)))
+    # discovered from the traffic only: a young endpoint's zero-filled minutes before it would swamp the
+    # autocorrelation of its sub-hour rhythms (as the day-long swell would, step 1)
+    nonzero = np.flatnonzero(y > 0)
+    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y[nonzero[0] if len(nonzero) else 0:])))
     standard = {p.period_minutes for p in PATTERNS}
     discovered = [Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
                   for lag in found if all(abs(lag - s) > 1 for s in standard)]
