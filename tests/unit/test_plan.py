@@ -433,6 +433,21 @@ def test_a_gone_pattern_never_lowers_on_stale_unreadable_or_anothers_capacity(
     assert why in d.reason, d.reason
 
 
+def test_a_declared_event_still_applies_when_the_pattern_is_gone() -> None:
+    # Given no pattern worth acting on any more, an owned raise to 6, and a declared launch that needs 7
+    # starting within the lookahead
+    from prescaler.events import KnownEvent
+    from prescaler.forecast import with_events
+
+    launch = KnownEvent(name="launch", start=NOW.floor("min") + 3 * MINUTE,
+                        end=NOW.floor("min") + 30 * MINUTE, peak_invocations_per_minute=16000.0)
+    fc = with_events(make_forecast(13200.0, usable=False, judged=True), [launch])
+    state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    d = plan(fc, LOW, state, PlannerSettings(), NOW)
+    # Then the event is raised for, not relaxed away
+    assert (d.action, d.min_capacity) == ("raise", 7) and "launch" in d.reason
+
+
 def test_a_forecast_not_judged_never_relaxes_an_owned_raise() -> None:
     # Given the same owned raise, but history too short to judge (or missing, unreadable, flat)
     state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
