@@ -543,11 +543,13 @@ def _selection(
     endpoint's first invocation proves nothing, while a window that starts on an idle minute of an
     endpoint's life loses at most part of one cycle.
     """
-    data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
+    # keyed on the minutes from the first with traffic (all zeros before it): a young endpoint's window
+    # is mostly the zeros the reader fills in, hashed for nothing at every tick
+    first = int(np.argmax(y > 0)) if len(y) else 0
+    data_key = (origin.value, len(y), first, hashlib.blake2b(y[first:].tobytes(), digest_size=16).digest())
     # discovered from the traffic only: a young endpoint's zero-filled minutes before it would swamp the
     # autocorrelation of its sub-hour rhythms (as the day-long swell would, step 1)
-    nonzero = np.flatnonzero(y > 0)
-    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y[nonzero[0] if len(nonzero) else 0:])))
+    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y[first:])))
     standard = {p.period_minutes for p in PATTERNS}
     discovered = [Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
                   for lag in found if all(abs(lag - s) > 1 for s in standard)]
