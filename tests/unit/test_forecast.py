@@ -356,7 +356,8 @@ def test_a_young_endpoints_cron_spikes_act_in_the_zero_filled_window_the_lambda_
     zero_filled = seen.reindex(window, fill_value=0.0)
     # (the target on the file's own scale that `backtest --peak-rps 220` amounts to: 2,400 x 348 / 13,200)
     cost = CostModel(target_invocations_per_instance=63.0)
-    # When forecast from it and from the same minutes without the zeros (the simulator's view)
+    # When forecast from it and from the same minutes without the zeros (a history that starts with the
+    # traffic, as the simulator read it before it read the Lambda's window)
     lambda_view = forecast(zero_filled, now, now + 36 * MINUTE, cost=cost)
     twin_view = forecast(seen, now, now + 36 * MINUTE, cost=cost)
     # Then both act on the hourly pattern for the 15:00 spike: the backstop's breaches as the traffic
@@ -768,3 +769,22 @@ def test_a_forecast_says_whether_no_pattern_was_judged_or_the_data_was_lacking(
     assert (fc.usable, fc.judged) == (usable, judged), fc.reason
     assert fc.reason.startswith(reason), fc.reason
     assert fc.to_dict()["judged"] is judged
+
+
+@pytest.mark.parametrize("at", ["11:26", "12:26"])
+def test_a_young_endpoints_zero_filled_window_discovers_the_periods_its_traffic_holds(at: str) -> None:
+    # Given the Azure Functions sample (cron bursts every 15 and 30 minutes from 07:59) as the Lambda
+    # reads it: 14 days, zero-filled before the first invocation
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    now = pd.Timestamp(f"1970-01-01 {at}", tz="UTC")
+    seen = minutes[minutes.index < now - 2 * MINUTE]
+    zero_filled = window(seen, now - 2 * MINUTE)
+    # (the zeros swamp the autocorrelation of the whole window: no period stands out in it)
+    assert discover_periods(zero_filled.to_numpy()) == []
+    # When forecast from the window and from the traffic alone
+    lambda_view = forecast(zero_filled, now, now + 36 * MINUTE)
+    traffic = forecast(seen, now, now + 36 * MINUTE)
+    # Then the window's candidates include the same discovered periods (15 minutes among them)
+    assert lambda_view.periods == traffic.periods and 15 in lambda_view.periods

@@ -4,7 +4,8 @@ The method is a seasonal "evidence over recent cycles" at minute resolution, act
 cost-aware backtest says acting pays:
 
 1. **Candidate periods.** The hourly, daily and weekly cycles, plus up to ``MAX_DISCOVERED`` periods
-   discovered in the history itself: the highest peaks of the autocorrelation of the demand (after
+   discovered in the history itself (from its first minute with traffic: the zeros a young
+   endpoint's window is filled with would swamp them): the highest peaks of the autocorrelation of the demand (after
    removing its day-long moving average, so that a 30-minute, 2-hour or 8-hour rhythm stands out
    from the daily swell), at minute resolution, between ``MIN_PERIOD`` and ``MAX_DISCOVERED_PERIOD``
    minutes (computed with numpy's FFT: Wiener-Khinchin).
