@@ -15,7 +15,8 @@ and the oracle, and prints:
 2. **The backtest's backstop against the twin's**: the forecaster judges patterns against a simplified
    target tracking (``forecast._backtest``: demand seen ``backstop_reaction_minutes`` ago, held
    ``backstop_hold_minutes``, sized at the target); the breach minutes of that model over the whole
-   evaluated period against the twin's backstop's (same minute; within 3 minutes).
+   evaluated period against the twin's backstop's (same minute; within 3 minutes), and the same for a
+   stateful replay of the alarms (:func:`alarm_replay`, a sketch of a backstop-aware backtest).
 3. **The candidates' scores** at each ``--at``: for the hourly and daily cycles at each drift, the
    backtest's net (instance-minutes), breach minutes prevented / preventable, return, and whether it is
    convincing (whole span; both halves), as the forecaster acts on it (``act``: the minutes of the cycle
@@ -78,16 +79,55 @@ def where(y: np.ndarray, back: twin.PolicyResult, first: int, window: int, per_i
     print(f"   against the daily profile (±{window} min, two of {DAYS} days): {kinds}")
 
 
-def model_vs_twin(y: np.ndarray, back: twin.PolicyResult, first: int, cost: F.CostModel) -> None:
-    """Section 2: the backtest's backstop model against the twin's backstop."""
+def alarm_replay(y: np.ndarray, m: twin.EndpointModel, provisioning_minutes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A stateful replay of target tracking's two alarms on per-minute InvocationsPerInstance (the
+    twin's rules at minute resolution: scale-out on ``scale_out_datapoints`` above target, scale-in on
+    ``scale_in_datapoints`` below ``scale_in_ratio`` x target after the cooldowns, both sized from the
+    newest visible datapoint; a scale-out in service ``provisioning_minutes`` later). Returns (instances in
+    service, breached: the minute needs more instances at saturation) per minute. A sketch of what a
+    backstop-aware backtest would replay, for section 2's comparison only."""
+    n, target = len(y), m.target_invocations_per_instance
+    delay, cooldown = 1 + m.metric_delay_s // 60, m.scale_in_cooldown_s // 60
+    in_service = desired = m.min_capacity
+    pending: list[tuple[int, int]] = []  # (minute in service, instances)
+    last_out = last_in = -(10**9)
+    ipi, cap = np.zeros(n), np.zeros(n)
+    for t in range(n):
+        while pending and pending[0][0] <= t:
+            in_service = max(in_service, pending.pop(0)[1])
+        newest = t - delay
+        out = ipi[max(0, newest - m.scale_out_datapoints + 1): newest + 1] if newest >= 0 else ipi[:0]
+        low = ipi[max(0, newest - m.scale_in_datapoints + 1): newest + 1] if newest >= 0 else ipi[:0]
+        if len(out) == m.scale_out_datapoints and (out > target).all():
+            want = min(m.max_capacity, math.ceil(desired * ipi[newest] / target - 1e-9))
+            if want > desired:
+                pending.append((t + provisioning_minutes, want))
+                desired, last_out = want, t
+        elif (len(low) == m.scale_in_datapoints and (low < m.scale_in_ratio * target).all()
+              and t - last_in >= cooldown and t - last_out >= cooldown):
+            want = max(m.min_capacity, math.ceil(desired * ipi[newest] / target - 1e-9))
+            if want < desired:
+                desired, in_service, last_in = want, min(in_service, want), t
+                pending = [(r, min(c, want)) for r, c in pending]
+        cap[t] = in_service
+        ipi[t] = y[t] / in_service
+    return cap, np.ceil(y / (m.capacity_rps_per_instance * 60) - 1e-9) > cap
+
+
+def model_vs_twin(y: np.ndarray, back: twin.PolicyResult, first: int, cost: F.CostModel, m: twin.EndpointModel) -> None:
+    """Section 2: the backtest's backstop model, and a stateful replay of the alarms, against the twin's backstop."""
     bt = F._backtest(y, len(y), cost)
-    model = pd.Series(bt.breaching[first:first + len(back.breach)], index=back.breach.index)
-    tw = back.breach
-    near = model.astype(float).rolling(7, center=True, min_periods=1).max().astype(bool)
-    cap = bt.backstop[first:first + len(back.breach)]
-    print(f"\n2. backtest's backstop model: {int(model.sum())} breach minutes, {cap.sum() / 60:,.1f} instance-hours "
-          f"in service; twin's {back.name}: {int(tw.sum())}, {back.capacity.sum() / 60:,.1f}; both breach the same "
-          f"minute: {int((model & tw).sum())}, within 3 min: {int((tw & near).sum())}")
+    tw = back.breach.to_numpy()
+    print("\n2. the backstop as the backtest models it, against the twin's:")
+    replayed = alarm_replay(y, m)
+    for label, cap, breached in (("backtest's model (forecast._backtest)", bt.backstop, bt.breaching),
+                                 ("stateful alarm replay (alarm_replay)", *replayed)):
+        mb = breached[first:first + len(tw)]
+        near = np.convolve(mb.astype(float), np.ones(7), "same") > 0
+        hours = cap[first:first + len(tw)].sum() / 60
+        print(f"   {label}: {int(mb.sum())} breach minutes, {hours:,.1f} instance-hours in service; "
+              f"twin's {back.name}: {int(tw.sum())}, {back.capacity.sum() / 60:,.1f}; the same minute: "
+              f"{int((mb & tw).sum())}, within 3 min: {int((tw & near).sum())}")
 
 
 def candidates(y: pd.Series, at: pd.Timestamp, cost: F.CostModel) -> None:
@@ -164,7 +204,7 @@ def main_(argv: list[str] | None = None) -> None:
     first = inv.index.get_loc(back.breach.index[0])
     cost = F.CostModel()
     where(y, back, first, args.window, model.capacity_rps_per_instance * 60, model.target_invocations_per_instance)
-    model_vs_twin(y, back, first, cost)
+    model_vs_twin(y, back, first, cost, model)
     for at in args.at:
         candidates(inv, pd.Timestamp(at, tz="UTC"), cost)
     print(f"\n4. a daily level floor (±{args.window} min, two of {DAYS} days, {LOOKAHEAD} min ahead) in the twin:")
