@@ -24,7 +24,8 @@ Model (PROBLEM.md and ARCHITECTURE.md; settings in :class:`EndpointModel`):
 - Policies act at each minute boundary (the concurrency alarm every 10 s). ``predictive`` calls
   :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then, in
   the window the Lambda reads (14 days, zero before the run's first minute, as the CloudWatch reader
-  zero-fills a young endpoint's window: :func:`prescaler.history.window`), and with the lead time the prescale Lambda would learn by then: :func:`prescaler.aws.autoscaling.lead_time_s`
+  zero-fills a young endpoint's window: :func:`prescaler.history.window`), and with the lead time
+  the prescale Lambda would learn by then: :func:`prescaler.aws.autoscaling.lead_time_s`
   on the twin's completed scale-outs (DescribeScalingActivities' newest :data:`ACTIVITIES_READ`), the
   planner's ``lead_time_s`` until there is one.
 
