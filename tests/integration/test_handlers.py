@@ -584,3 +584,32 @@ def test_one_tick_requests_the_metrics_the_readmes_cost_table_bills(
     # Then it requests two metrics, billed per metric requested ("Cost per month": 2 functions x 2
     # metrics x 43,800 ticks): the variant's Invocations and its instances' CPUUtilization heartbeat
     assert sorted(queries) == ["CPUUtilization", "Invocations"]
+
+
+def test_a_raise_whose_pattern_is_gone_is_relaxed_and_logged(
+        world: World, scaler_env: dict, lambda_context: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a raise to 6 for the 10:00 spike, owned by the pre-scaler, and 6 instances running
+    monkeypatch.setenv("DRY_RUN", "false")
+    seed_history(world, PRESCALE_TIME)
+    put_heartbeat(world.cloudwatch, PRESCALE_TIME, RELAX_TIME)
+    assert invoke("prescale", event("prescale_scheduled.json"), lambda_context)["action"] == "raise"
+    world.set_instances(6)
+    capsys.readouterr()
+    # And, at the relaxer's tick, a backtest that finds no pattern worth acting on any more (here: the
+    # operator made a breach minute worth 0.01 instance-minutes, so no raise pays)
+    monkeypatch.setenv("BREACH_MINUTE_COST", "0.01")
+    evt = dict(event("relax_scheduled.json"), time=(PRESCALE_TIME + pd.Timedelta(minutes=18)).isoformat())
+    # When the relaxer ticks after the spike
+    result = invoke("relax", evt, lambda_context)
+    # Then MinCapacity goes back to the baseline and the reason says the pattern is gone
+    assert (result["action"], result["old_min_capacity"], result["new_min_capacity"]) == ("relax", 6, 2), result
+    assert result["reason"].startswith("relax MinCapacity 6 -> 2: no pattern worth acting on any more")
+    assert result["forecast_usable"] is False and world.target()["MinCapacity"] == 2
+    # And no prompt scale-in: target tracking removes the instances after its own alarm
+    assert result["desired_instances"] is None and result["prompt_scale_in"] is None
+    assert result["scale_in"] == "pending" and "target tracking will remove" in result["reason"]
+    # And the log line carries the decision, and the metrics count a relax on an unusable forecast
+    values = metric_values(emf(capsys))
+    assert (values["ActionRelax"], values["ForecastUsable"], values["MinCapacity"]) == ([1.0], [0.0], [2.0])
+    assert "PromptScaleIn" not in values

@@ -356,7 +356,8 @@ def test_a_young_endpoints_cron_spikes_act_in_the_zero_filled_window_the_lambda_
     zero_filled = seen.reindex(window, fill_value=0.0)
     # (the target on the file's own scale that `backtest --peak-rps 220` amounts to: 2,400 x 348 / 13,200)
     cost = CostModel(target_invocations_per_instance=63.0)
-    # When forecast from it and from the same minutes without the zeros (the simulator's view)
+    # When forecast from it and from the same minutes without the zeros (a history that starts with the
+    # traffic, as the simulator read it before it read the Lambda's window)
     lambda_view = forecast(zero_filled, now, now + 36 * MINUTE, cost=cost)
     twin_view = forecast(seen, now, now + 36 * MINUTE, cost=cost)
     # Then both act on the hourly pattern for the 15:00 spike: the backstop's breaches as the traffic
@@ -723,3 +724,67 @@ def test_a_one_off_burst_in_jittered_traffic_is_not_repeated(synth) -> None:
     fc = forecast(hist, once + DAY * MINUTE - 30 * MINUTE, once + DAY * MINUTE + 30 * MINUTE)
     # Then the one sighting is not repeated, whatever drift was learned
     assert fc.values.max() < synth.SPIKE
+
+
+# --- judged: "no pattern" as a finding, not as a lack of data ------------------------------------
+
+
+def _judged_case(kind: str, synth) -> pd.Series:
+    hist = synth.history(3 * DAY, synth.top_of_hour)
+    if kind == "empty":
+        hist[:] = 0.0
+    elif kind == "flat":
+        hist[:] = synth.BASELINE
+    elif kind == "flat after a zero-filled start":
+        hist[:] = 0.0
+        hist.iloc[-600:] = synth.BASELINE
+    elif kind == "unreadable":
+        hist.iloc[-5] = float("nan")
+    elif kind == "short":
+        hist = hist.iloc[-5 * 60:]
+    elif kind == "patternless":
+        hist[:] = synth.BASELINE
+        hist.iloc[::97] = 13200.0  # bursts every 97 minutes: no cycle the backtest keeps
+        hist.iloc[-DAY:] = synth.BASELINE + np.arange(DAY) % 7
+    return hist
+
+
+@pytest.mark.parametrize(("kind", "usable", "judged", "reason"), [
+    ("empty", False, False, "no data"),
+    ("flat", False, False, "flat history"),
+    ("flat after a zero-filled start", False, False, "flat history"),
+    ("unreadable", False, False, "unreadable data"),
+    ("short", False, False, "too little history"),
+    ("patternless", False, True, "no pattern worth acting on"),
+    ("hourly", True, True, "hourly pattern"),
+])
+def test_a_forecast_says_whether_no_pattern_was_judged_or_the_data_was_lacking(
+        kind: str, usable: bool, judged: bool, reason: str, synth) -> None:
+    # Given missing, flat, unreadable, short, backtested-patternless or hourly history
+    hist = _judged_case(kind, synth)
+    end = _end(hist)
+    # When forecast
+    fc = forecast(hist, end, end + 15 * MINUTE)
+    # Then only a backtest's finding is judged (the planner relaxes a raise whose pattern is gone on it)
+    assert (fc.usable, fc.judged) == (usable, judged), fc.reason
+    assert fc.reason.startswith(reason), fc.reason
+    assert fc.to_dict()["judged"] is judged
+
+
+@pytest.mark.parametrize("at", ["11:26", "12:26"])
+def test_a_young_endpoints_zero_filled_window_discovers_the_periods_its_traffic_holds(at: str) -> None:
+    # Given the Azure Functions sample (cron bursts every 15 and 30 minutes from 07:59) as the Lambda
+    # reads it: 14 days, zero-filled before the first invocation
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    now = pd.Timestamp(f"1970-01-01 {at}", tz="UTC")
+    seen = minutes[minutes.index < now - 2 * MINUTE]
+    zero_filled = window(seen, now - 2 * MINUTE)
+    # (the zeros swamp the autocorrelation of the whole window: no period stands out in it)
+    assert discover_periods(zero_filled.to_numpy()) == []
+    # When forecast from the window and from the traffic alone
+    lambda_view = forecast(zero_filled, now, now + 36 * MINUTE)
+    traffic = forecast(seen, now, now + 36 * MINUTE)
+    # Then the window's candidates include the same discovered periods (15 minutes among them)
+    assert lambda_view.periods == traffic.periods and 15 in lambda_view.periods

@@ -569,12 +569,15 @@ def test_decide_history_length_edges(minutes: int, action: str) -> None:
     assert d.action == action
 
 
-@pytest.mark.parametrize("level", [0.0, 2400.0])
-def test_decide_on_flat_history_never_lowers(level: float) -> None:
+@pytest.mark.parametrize(("level", "why"), [(0.0, "no data"), (2400.0, "flat history")])
+def test_decide_on_flat_history_never_lowers(level: float, why: str) -> None:
+    # A flat series (no invocations, or one count repeated every minute: a stuck or filled metric) is
+    # not a backtest's finding: the forecast is not judged, so even a raise of ours is held
     h = spiky("2026-03-02 00:00", "2026-03-04 23:59") * 0 + level
     state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=AFTER - 10 * MINUTE)
     d = decide(h, state, PlannerSettings(), AFTER)
-    assert d.action == "hold" and d.min_capacity == 6
+    assert d.action == "hold" and d.min_capacity == 6 and d.desired_instances is None
+    assert d.forecast is not None and not d.forecast.judged and d.reason.startswith(f"hold: {why}"), d.reason
 
 
 def test_decide_single_spike_is_no_pattern() -> None:

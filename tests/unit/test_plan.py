@@ -36,15 +36,20 @@ def make_forecast(
     now: pd.Timestamp = NOW,
     minutes: int = DEFAULTS.lookahead_minutes,
     pattern: str = "hourly",
+    judged: bool | None = None,
 ) -> Forecast:
-    """A ``Forecast`` over ``[now, now + minutes)`` whose last minute is the peak."""
+    """A ``Forecast`` over ``[now, now + minutes)`` whose last minute is the peak. An unusable one is
+    "too little history" (not judged) unless ``judged``: then "no pattern worth acting on"."""
+    judged = usable if judged is None else judged
     lo = now.floor("min")
     hi = lo + minutes * MINUTE
     index = pd.date_range(lo, hi, freq="min", inclusive="left", name="minute")
     values = pd.Series(np.full(len(index), min(peak, 1.0)), index=index, name=SERIES_NAME)
     values.iloc[-1] = peak
+    reason = "test forecast" if usable else (
+        "no pattern worth acting on: test" if judged else "too little history: test")
     return Forecast(lo, hi, values, pattern if usable else "none", usable, peak, hi - MINUTE, hi,
-                    3 * 1440, "test forecast" if usable else "too little history: test", {})
+                    3 * 1440, reason, {}, judged=judged)
 
 
 def recent(values: list[float], now: pd.Timestamp = NOW) -> pd.Series:
@@ -160,6 +165,28 @@ def test_unusable_forecast_never_lowers_capacity(s, state, peak, usable, hist) -
         assert d.action == "hold"
         assert d.min_capacity == state.min_capacity
         assert d.desired_instances is None
+
+
+@PROPERTY
+@case
+def test_a_judged_patternless_forecast_relaxes_only_an_owned_raise_to_what_demand_needs(
+        s, state, peak, usable, hist) -> None:
+    # Given a forecast that was backtested and found no pattern worth acting on
+    d = plan(make_forecast(peak, usable=False, judged=True), hist, state, s, NOW)
+    low, _ = _bounds(state, s)
+    owned = state.owned_min_capacity == state.min_capacity and state.min_capacity > low
+    # Then it never raises and never asks for a prompt scale-in
+    assert d.action in ("hold", "relax") and d.desired_instances is None
+    if _watchdog_due(state, s, hist):
+        assert d.reason.startswith("watchdog")
+    elif owned and len(hist):
+        # And an owned raise goes to what the last minutes of demand need, never below the baseline
+        need = instances_for(float(hist.to_numpy()[-s.scale_in_low_minutes:].max()), s)
+        assert d.min_capacity == max(low, min(state.min_capacity, need))
+        assert d.action == ("relax" if d.min_capacity < state.min_capacity else "hold")
+    else:
+        # And anything else (not ours, at the baseline, no history) is held
+        assert (d.action, d.min_capacity) == ("hold", state.min_capacity)
 
 
 @PROPERTY
@@ -374,6 +401,59 @@ def test_unusable_forecast_holds_and_says_why() -> None:
 
 
 # --- relax: only what the pre-scaler owns --------------------------------------------------------
+
+
+def test_an_owned_raise_whose_pattern_is_gone_is_relaxed_to_what_demand_needs() -> None:
+    # Given MinCapacity 6 of ours and 10 instances, and the next hour's backtest found no pattern
+    state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    fc = make_forecast(13200.0, usable=False, judged=True)
+    d = plan(fc, LOW, state, PlannerSettings(), NOW)
+    # Then MinCapacity goes back to the baseline (the last minute needs 1), and says why
+    assert (d.action, d.min_capacity) == ("relax", 2)
+    assert d.reason.startswith("relax MinCapacity 6 -> 2: no pattern worth acting on any more")
+    assert "the last 1 min of demand need 1" in d.reason and d.numbers["pattern_gone"] is True
+    # And no prompt scale-in: target tracking removes the 10 instances itself, as the backstop alone would
+    assert d.desired_instances is None
+    # And while the last minutes still need 4, MinCapacity goes only to 4; needing 6 or more, it holds
+    assert (plan(fc, recent([9000.0] * 3), state, PlannerSettings(), NOW).min_capacity) == 4
+    d = plan(fc, recent([13000.0] * 3), state, PlannerSettings(), NOW)
+    assert (d.action, d.min_capacity) == ("hold", 6) and "relaxed as demand falls" in d.reason
+
+
+@pytest.mark.parametrize(("history", "state", "why"), [
+    (recent([50.0] * 10, now=NOW - 60 * MINUTE), TargetState(6, 8, 6, 6, NOW - 20 * MINUTE), "stale"),
+    (recent([50.0, float("nan")]), TargetState(6, 8, 6, 6, NOW - 20 * MINUTE), "unreadable"),
+    (LOW, TargetState(6, 8, 6), "hold: no pattern worth acting on"),  # an operator's, not ours
+    (LOW, TargetState(6, 8, 6, 7, NOW - 20 * MINUTE), "hold: no pattern worth acting on"),
+])
+def test_a_gone_pattern_never_lowers_on_stale_unreadable_or_anothers_capacity(
+        history: pd.Series, state: TargetState, why: str) -> None:
+    d = plan(make_forecast(13200.0, usable=False, judged=True), history, state, PlannerSettings(), NOW)
+    assert (d.action, d.min_capacity, d.desired_instances) == ("hold", 6, None)
+    assert why in d.reason, d.reason
+
+
+def test_a_declared_event_still_applies_when_the_pattern_is_gone() -> None:
+    # Given no pattern worth acting on any more, an owned raise to 6, and a declared launch that needs 7
+    # starting within the lookahead
+    from prescaler.events import KnownEvent
+    from prescaler.forecast import with_events
+
+    launch = KnownEvent(name="launch", start=NOW.floor("min") + 3 * MINUTE,
+                        end=NOW.floor("min") + 30 * MINUTE, peak_invocations_per_minute=16000.0)
+    fc = with_events(make_forecast(13200.0, usable=False, judged=True), [launch])
+    state = TargetState(6, 8, 6, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    d = plan(fc, LOW, state, PlannerSettings(), NOW)
+    # Then the event is raised for, not relaxed away
+    assert (d.action, d.min_capacity) == ("raise", 7) and "launch" in d.reason
+
+
+def test_a_forecast_not_judged_never_relaxes_an_owned_raise() -> None:
+    # Given the same owned raise, but history too short to judge (or missing, unreadable, flat)
+    state = TargetState(6, 8, 10, owned_min_capacity=6, owned_since=NOW - 20 * MINUTE)
+    d = plan(make_forecast(13200.0, usable=False), LOW, state, PlannerSettings(), NOW)
+    # Then it holds (only the watchdog relaxes it)
+    assert (d.action, d.min_capacity) == ("hold", 6) and "too little history" in d.reason
 
 
 def test_relax_an_owned_raise_once_no_spike_is_forecast() -> None:
@@ -811,3 +891,43 @@ def test_a_relax_on_a_declared_event_alone_waits_for_the_observed_demand() -> No
     relaxes = [(t.floor("min"), d) for t, d in log if d.action == "relax"]
     # Then the relax waits for a low minute in CloudWatch (10:10, visible at 10:13)
     assert relaxes and relaxes[0][0] == top + 13 * MINUTE
+
+
+# --- a raise whose pattern the next hour's backtest drops ----------------------------------------
+
+
+def _coin_flip_spikes(seed: int, p: float, hours: int) -> pd.Series:
+    """2,400/min with 5% noise, and in each hour, with probability ``p``, a 10-minute spike of 13,200/min
+    at :00: a rhythm the backtest keeps in some hours and drops in others."""
+    rng = np.random.default_rng(seed)
+    minutes = hours * 60
+    base = 2400 * (1 + 0.05 * rng.standard_normal(minutes))
+    m = np.arange(minutes)
+    on = rng.random(hours + 1) < p
+    values = np.where((m % 60 < 10) & on[m // 60], 13200.0, base).clip(0)
+    index = pd.date_range("2026-03-02", periods=minutes, freq="min", tz="UTC", name="minute")
+    return pd.Series(values, index=index, name=SERIES_NAME)
+
+
+def test_decide_relaxes_a_raise_when_the_next_hours_backtest_drops_its_pattern() -> None:
+    # Given spikes at :00 in a coin flip's share of hours since 00:00, where the hourly pattern
+    # raised MinCapacity for the 09:00 spike and the 09:02 tick's backtest (the 08:00 hour now
+    # counted) finds no pattern worth acting on any more
+    full = _coin_flip_spikes(1, 0.5, 36)
+    top = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+    log = _tick_through(full, PlannerSettings(), top, range(-6, 15), TargetState(2, 8, 2))
+    raises = [(t.floor("min"), d) for t, d in log if d.action == "raise"]
+    assert raises and raises[0][1].min_capacity == 6 and raises[0][1].forecast.pattern == "hourly"
+    gone = [(t.floor("min"), d) for t, d in log if d.numbers.get("pattern_gone")]
+    assert gone, [d.reason for _, d in log]
+    when, d = gone[0]
+    assert d.forecast is not None and d.forecast.judged and not d.forecast.usable
+    assert "no pattern worth acting on" in d.forecast.reason
+    # Then that tick relaxes the raise to what the last minute of demand needed (not held until the
+    # watchdog, as before), and removes no instance itself (target tracking's scale-in does)
+    need = instances_for(float(full[full.index < complete_end(when)].iloc[-1]), PlannerSettings())
+    assert (d.action, d.previous_min_capacity, d.min_capacity) == ("relax", 6, max(2, need))
+    assert d.desired_instances is None
+    assert d.reason.startswith("relax MinCapacity 6 -> 2: no pattern worth acting on any more")
+    # And nothing after it raises again on the dropped pattern
+    assert all(d.action != "raise" for t, d in log if t > when)

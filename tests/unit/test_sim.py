@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from prescaler.history import complete_end
+from prescaler.history import complete_end, window
 from prescaler.sim import scenarios, twin
 from prescaler.sim.scenarios import Demand
 
@@ -400,6 +400,43 @@ def test_predictive_sees_no_future_data() -> None:
     now = a.start + pd.Timedelta(minutes=50)
     assert visible.index[-1] == complete_end(now) - pd.Timedelta(minutes=1) == a.start + pd.Timedelta(minutes=47)
     assert visible.tolist() == [float(i) for i in range(8, 48)]
+
+
+def test_predictive_reads_a_young_endpoints_window_zero_filled_as_the_lambda_does() -> None:
+    # Given a run 10 minutes old (minute i holds i + 1) and a 40-minute history window
+    start = pd.Timestamp("2026-03-02 08:00", tz="UTC")
+    model = twin.EndpointModel()
+    hook = twin._PredictiveHook(np.arange(1.0, 101.0), pd.date_range(start, periods=100, freq="min"),
+                                twin.default_planner_settings(model), model, history_minutes=40)
+    # When the tick at 08:10 reads its history
+    visible = hook.visible_history(10)
+    # Then it is the whole window the CloudWatch reader returns: the 40 minutes before 08:08, zero
+    # before the first minute of traffic (prescaler.history.window), not the 8 minutes of traffic alone
+    end = complete_end(start + pd.Timedelta(minutes=10))
+    assert len(visible) == 40 and visible.index[0] == end - pd.Timedelta(minutes=40)
+    assert visible.tolist() == [0.0] * 32 + [float(i) for i in range(1, 9)]
+    seen = pd.Series(np.arange(1.0, 9.0), index=pd.date_range(start, periods=8, freq="min", name="minute"))
+    pd.testing.assert_series_equal(visible, window(seen, end, pd.Timedelta(minutes=40)), check_names=False)
+    # And later ticks slide it on without showing a minute the Lambda could not read yet
+    assert hook.visible_history(60).tolist() == [float(i) for i in range(19, 59)]
+    assert hook.visible_history(12).tolist() == [0.0] * 30 + [float(i) for i in range(1, 11)]
+
+
+def test_the_twin_raises_for_a_young_endpoints_cron_spike_when_the_lambda_would() -> None:
+    # Given the Azure Functions sample (hourly and half-hourly cron spikes from 07:59) as the README
+    # backtests it, on an endpoint whose traffic starts with the sample
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    demand = scenarios.from_minutes(minutes, "azure functions", peak_rps=220, warmup_days=0)
+    # When the predictive policy runs
+    result = twin.run(demand, policies=("predictive",))["predictive"]
+    raises = [(t, d) for t, d in result.decisions if d.action == "raise"]
+    # Then it first raises at 13:55 for the 14:00 spike, as the Lambda's zero-filled 14-day window
+    # allows (six hourly cycles, traffic in five of them), not at 14:55 as a history starting
+    # with the traffic did
+    first, d = raises[0]
+    assert first.floor("min") == pd.Timestamp("1970-01-01 13:55", tz="UTC"), [t for t, _ in raises]
+    assert d.forecast is not None and d.forecast.pattern == "hourly"
+    assert d.forecast.window_start == pd.Timestamp("1970-01-01 14:00", tz="UTC")
 
 
 def test_real_trace_end_to_end_elb() -> None:

@@ -9,8 +9,9 @@ cost-aware backtest says acting pays:
    from Friday and Thursday, and not raised for on the weekend from the four weekdays before it,
    which costs the plain daily cycle two idle raises a week and, at two hours a burst, its
    convincing return; the weekly cycle needs two weeks of history to say the same), plus up to
-   ``MAX_DISCOVERED`` periods
-   discovered in the history itself: the highest peaks of the autocorrelation of the demand (after
+   ``MAX_DISCOVERED`` periods discovered in the history itself (from its first minute with traffic:
+   the zeros a young endpoint's window is filled with would swamp them): the highest peaks of the
+   autocorrelation of the demand (after
    removing its day-long moving average, so that a 30-minute, 2-hour or 8-hour rhythm stands out
    from the daily swell), at minute resolution, between ``MIN_PERIOD`` and ``MAX_DISCOVERED_PERIOD``
    minutes (computed with numpy's FFT: Wiener-Khinchin).
@@ -220,6 +221,10 @@ class Forecast:
         prepare: per-minute invocations the planner prepares for: the forecast at the minutes of a
             cycle where acting paid (the backstop breached there in at least two cycles), 0 at the
             others (the backstop serves them); None: all of ``values``.
+        judged: the candidates were backtested on readable history long enough for at least one
+            of them (True for every usable pattern, and for "no pattern worth acting on"); False for
+            missing, unreadable, flat or too short history, where "no pattern" is not a finding. The
+            planner relaxes a raise whose pattern is gone only on a judged forecast.
     """
 
     start: pd.Timestamp
@@ -236,6 +241,7 @@ class Forecast:
     periods: tuple[int, ...] = ()
     calendar_only: bool = False
     prepare: pd.Series | None = None
+    judged: bool = False
 
     @property
     def prepared(self) -> pd.Series:
@@ -256,6 +262,7 @@ class Forecast:
             "candidate_periods_minutes": list(self.periods),
             "skill_net_instance_minutes": {k: finite_or_none(v) for k, v in self.skill.items()},
             "calendar_only": self.calendar_only,
+            "judged": self.judged,
             "prepared_peak_invocations_per_minute": finite_or_none(float(self.prepared.max()))
             if len(self.prepared) else None,
             "reason": self.reason,
@@ -531,6 +538,7 @@ class _Selection:
     periods: tuple[int, ...]
     span: int
     reason: str = ""
+    judged: bool = False  # the eligible candidates were backtested (see Forecast.judged)
 
 
 _MEMO: OrderedDict[tuple, Any] = OrderedDict()
@@ -562,8 +570,13 @@ def _selection(
     endpoint's first invocation proves nothing, while a window that starts on an idle minute of an
     endpoint's life loses at most part of one cycle.
     """
-    data_key = (origin.value, len(y), hashlib.blake2b(y.tobytes(), digest_size=16).digest())
-    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y)))
+    # keyed on the minutes from the first with traffic (all zeros before it): a young endpoint's window
+    # is mostly the zeros the reader fills in, hashed for nothing at every tick
+    first = int(np.argmax(y > 0)) if len(y) else 0
+    data_key = (origin.value, len(y), first, hashlib.blake2b(y[first:].tobytes(), digest_size=16).digest())
+    # discovered from the traffic only: a young endpoint's zero-filled minutes before it would swamp the
+    # autocorrelation of its sub-hour rhythms (as the day-long swell would, step 1)
+    found = _memo(("periods", *data_key), lambda: tuple(discover_periods(y[first:])))
     standard = {p.period_minutes for p in PATTERNS}
     discovered = [Pattern(_period_name(lag), lag, cycles=4, wall_clock=False, discovered=True)
                   for lag in found if all(abs(lag - s) > 1 for s in standard)]
@@ -635,8 +648,8 @@ def _backtest_patterns(
             f"no pattern worth acting on: acting on the best ({best.name}) would have saved "
             f"{skill[best.name]:,.0f} instance-minutes net over the last {span / 1440:.1f} days (a breach minute = "
             f"{cost.breach_minute_cost:g} instance-minutes; backstop alone: {bt.backstop_breaches} breach minutes)"
-            f"{unconvincing}"))
-    return _Selection(tuple(chosen), skill, periods, span)
+            f"{unconvincing}"), judged=True)
+    return _Selection(tuple(chosen), skill, periods, span, judged=True)
 
 
 def forecast(
@@ -676,10 +689,11 @@ def forecast(
     y = history.to_numpy(dtype=float)
     n = len(y)
 
-    def unusable(reason: str, skill: dict[str, float] | None = None, periods: tuple[int, ...] = ()) -> Forecast:
+    def unusable(reason: str, skill: dict[str, float] | None = None, periods: tuple[int, ...] = (),
+                 judged: bool = False) -> Forecast:
         level = float(y[-1]) if n and np.isfinite(y[-1]) and y[-1] >= 0 else 0.0
         values = pd.Series(np.full(len(out_index), level), index=out_index, name=SERIES_NAME)
-        return Forecast(lo, hi, values, "none", False, level, lo, hi, n, reason, skill or {}, periods)
+        return Forecast(lo, hi, values, "none", False, level, lo, hi, n, reason, skill or {}, periods, judged=judged)
 
     if n and not np.isfinite(y).all():
         bad = int((~np.isfinite(y)).sum())
@@ -688,13 +702,18 @@ def forecast(
         return unusable("unreadable data: negative invocation counts in the history")
     if n == 0 or not (y > 0).any():
         return unusable("no data: the history window holds no invocations")
+    first = int(np.flatnonzero(y > 0)[0])
+    if n - first > 1 and float(y[first:].min()) == float(y[first:].max()):
+        # live traffic never repeats one count every minute: a stuck or filled metric is not evidence
+        return unusable(f"flat history: every minute since traffic began holds {y[-1]:,.6g} invocations "
+                        "(a stuck or filled metric?); there is nothing to judge a pattern on")
 
     # Patterns are chosen from whole hours of history (its newest whole hour back to an hour
     # boundary), so that the choice is the same for every tick of an hour and is computed once
     # (memoised on the data); the forecast values below use every minute.
     sel_end = max(0, n - (history.index[-1] + MINUTE).minute)
     sel_start = sel_end % 60
-    active = n - int(np.flatnonzero(y > 0)[0])
+    active = n - first
     sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, active, cost, drift_minutes,
                      timezone)
     # The backtest's span counts the zero-filled minutes before the first invocation (a new endpoint, a
@@ -703,7 +722,7 @@ def forecast(
     if sel.chosen is None:
         # The reason ends in a long parenthesis: name the span again rather than "of them".
         return unusable(f"{sel.reason}; {_duration(active)} of those {sel.span / 1440:.1f} days had traffic"
-                        if traffic and sel.span else sel.reason, sel.skill, sel.periods)
+                        if traffic and sel.span else sel.reason, sel.skill, sel.periods, sel.judged)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     origin = history.index[0]
     bt = _backtest(y, 0, cost)
@@ -734,7 +753,7 @@ def forecast(
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
     )
     return Forecast(lo, hi, values, best.name, True, peak, w_start, w_end, n, reason, skill, periods,
-                    prepare=prepare)
+                    prepare=prepare, judged=True)
 
 
 def _peak_window(values: pd.Series) -> tuple[float, pd.Timestamp, pd.Timestamp]:

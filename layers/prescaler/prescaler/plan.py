@@ -8,9 +8,15 @@ Invariants (pinned by ``tests/unit/test_plan.py``):
 - MinCapacity stays within ``[baseline, min(prescale cap, MaxCapacity)]``; a MinCapacity above
   MaxCapacity is never proposed; MaxCapacity and SuspendedState are not part of a decision.
 - ``raise`` only increases MinCapacity, ``relax`` only decreases it.
-- An unusable forecast (missing, short, unreadable or patternless history) never raises and never
-  relaxes; only the watchdog relaxes a raise held longer than ``max_hold_minutes``, and after it
-  fires no forecast-driven raise is made for ``watchdog_cooloff_minutes``.
+- An unusable forecast never raises. One that was not judged (missing, short, unreadable or flat
+  history: ``Forecast.judged`` False) never relaxes either; only the watchdog relaxes a raise held
+  longer than ``max_hold_minutes``, and after it fires no forecast-driven raise is made for
+  ``watchdog_cooloff_minutes``.
+- A judged forecast with no pattern worth acting on (backtested, the pattern that raised is gone)
+  relaxes a raise the pre-scaler owns to what demand needs now (the last ``scale_in_low_minutes``
+  minutes, never below the baseline), with fresh, readable newest minutes only, and makes no prompt
+  scale-in: target tracking removes the instances after its own 15 low datapoints, as the backstop
+  alone would.
 - Stale history (its newest minute older than ``now`` minus the publication delay and a minute of
   slack) never lowers anything.
 - A MinCapacity the pre-scaler did not set (an operator's change) is never relaxed.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -342,6 +349,8 @@ def plan(
                             f"back to baseline {baseline}", watchdog=True)
 
     if not fc.usable:
+        if fc.judged and owned and current > baseline:
+            return _relax_pattern_gone(fc, history, newest, current, baseline, settings, now, decision, numbers)
         return decision("hold", current, f"hold: {fc.reason}")
     if not math.isfinite(fc.peak_invocations_per_minute) or fc.peak_invocations_per_minute < 0:
         return decision("hold", current, f"hold: unreadable forecast peak {fc.peak_invocations_per_minute!r}")
@@ -412,6 +421,45 @@ def plan(
         reason = f"{reason}; {scale_in}" if action == "relax" else f"relax: {scale_in} (MinCapacity {new_min})"
         action = "relax"
     return decision(action, new_min, reason, desired)
+
+
+def _relax_pattern_gone(
+    fc: Forecast,
+    history: pd.Series,
+    newest: pd.Timestamp | None,
+    current: int,
+    baseline: int,
+    settings: PlannerSettings,
+    now: pd.Timestamp,
+    decision: Callable[[Action, int, str], Decision],
+    numbers: dict[str, float | int | str | None],
+) -> Decision:
+    """A raise the pre-scaler owns, on a forecast that was judged (backtested on enough readable
+    history) and found no pattern worth acting on: the pattern that raised it is gone, so MinCapacity
+    returns to what demand needs now, as after a forecast spike: never below what the last
+    ``scale_in_low_minutes`` complete minutes needed, never below the baseline. Stale or unreadable
+    newest minutes hold.
+
+    No prompt scale-in: with no pattern there is no forecast saying the demand is over, so the
+    instances are left to target tracking's own scale-in (15 low datapoints), exactly what the
+    backstop alone would keep."""
+    numbers["pattern_gone"] = True
+    gone = f"no pattern worth acting on any more ({fc.reason.removeprefix('no pattern worth acting on: ')})"
+    if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
+        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but the history is stale (newest "
+                        f"minute {newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
+    tail = history.to_numpy()[-settings.scale_in_low_minutes:]
+    if len(tail) == 0 or not np.isfinite(tail).all() or (tail < 0).any():
+        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but the newest minutes are "
+                        "unreadable: nothing is lowered")
+    need = instances_for(float(tail.max()), settings)
+    numbers["observed_required_instances"] = need
+    floor = max(baseline, min(current, need))
+    says = f"the last {len(tail)} min of demand need {need}"
+    if floor >= current:
+        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but {says}: relaxed as demand falls")
+    return decision("relax", floor, f"relax MinCapacity {current} -> {floor}: {gone}; {says}; target tracking "
+                    "removes the instances above it after its own scale-in alarm")
 
 
 def _held_minutes(

@@ -22,8 +22,10 @@ Model (PROBLEM.md and ARCHITECTURE.md; settings in :class:`EndpointModel`):
   target) -- instances still provisioning count, as AWS documents for the scale-out cooldown; scale-in
   waits 300 s after any scaling activity.
 - Policies act at each minute boundary (the concurrency alarm every 10 s). ``predictive`` calls
-  :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then, and
-  with the lead time the prescale Lambda would learn by then: :func:`prescaler.aws.autoscaling.lead_time_s`
+  :func:`prescaler.plan.decide` (the code the Lambdas run) with only the datapoints visible then, in
+  the window the Lambda reads (14 days, zero before the run's first minute, as the CloudWatch reader
+  zero-fills a young endpoint's window: :func:`prescaler.history.window`), and with the lead time
+  the prescale Lambda would learn by then: :func:`prescaler.aws.autoscaling.lead_time_s`
   on the twin's completed scale-outs (DescribeScalingActivities' newest :data:`ACTIVITIES_READ`), the
   planner's ``lead_time_s`` until there is one.
 
@@ -52,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from prescaler.aws.autoscaling import Activity, lead_time_s
-from prescaler.history import INCOMPLETE_MINUTES, MAX_INVOCATIONS_PER_MINUTE
+from prescaler.history import INCOMPLETE_MINUTES, MAX_INVOCATIONS_PER_MINUTE, MINUTE, window
 from prescaler.plan import MAX_LEAD_TIME_S, Decision, PlannerSettings, TargetState, decide
 from prescaler.sim.scenarios import Demand
 
@@ -664,13 +666,27 @@ class _PredictiveHook:
         # What the Lambda reads at a tick: the complete minutes before floor(now) - 2 (the CloudWatch
         # reader drops the newest two as incomplete), or less if the twin publishes later than that.
         self.visible_lag = max(INCOMPLETE_MINUTES + 1, 1 + model.metric_delay_s // 60)
+        # ... over its whole window (HISTORY_DAYS), zero-filled before the endpoint's first minute as
+        # the CloudWatch reader fills minutes with no datapoint: the run's minutes after
+        # ``history_minutes`` of zeros (prescaler.history.window), copied in as the run publishes them.
+        padded = window(pd.Series(np.zeros(len(index)), index=index),
+                        (index[-1] if len(index) else pd.Timestamp(0, tz="UTC")) + MINUTE,
+                        (len(index) + history_minutes) * MINUTE)
+        self._padded_index = padded.index
+        self._padded = padded.to_numpy(copy=True)
+        self._published = 0  # run minutes copied into ``_padded``
 
     def visible_history(self, mi: int) -> pd.Series:
-        """The minutes the Lambda would read at minute ``mi``'s start: ``[.., mi - 3]`` by default."""
+        """The window the Lambda would read at minute ``mi``'s start: the ``history_minutes`` before
+        ``mi - 2`` (``[.., mi - 3]`` by default), zero before the run's first minute."""
         end = max(0, mi - self.visible_lag + 1)
-        start = max(0, end - self.history_minutes)
-        # a copy: later minutes of the run must never show through
-        return pd.Series(self.invocations[start:end].copy(), index=self.index[start:end], name="invocations")
+        h = self.history_minutes
+        if end > self._published:
+            self._padded[h + self._published:h + end] = self.invocations[self._published:end]
+            self._published = end
+        # run minute i is at h + i: its window [end - h, end) is [end, end + h); a copy, so that
+        # later minutes of the run never show through
+        return pd.Series(self._padded[end:end + h].copy(), index=self._padded_index[end:end + h], name="invocations")
 
     def learned_settings(self, fleet: _Fleet, now: pd.Timestamp, t: float) -> PlannerSettings:
         """The planner settings with the lead time the Lambda would learn at ``t``: from the newest
@@ -693,9 +709,9 @@ class _PredictiveHook:
         if fleet.updating(t):
             self.deferred += 1  # service.py: "endpoint ... is Updating, not InService: deferred"
             return
+        if mi < self.visible_lag:
+            return  # nothing published yet: the Lambda reads no datapoint and holds (no_data)
         history = self.visible_history(mi)
-        if len(history) == 0:
-            return
         state = TargetState(fleet.min_capacity, fleet.max_capacity, fleet.desired, self.owned, self.owned_since,
                             self.watchdog_at)
         settings = self.learned_settings(fleet, now, t)
