@@ -388,9 +388,9 @@ def _lag_matrix(
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
     days_back = None
     if pattern.workdays:
-        local = pd.DatetimeIndex(origin + pd.to_timedelta(targets, unit="min"))
-        local = local if timezone in ("UTC", "Etc/UTC") else local.tz_convert(timezone)
-        days_back = _same_kind_days(cycles)[local.dayofweek.to_numpy()]
+        # local weekday (Monday 0) of each target in integer minutes: 1970-01-01 was a Thursday
+        local = origin.value // 60_000_000_000 + targets + (0 if offsets_t is None else offsets_t)
+        days_back = _same_kind_days(cycles)[(local // DAY_MINUTES + 3) % 7]
     n = len(values)
     if offsets_t is None and days_back is None and len(targets) and targets[-1] - targets[0] == len(targets) - 1:
         # contiguous targets at a fixed lag: each cycle is a slice (the backtest's common case)
