@@ -33,10 +33,11 @@ import json
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prescaler.cli import main
@@ -179,14 +180,25 @@ def _job(v: Variant, command: str) -> dict:
     return row(v, command, backtest(command))
 
 
-def sweep(runs: list[Variant], cache: Path, jobs: int, run: bool = True) -> Iterator[dict]:
+def _describe(r: dict) -> str:
+    return f"{r['trace']} {r['window']} ({r['wall_s']:.0f} s)"
+
+
+def sweep(runs: list[Any], cache: Path, jobs: int, run: bool = True, *,
+          command: Callable[[Any], str] | None = None, job: Callable[[Any, str], dict] = _job,
+          describe: Callable[[dict], str] = _describe) -> Iterator[dict]:
     """Run (or read from ``cache``) every variant; yields each finished row, appending new ones to ``cache``
-    (with ``run`` False, only the cached rows: a report of a sweep still under way)."""
+    (with ``run`` False, only the cached rows: a report of a sweep still under way).
+
+    Other sweeps (scripts/field_cases.py) pass their own runs with ``command`` (a run's ``prescaler``
+    arguments; default :meth:`Variant.command`), ``job`` (a module-level function: run and score one,
+    its row carrying ``command`` = ``"prescaler " + command``) and ``describe`` (the progress line)."""
     traces = {t.key: t for t in TRACES}
+    command_of = command or (lambda v: v.command(traces))
     done = _cached(cache)
     todo = []
     for v in runs:
-        command = v.command(traces)
+        command = command_of(v)
         if f"prescaler {command}" in done:
             yield done[f"prescaler {command}"]
         elif run:
@@ -199,15 +211,15 @@ def sweep(runs: list[Variant], cache: Path, jobs: int, run: bool = True) -> Iter
         def finished(r: dict) -> dict:
             f.write(json.dumps(r) + "\n")
             f.flush()
-            progress.update(task, advance=1, description=f"{r['trace']} {r['window']} ({r['wall_s']:.0f} s)")
+            progress.update(task, advance=1, description=describe(r))
             return r
 
         if jobs <= 1:
             for v, command in todo:
-                yield finished(_job(v, command))
+                yield finished(job(v, command))
         else:
             with ProcessPoolExecutor(jobs) as pool:
-                futures = [pool.submit(_job, v, command) for v, command in todo]
+                futures = [pool.submit(job, v, command) for v, command in todo]
                 for fut in as_completed(futures):
                     yield finished(fut.result())
 

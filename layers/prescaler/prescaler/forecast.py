@@ -3,9 +3,15 @@
 The method is a seasonal "evidence over recent cycles" at minute resolution, acted on only where a
 cost-aware backtest says acting pays:
 
-1. **Candidate periods.** The hourly, daily and weekly cycles, plus up to ``MAX_DISCOVERED`` periods
-   discovered in the history itself (from its first minute with traffic: the zeros a young
-   endpoint's window is filled with would swamp them): the highest peaks of the autocorrelation of the demand (after
+1. **Candidate periods.** The hourly, daily and weekly cycles, the business day (``workdays``: a
+   daily cycle whose evidence for a weekday is the four weekdays before it, and for a Saturday or a
+   Sunday the weekend days before it: a job that runs Monday to Friday is prepared for on Monday
+   from Friday and Thursday, and not raised for on the weekend from the four weekdays before it,
+   which costs the plain daily cycle two idle raises a week and, at two hours a burst, its
+   convincing return; the weekly cycle needs two weeks of history to say the same), plus up to
+   ``MAX_DISCOVERED`` periods discovered in the history itself (from its first minute with traffic:
+   the zeros a young endpoint's window is filled with would swamp them): the highest peaks of the
+   autocorrelation of the demand (after
    removing its day-long moving average, so that a 30-minute, 2-hour or 8-hour rhythm stands out
    from the daily swell), at minute resolution, between ``MIN_PERIOD`` and ``MAX_DISCOVERED_PERIOD``
    minutes (computed with numpy's FFT: Wiener-Khinchin).
@@ -121,6 +127,7 @@ class Pattern:
     wall_clock: bool  # lags counted in local wall-clock time (daylight saving) rather than UTC
     discovered: bool = False
     drift_minutes: int | None = None  # the spike-start drift (min) the backtest chose; None: not chosen yet
+    workdays: bool = False  # daily lags count days of the same kind only (Monday-Friday, or the weekend)
 
     @property
     def min_span_minutes(self) -> int:
@@ -134,7 +141,21 @@ PATTERNS: tuple[Pattern, ...] = (
     # four days: a weekday burst is still seen twice on a Monday (Friday, Thursday; the weekend not)
     Pattern("daily", 1440, cycles=4, wall_clock=True),
     Pattern("weekly", 10080, cycles=2, wall_clock=True),
+    # a business-day job: a weekday's evidence is the four weekdays before it, a weekend day's the weekend
+    # days before it (a weekday-only burst is not raised for on Saturday and Sunday)
+    Pattern("workdays", 1440, cycles=4, wall_clock=True, workdays=True),
 )
+
+
+def _same_kind_days(cycles: int) -> np.ndarray:
+    """``[weekday, k - 1]``: how many days back the ``k``-th day of the same kind (Monday-Friday, or
+    Saturday-Sunday) is, for each weekday (Monday 0)."""
+    out = np.zeros((7, cycles), dtype=np.int64)
+    for w in range(7):
+        kind = w >= 5
+        back = [d for d in range(1, 7 * cycles + 1) if ((w - d) % 7 >= 5) == kind][:cycles]
+        out[w] = back
+    return out
 
 
 @dataclass(frozen=True)
@@ -365,8 +386,13 @@ def _lag_matrix(
     if pattern.wall_clock and timezone not in ("UTC", "Etc/UTC"):
         times = origin + pd.to_timedelta(targets, unit="min")
         offsets_t = _utc_offsets(pd.DatetimeIndex(times), timezone)
+    days_back = None
+    if pattern.workdays:
+        # local weekday (Monday 0) of each target in integer minutes: 1970-01-01 was a Thursday
+        local = origin.value // 60_000_000_000 + targets + (0 if offsets_t is None else offsets_t)
+        days_back = _same_kind_days(cycles)[(local // DAY_MINUTES + 3) % 7]
     n = len(values)
-    if offsets_t is None and len(targets) and targets[-1] - targets[0] == len(targets) - 1:
+    if offsets_t is None and days_back is None and len(targets) and targets[-1] - targets[0] == len(targets) - 1:
         # contiguous targets at a fixed lag: each cycle is a slice (the backtest's common case)
         for k in range(1, cycles + 1):
             a = int(targets[0]) - k * pattern.period_minutes
@@ -378,7 +404,7 @@ def _lag_matrix(
                 row[~ok[lo:hi]] = -np.inf
         return lagged
     for k in range(1, cycles + 1):
-        src = targets - k * pattern.period_minutes
+        src = targets - (k * pattern.period_minutes if days_back is None else days_back[:, k - 1] * DAY_MINUTES)
         if offsets_t is not None:
             src_times = origin + pd.to_timedelta(src, unit="min")
             src = src + (offsets_t - _utc_offsets(pd.DatetimeIndex(src_times), timezone))
