@@ -104,12 +104,33 @@ def rise_start(rps: pd.Series, window: int = 10) -> tuple[pd.Timestamp, pd.Times
     return rps.index[lo + int(above.argmax())], rps.index[i]
 
 
+#: In the zoom's queue panel, a policy whose queue peaks this many times above another's (non-zero)
+#: peak would flatten it to the axis on a linear scale: the panel is then drawn on a symlog scale.
+QUEUE_SPREAD_FOR_LOG = 100.0
+
+
+def queue_scale(peaks: list[float]) -> tuple[str, float]:
+    """The y scale of the zoom's queue panel from the peak queue (requests) of each policy that
+    breached the SLO in the zoom's window.
+
+    Returns ``("linear", 0)``, or ``("symlog", linthresh)`` when the largest peak is at least
+    :data:`QUEUE_SPREAD_FOR_LOG` times the smallest non-zero one (a backlog that never drains, such as
+    ``cpu-target-tracking``'s on a GPU-bound model, next to a 2-minute breach): ``linthresh`` is that
+    smallest peak, so every queue that breached stays visible.
+    """
+    nonzero = [p for p in peaks if p > 0]
+    if len(nonzero) < 2 or max(nonzero) < QUEUE_SPREAD_FOR_LOG * min(nonzero):
+        return "linear", 0.0
+    return "symlog", float(min(nonzero))
+
+
 def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel, path: str | Path,
          title: str, zoom_hours: float = 3.0) -> Path:
     """PNG of what the table headlines. Panels: demand over the evaluated period; each policy's SLO
     breach minutes (one row per policy, so none hides another); in-service instances (hourly mean);
     and a zoom of ``zoom_hours`` around the steepest rise (titled with the minute it starts): demand vs
-    each policy's capacity, and each policy's queue (requests waiting). Returns the path written."""
+    each policy's capacity, and each policy's queue (requests waiting; on a symlog scale when the
+    breaching queues differ a hundredfold, see :func:`queue_scale`). Returns the path written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,6 +177,7 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
         end = begin + pd.Timedelta(hours=zoom_hours)
         z = rps[(rps.index >= begin) & (rps.index < end)]
         ax_zoom.fill_between(z.index, z.to_numpy(), step="post", color="#dddddd", label="demand")
+        peaks: list[float] = []
         for name in names:
             ls, lw = STYLES.get(name, ("-", 1.0))
             r = results[name]
@@ -164,8 +186,11 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
                          label=name, color=COLOURS.get(name), alpha=0.9)
             if r.queue is not None:
                 q = r.queue[(r.queue.index >= begin) & (r.queue.index < end)]
+                over = int(r.breach[q.index].sum())
                 ax_queue.step(q.index, q.to_numpy(), where="post", lw=lw, ls=ls, color=COLOURS.get(name),
-                              label=f"{name} ({int(r.breach[q.index].sum())} min over SLO here)", alpha=0.9)
+                              label=f"{name} ({over} min over SLO here)", alpha=0.9)
+                if over:
+                    peaks.append(float(q.max()))
         marker = float(mdates.date2num(starts.to_pydatetime()))
         ax_zoom.axvline(marker, color="black", lw=0.8, ls=":")
         ax_zoom.set_ylabel("requests/s")
@@ -174,7 +199,12 @@ def plot(demand: Demand, results: dict[str, PolicyResult], model: EndpointModel,
                           f"{model.capacity_rps_per_instance:g} req/s)",
                           fontsize=10)
         ax_queue.axvline(marker, color="black", lw=0.8, ls=":")
-        ax_queue.set_ylabel("queue (requests waiting,\npeak per minute)")
+        scale, linthresh = queue_scale(peaks)
+        if scale == "symlog":
+            ax_queue.set_yscale("symlog", linthresh=linthresh)
+            ax_queue.set_ylim(bottom=0)
+        log_note = ", log scale" if scale == "symlog" else ""
+        ax_queue.set_ylabel(f"queue (requests waiting,\npeak per minute{log_note})")
         ax_queue.set_title("the same window: requests waiting; a queue above "
                            f"{model.slo_p99_s - model.service_time_s:g} s of the fleet's service rate breaches "
                            "the SLO", fontsize=10)
