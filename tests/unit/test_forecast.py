@@ -112,19 +112,23 @@ def test_reason_and_fields_explain_the_pattern_and_the_peak(synth) -> None:
     assert fc.peak_invocations_per_minute == pytest.approx(fc.values.max())
 
 
-def test_reason_says_how_much_of_the_backtest_span_had_traffic(synth) -> None:
+def test_a_young_endpoints_backtest_span_is_its_traffic_not_the_zero_filled_week(synth) -> None:
     # Given 3 days of hourly traffic read as a 14-day window (a new endpoint, a short trace: the
-    # minutes before its first invocation are zero-filled)
+    # minutes before its first invocation are zero-filled), and the same traffic alone
     hist = synth.history(3 * DAY, synth.top_of_hour)
     end = _end(hist)
     padded = window(hist, end, pd.Timedelta(days=14))
-    # When forecast
-    fc = forecast(padded, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE)
-    # Then the reason's 7-day backtest span says only 72 h of it had traffic, not a week of data
-    assert fc.usable
-    assert "over 7.0 days (72 h of them with traffic)" in fc.reason
-    # And the same traffic without the zero-filled window needs no such note
-    assert "with traffic" not in forecast(hist, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE).reason
+    # When both are forecast
+    lambda_view = forecast(padded, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE)
+    alone = forecast(hist, end + 50 * MINUTE, end + 57 * MINUTE + 60 * MINUTE)
+    # Then the backtest scored the traffic's 3 days (less its first hour), not a week of zeros and
+    # traffic, in both: the same span, the same backstop breaches judged, the same choice (the
+    # savings differ a little: lags into the zeros read zero, where the traffic alone has nothing)
+    assert lambda_view.usable and alone.usable
+    assert "net over 3.0 days" in lambda_view.reason and "net over 3.0 days" in alone.reason
+    assert "7.0 days" not in lambda_view.reason
+    assert lambda_view.skill["backstop_breach_minutes"] == alone.skill["backstop_breach_minutes"]
+    assert lambda_view.pattern == alone.pattern == "hourly"
 
 
 # --- patterns found and named --------------------------------------------------------------------
@@ -366,6 +370,26 @@ def test_a_young_endpoints_cron_spikes_act_in_the_zero_filled_window_the_lambda_
         assert fc.usable, fc.reason
         assert fc.pattern == "hourly"
         assert fc.window_start == pd.Timestamp("1970-01-01 15:00", tz="UTC")
+
+
+def test_a_young_endpoints_rhythm_acts_as_soon_in_the_lambdas_window_as_in_its_traffic_alone() -> None:
+    # Given the Azure Functions sample's first three hours and a quarter at `--peak-rps 120`'s scale
+    # (target 116 a minute on the file's own scale: 2,400 x 348 / 7,200), where the backstop breaches
+    # the :00 spikes and a 15-minute rhythm (:15, :30, :45 bursts) is the first provable one
+    from prescaler.sim import scenarios
+
+    minutes = scenarios.load_trace("data/traces/azure_functions_2019_sample500_timer_8h_1min.csv")
+    now = pd.Timestamp("1970-01-01 11:11", tz="UTC")
+    seen = minutes[minutes.index < now - 2 * MINUTE]
+    zero_filled = window(seen, now - 2 * MINUTE, pd.Timedelta(days=14))
+    cost = CostModel(target_invocations_per_instance=116.0)
+    # When forecast from the Lambda's zero-filled window and from the traffic alone
+    views = [forecast(h, now, now + 36 * MINUTE, cost=cost) for h in (zero_filled, seen)]
+    # Then both act on the 15-minute rhythm for the 11:15 burst (the zero-filled week scored as well
+    # judged the rhythm by its first cycles and held until 12:11)
+    for fc in views:
+        assert fc.usable and fc.pattern == "15-minute", fc.reason
+        assert fc.window_start == pd.Timestamp("1970-01-01 11:15", tz="UTC")
 
 
 def test_a_silent_window_is_data_and_one_sighting_is_not_repeated(synth) -> None:

@@ -28,7 +28,9 @@ cost-aware backtest says acting pays:
    weekday-only burst is still seen twice on a Monday (Friday and Thursday). Daily and weekly lags
    are counted in wall-clock time of ``timezone`` (daylight saving).
 4. **Cost-aware backtest.** Each candidate is replayed on the newest week (``SKILL_MINUTES``; less
-   when the history is shorter: all of it after the shortest candidate's first cycle) against what
+   when the history is shorter: all of it after the shortest candidate's first cycle, a young
+   endpoint's history counted from its first invocation, not from the zeros its window is filled
+   with, so the Lambda's 14-day window and the same traffic alone choose alike) against what
    the backstop alone (target tracking) would have had: capacity that covers the demand it saw
    ``backstop_reaction_minutes`` ago, kept for ``backstop_hold_minutes``. The loss is asymmetric: a
    minute whose demand exceeds what the capacity serves at the target costs ``breach_minute_cost``
@@ -605,6 +607,11 @@ def _backtest_patterns(
         return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
     longest = max(p.period_minutes for p in eligible)
     span = min(max(SKILL_MINUTES, longest), n - shortest)
+    # a young endpoint (its window zero-filled before its first invocation) is scored from one cycle
+    # into its traffic, as a history that starts with the traffic is: the same minutes, the same choice
+    first = int(np.argmax(y > 0)) if (y > 0).any() else 0
+    if first > 0:
+        span = max(1, min(span, n - first - shortest))
     bt = _backtest(y, span, cost)
     observed_until = bt.targets - cost.lookahead_minutes
     preds: dict[Pattern, np.ndarray] = {}
@@ -716,13 +723,10 @@ def forecast(
     active = n - first
     sel = _selection(y[sel_start:sel_end], history.index[0] + sel_start * MINUTE, n, active, cost, drift_minutes,
                      timezone)
-    # The backtest's span counts the zero-filled minutes before the first invocation (a new endpoint, a
-    # short trace): say how much of it had traffic, so "7.0 days" is not read as a week of data.
-    traffic = f"{_duration(active)} of them with traffic" if 0 < active < sel.span else ""
+    # (The backtest's span never counts the zero-filled minutes before a young endpoint's first
+    # invocation: "over 0.2 days" is how much traffic judged the choice.)
     if sel.chosen is None:
-        # The reason ends in a long parenthesis: name the span again rather than "of them".
-        return unusable(f"{sel.reason}; {_duration(active)} of those {sel.span / 1440:.1f} days had traffic"
-                        if traffic and sel.span else sel.reason, sel.skill, sel.periods, sel.judged)
+        return unusable(sel.reason, sel.skill, sel.periods, sel.judged)
     chosen, skill, span, periods = sel.chosen, sel.skill, sel.span, sel.periods
     origin = history.index[0]
     bt = _backtest(y, 0, cost)
@@ -748,7 +752,7 @@ def forecast(
     others = [f"{p.name} (±{p.drift_minutes} min)" for p in chosen if p is not best]
     reason = (
         f"{best.name} pattern ({best.cycles} cycles, drift ±{best.drift_minutes} min; backtest saves "
-        f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days{f' ({traffic})' if traffic else ''}"
+        f"{skill[best.name]:,.0f} instance-minutes net over {span / 1440:.1f} days"
         f"{'; also ' + ', '.join(others) if others else ''}): "
         f"peak {peak:,.0f} invocations/min expected {w_start:%H:%M}-{w_end:%H:%M} UTC"
     )
