@@ -240,17 +240,12 @@ def row(case: Case, command: str, report: dict) -> dict:
     backstop = _sweep.BACKSTOP_POLICY[report["model"]["backstop"]]
     s = pol[backstop]
     cost = p["instance_hours"] / b["instance_hours"] if b["instance_hours"] else float("inf")
-    cost_backstop = p["instance_hours"] / s["instance_hours"] if s["instance_hours"] else float("inf")
+    cost_backstop, worse = _sweep.never_worse(p, s)
     miss = []
     if p["breach_minutes"] > BREACH_SHARE * b["breach_minutes"]:
         miss.append(f"breach {p['breach_minutes']} > {BREACH_SHARE:g}x {b['breach_minutes']}")
     if cost > PEER_COST_LIMIT:
         miss.append(f"cost {cost:.3f}x > {PEER_COST_LIMIT}x")
-    worse = []
-    if p["breach_minutes"] > s["breach_minutes"]:
-        worse.append(f"breaches +{p['breach_minutes'] - s['breach_minutes']}")
-    if cost_backstop > BACKSTOP_COST_LIMIT:
-        worse.append(f"cost {cost_backstop:.3f}x > {BACKSTOP_COST_LIMIT}x")
     return {
         **asdict(case), "case": case.name, "predictive_breach_min": p["breach_minutes"],
         "predictive_instance_h": round(p["instance_hours"], 1), "best_peer": best,
@@ -258,7 +253,7 @@ def row(case: Case, command: str, report: dict) -> dict:
         "breach_share": round(p["breach_minutes"] / b["breach_minutes"], 3) if b["breach_minutes"] else None,
         "cost_ratio": round(cost, 3), "backstop": backstop, "backstop_breach_min": s["breach_minutes"],
         "backstop_cost_ratio": round(cost_backstop, 3), "target_miss": ", ".join(miss),
-        "never_worse_violation": ", ".join(worse), "wall_s": report["wall_s"], "command": f"prescaler {command}",
+        "never_worse_violation": worse, "wall_s": report["wall_s"], "command": f"prescaler {command}",
     }
 
 

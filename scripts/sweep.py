@@ -148,13 +148,22 @@ def backtest(command: str) -> dict:
     return report
 
 
+def never_worse(p: dict, b: dict) -> tuple[float, str]:
+    """Predictive's scores ``p`` against its backstop's ``b`` (``breach_minutes``, ``instance_hours``):
+    its cost ratio, and how it breaks issue 10's "never worse than the backstop" (more breach minutes,
+    or more than :data:`COST_LIMIT` times its instance-hours), ``""`` when it does not."""
+    ratio = p["instance_hours"] / b["instance_hours"] if b["instance_hours"] else float("inf")
+    more_breach = p["breach_minutes"] > b["breach_minutes"]
+    too_costly = ratio > COST_LIMIT
+    return ratio, ", ".join([f"breaches +{p['breach_minutes'] - b['breach_minutes']}"] * more_breach
+                            + [f"cost {ratio:.3f}x > {COST_LIMIT}x"] * too_costly)
+
+
 def row(v: Variant, command: str, report: dict) -> dict:
     """One line of the sweep: predictive against its backstop, and whether it violates issue 10's targets."""
     backstop = BACKSTOP_POLICY[v.backstop]
     p, b = report["policies"]["predictive"], report["policies"][backstop]
-    ratio = p["instance_hours"] / b["instance_hours"] if b["instance_hours"] else float("inf")
-    more_breach = p["breach_minutes"] > b["breach_minutes"]
-    too_costly = ratio > COST_LIMIT
+    ratio, violation = never_worse(p, b)
     d = report["demand"]
     return {
         "trace": v.trace, "window": v.window, "peak_rps": v.peak_rps, "backstop": v.backstop,
@@ -162,9 +171,7 @@ def row(v: Variant, command: str, report: dict) -> dict:
         "evaluated_days": round(d["evaluated_minutes"] / 1440, 2),
         "predictive_breach_min": p["breach_minutes"], "backstop_breach_min": b["breach_minutes"],
         "predictive_instance_h": round(p["instance_hours"], 1), "backstop_instance_h": round(b["instance_hours"], 1),
-        "cost_ratio": round(ratio, 3), "violation": ", ".join(
-            [f"breaches +{p['breach_minutes'] - b['breach_minutes']}"] * more_breach
-            + [f"cost {ratio:.3f}x > {COST_LIMIT}x"] * too_costly),
+        "cost_ratio": round(ratio, 3), "violation": violation,
         "wall_s": report["wall_s"], "command": f"prescaler {command}",
     }
 

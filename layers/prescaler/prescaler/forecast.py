@@ -73,6 +73,7 @@ minute, by the simulator's ``predictive`` policy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections import OrderedDict
@@ -149,9 +150,11 @@ PATTERNS: tuple[Pattern, ...] = (
 )
 
 
+@functools.cache
 def _same_kind_days(cycles: int) -> np.ndarray:
     """``[weekday, k - 1]``: how many days back the ``k``-th day of the same kind (Monday-Friday, or
-    Saturday-Sunday) is, for each weekday (Monday 0)."""
+    Saturday-Sunday) is, for each weekday (Monday 0). Computed once per ``cycles``: callers index it,
+    never write to it."""
     out = np.zeros((7, cycles), dtype=np.int64)
     for w in range(7):
         kind = w >= 5
@@ -594,11 +597,11 @@ def _selection(
             f"{_duration(shortest.min_span_minutes)} (six cycles, at most 24 h, at least two; traffic in all "
             "but the first)"))
     key = ("select", *data_key, eligible, cost, drift, timezone)
-    return _memo(key, lambda: _backtest_patterns(y, origin, eligible, periods, cost, drift, timezone))
+    return _memo(key, lambda: _backtest_patterns(y, first, origin, eligible, periods, cost, drift, timezone))
 
 
 def _backtest_patterns(
-    y: np.ndarray, origin: pd.Timestamp, eligible: tuple[Pattern, ...], periods: tuple[int, ...],
+    y: np.ndarray, first: int, origin: pd.Timestamp, eligible: tuple[Pattern, ...], periods: tuple[int, ...],
     cost: CostModel, drift: int, timezone: str,
 ) -> _Selection:
     n = len(y)
@@ -607,9 +610,8 @@ def _backtest_patterns(
         return _Selection(None, {}, periods, 0, "too little history to backtest: less than one cycle of whole hours")
     longest = max(p.period_minutes for p in eligible)
     span = min(max(SKILL_MINUTES, longest), n - shortest)
-    # a young endpoint (its window zero-filled before its first invocation) is scored from one cycle
-    # into its traffic, as a history that starts with the traffic is: the same minutes, the same choice
-    first = int(np.argmax(y > 0)) if (y > 0).any() else 0
+    # a young endpoint (its window zero-filled before its first invocation, at ``first``) is scored from
+    # one cycle into its traffic, as a history that starts with the traffic is (same minutes, same choice)
     if first > 0:
         span = max(1, min(span, n - first - shortest))
     bt = _backtest(y, span, cost)

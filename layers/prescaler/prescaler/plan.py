@@ -386,13 +386,10 @@ def plan(
     new_min = current
     reason = f"hold MinCapacity {current}: forecast peak needs {required} in {window}"
     action: Action = "hold"
-    if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
-        return decision("hold", current, f"{reason}; history is stale (newest minute "
-                        f"{newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
-    tail = history.to_numpy()[-settings.scale_in_low_minutes:]
-    if not np.isfinite(tail).all() or (tail < 0).any():
-        return decision("hold", current, f"{reason}; the newest minutes are unreadable: nothing is lowered")
-    observed_need = instances_for(float(tail.max()), settings) if len(tail) else 0
+    tail, unfit = _newest_demand(history, newest, settings, now)
+    if unfit:
+        return decision("hold", current, f"{reason}; {unfit}: nothing is lowered")
+    observed_need = instances_for(float(tail.max()), settings)
     demand_need, demand_says = _demand_need(tail, observed_need, expected_recent, fc, settings, numbers)
     if current > baseline and required < current:
         # never below what demand needs now: what the last minutes of it needed (the spike may still be
@@ -423,6 +420,21 @@ def plan(
     return decision(action, new_min, reason, desired)
 
 
+def _newest_demand(
+    history: pd.Series, newest: pd.Timestamp | None, settings: PlannerSettings, now: pd.Timestamp,
+) -> tuple[np.ndarray, str]:
+    """The newest ``scale_in_low_minutes`` complete minutes of demand (invocations per minute) that a
+    relax may be floored on, and ``""``; or why nothing may be lowered on them: the history is stale
+    (its newest minute more than :data:`STALE_AFTER_MINUTES` before ``now``, or none) or those minutes
+    are unreadable (not finite, or negative)."""
+    if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
+        return np.empty(0), f"history is stale (newest minute {newest.isoformat() if newest is not None else 'none'})"
+    tail = history.to_numpy()[-settings.scale_in_low_minutes:]
+    if len(tail) == 0 or not np.isfinite(tail).all() or (tail < 0).any():
+        return tail, "the newest minutes are unreadable"
+    return tail, ""
+
+
 def _relax_pattern_gone(
     fc: Forecast,
     history: pd.Series,
@@ -445,13 +457,9 @@ def _relax_pattern_gone(
     backstop alone would keep."""
     numbers["pattern_gone"] = True
     gone = f"no pattern worth acting on any more ({fc.reason.removeprefix('no pattern worth acting on: ')})"
-    if newest is None or (now.floor("min") - newest) / MINUTE > STALE_AFTER_MINUTES:
-        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but the history is stale (newest "
-                        f"minute {newest.isoformat() if newest is not None else 'none'}): nothing is lowered")
-    tail = history.to_numpy()[-settings.scale_in_low_minutes:]
-    if len(tail) == 0 or not np.isfinite(tail).all() or (tail < 0).any():
-        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but the newest minutes are "
-                        "unreadable: nothing is lowered")
+    tail, unfit = _newest_demand(history, newest, settings, now)
+    if unfit:
+        return decision("hold", current, f"hold MinCapacity {current}: {gone}; but {unfit}: nothing is lowered")
     need = instances_for(float(tail.max()), settings)
     numbers["observed_required_instances"] = need
     floor = max(baseline, min(current, need))
